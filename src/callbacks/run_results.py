@@ -1,0 +1,155 @@
+"""``results.json``: one machine-readable record per run, so results never live only in prose."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import EarlyStopping
+
+from src.callbacks.divergence import DivergenceGuard
+
+RESULTS_FILE = "results.json"
+CHECKPOINT_KEY = "run_results"
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
+
+
+class RunResults(pl.Callback):
+    """Collects what a run was, how it went and how it ended, and writes ``results.json``.
+
+    Epochs are counted from 1, as Keras prints them. Throughput counts training steps only
+    (validation excluded). The file is rewritten at every epoch end, so even a killed run
+    leaves its history behind.
+    """
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, float]] = []
+        self.record: dict[str, Any] = {}
+        self._train_seconds = 0.0
+        self._train_images = 0
+        self._running_since: float | None = None
+        self._fit_started: float | None = None
+
+    # what ran --------------------------------------------------------------------------
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._fit_started = time.perf_counter()
+        optimizer = trainer.optimizers[0]
+        datamodule = trainer.datamodule
+        self.record = {
+            "config": trainer.logger.name if trainer.logger else None,
+            "run_dir": trainer.log_dir,
+            "hparams": {
+                "optimizer": f"{type(optimizer).__module__}.{type(optimizer).__name__}",
+                "optimizer_args": {k: v for k, v in optimizer.defaults.items() if _is_plain(v)},
+                **{k: v for k, v in pl_module.hparams.items() if _is_plain(v) and not k.startswith("_")},
+                **({k: v for k, v in datamodule.hparams.items() if _is_plain(v)} if datamodule else {}),
+                "seed": int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed())),
+                "precision": trainer.precision,
+                "devices": trainer.world_size,
+            },
+            "resumed_from": trainer.ckpt_path,
+        }
+
+    # how fast --------------------------------------------------------------------------
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._running_since = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        self._train_images += len(batch[1]) * trainer.world_size
+
+    def _stop_clock(self, trainer: pl.Trainer) -> None:
+        if self._running_since is not None:
+            if trainer.strategy.root_device.type == "cuda":
+                torch.cuda.synchronize()
+            self._train_seconds += time.perf_counter() - self._running_since
+            self._running_since = None
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._stop_clock(trainer)
+
+    # how it went -----------------------------------------------------------------------
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._stop_clock(trainer)
+        metrics = {k: float(trainer.callback_metrics[k]) for k in EPOCH_METRICS if k in trainer.callback_metrics}
+        self.history.append({"epoch": trainer.current_epoch + 1, **metrics})
+        self._write(trainer, stop_reason="running")
+
+    # how it ended ----------------------------------------------------------------------
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._write(trainer, stop_reason=_stop_reason(trainer))
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._stop_clock(trainer)
+        if trainer.state.fn == "fit":
+            self._write(trainer, stop_reason="interrupted" if _is_interrupt(exception) else "failed")
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.record:  # a stand-alone `test` run: no fit to report on
+            return
+        self.record["test_loss"] = float(trainer.callback_metrics["test_loss"])
+        self.record["test_acc"] = float(trainer.callback_metrics["test_acc"])
+        self.record["tested_checkpoint"] = trainer.ckpt_path
+        self._write(trainer)
+
+    def _write(self, trainer: pl.Trainer, stop_reason: str | None = None) -> None:
+        if self._fit_started is None:
+            return
+        best = max(self.history, key=lambda h: h.get("val_acc", float("-inf")), default={})
+        self.record.update(
+            epochs=len(self.history),
+            best_val_acc=best.get("val_acc"),
+            best_epoch=best.get("epoch"),
+            wall_time_s=round(time.perf_counter() - self._fit_started, 2),
+            train_images_per_s=round(self._train_images / self._train_seconds, 1) if self._train_seconds else None,
+            history=self.history,
+        )
+        if stop_reason:
+            self.record["stop_reason"] = stop_reason
+        self.record.setdefault("test_loss", None)
+        self.record.setdefault("test_acc", None)
+        if trainer.is_global_zero and trainer.log_dir:
+            path = Path(trainer.log_dir) / RESULTS_FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".partial")
+            partial.write_text(json.dumps(self.record, indent=2, default=str) + "\n")
+            partial.replace(path)
+
+    # A resumed fit continues the record; testing a checkpoint must not rewind it.
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        checkpoint[CHECKPOINT_KEY] = {
+            "history": self.history, "train_seconds": self._train_seconds, "train_images": self._train_images,
+        }
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        if trainer.state.fn == "fit" and CHECKPOINT_KEY in checkpoint:
+            saved = checkpoint[CHECKPOINT_KEY]
+            self.history, self._train_seconds, self._train_images = (
+                saved["history"], saved["train_seconds"], saved["train_images"],
+            )
+
+
+def _is_plain(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool, type(None), list, tuple))
+
+
+def _is_interrupt(exception: BaseException) -> bool:
+    return isinstance(exception, (KeyboardInterrupt, SystemExit))
+
+
+def _stop_reason(trainer: pl.Trainer) -> str:
+    if any(isinstance(cb, DivergenceGuard) and cb.diverged_at_step is not None for cb in trainer.callbacks):
+        return "diverged"
+    if any(isinstance(cb, EarlyStopping) and cb.stopped_epoch > 0 for cb in trainer.callbacks):
+        return "early_stopping"
+    if trainer.fast_dev_run:
+        return "fast_dev_run"
+    if trainer.max_epochs is not None and trainer.current_epoch >= trainer.max_epochs:
+        return "max_epochs"
+    if 0 < trainer.max_steps <= trainer.global_step:
+        return "max_steps"
+    return "stopped"

@@ -1,0 +1,141 @@
+"""CIFAR-10 as a LightningDataModule: the notebook's inputs, an honest validation split."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from src.data.batches import Augmentation, TensorBatches, augment, to_float_nchw
+from src.data.sources import CLASSES, Split, load_cifar10
+from src.errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+
+def stratified_holdout(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """A boolean mask choosing ``size`` samples, each class in proportion to its share."""
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * size / len(labels)
+    quota = np.floor(exact).astype(int)
+    quota[np.argsort(quota - exact)[: size - quota.sum()]] += 1  # largest remainders first
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(labels), dtype=bool)
+    for cls, take in zip(classes, quota):
+        members = np.flatnonzero(labels == cls)
+        mask[rng.choice(members, size=take, replace=False)] = True
+    return mask
+
+
+class CIFAR10DataModule(pl.LightningDataModule):
+    """CIFAR-10 scaled to [0, 1] (no mean/std, as the notebook), served from memory.
+
+    Args:
+        data_dir: writable directory for the decoded cache (and torchvision's download).
+        source: an image-folder copy of CIFAR-10, a directory or ``.tar.gz`` holding
+            ``train/<class>/*`` and ``test/<class>/*``; decoded once into ``data_dir``.
+        download: let torchvision download CIFAR-10 when no copy is found.
+        batch_size: training batch size (the notebook's 32).
+        eval_batch_size: batch size for validation and test; any size gives the same numbers.
+        val_split: training images held out (stratified, seeded by ``split_seed``) for
+            validation and early stopping. ``0`` is the notebook's protocol: validate on
+            the test set.
+        split_seed: seed of the hold-out, fixed apart from the training seed so that
+            seeds vary the training, not the data.
+        augment: per-batch training augmentation, ``none`` as in the notebook.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        source: str | None = None,
+        download: bool = True,
+        batch_size: int = 32,
+        eval_batch_size: int = 1000,
+        val_split: int = 5000,
+        split_seed: int = 0,
+        augment: Augmentation = "none",
+    ) -> None:
+        super().__init__()
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value < 1:
+                raise UserInputError(f"data.{name} must be at least 1, got {value}.")
+        if val_split < 0:
+            raise UserInputError(
+                f"data.val_split must be 0 (validate on the test set) or a positive number of "
+                f"training images to hold out, got {val_split}."
+            )
+        self.save_hyperparameters()
+        self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def prepare_data(self) -> None:
+        load_cifar10(self.hparams.data_dir, self.hparams.source, self.hparams.download)
+
+    def setup(self, stage: str) -> None:
+        if self.splits:
+            return
+        data = load_cifar10(self.hparams.data_dir, self.hparams.source, download=False)
+        train, test = data["train"], data["test"]
+        val_split = self.hparams.val_split
+        if val_split >= len(train.labels):
+            raise UserInputError(
+                f"data.val_split={val_split} leaves no training images: the training set has "
+                f"{len(train.labels)}. Choose a smaller hold-out (default 5000)."
+            )
+        if val_split == 0:
+            log.warning(
+                "data.val_split=0: validating on the TEST set, as the notebook did. val_acc is then "
+                "test accuracy and early stopping selects on the test set; use a hold-out to avoid that."
+            )
+            val = test
+        else:
+            held_out = stratified_holdout(train.labels, val_split, self.hparams.split_seed)
+            val = Split(train.images[held_out], train.labels[held_out])
+            train = Split(train.images[~held_out], train.labels[~held_out])
+        self.splits = {name: _as_tensors(split) for name, split in (("train", train), ("val", val), ("test", test))}
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return CLASSES
+
+    def _batches(self, split: str, shuffle: bool) -> TensorBatches:
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        if device.type != "cpu":  # keep the data where the model is: slicing replaces copying
+            self.splits[split] = tuple(t.to(device) for t in self.splits[split])
+        images, labels = self.splits[split]
+        return TensorBatches(
+            images,
+            labels,
+            batch_size=self.hparams.batch_size if shuffle else self.hparams.eval_batch_size,
+            shuffle=shuffle,
+            seed=torch.initial_seed(),
+            epoch=lambda: self.trainer.current_epoch if self.trainer else 0,
+            rank=self.trainer.global_rank if self.trainer else 0,
+            world_size=self.trainer.world_size if self.trainer else 1,
+        )
+
+    def train_dataloader(self) -> TensorBatches:
+        return self._batches("train", shuffle=True)
+
+    def val_dataloader(self) -> TensorBatches:
+        return self._batches("val", shuffle=False)
+
+    def test_dataloader(self) -> TensorBatches:
+        return self._batches("test", shuffle=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, Tensor):  # the model summary's float example input
+            return batch
+        images, labels = batch
+        images = to_float_nchw(images)
+        if self.trainer is not None and self.trainer.training:
+            images = augment(images, self.hparams.augment)
+        return images, labels
+
+
+def _as_tensors(split: Split) -> tuple[Tensor, Tensor]:
+    return torch.from_numpy(np.ascontiguousarray(split.images)), torch.from_numpy(split.labels)

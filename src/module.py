@@ -1,0 +1,107 @@
+"""The training module: the fixed CNN plus everything an experiment varies around it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.cli import OptimizerCallable
+from torch import Tensor
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from src.errors import UserInputError
+from src.losses import LossName, build_loss
+from src.model import NUM_CLASSES, KerasCifarCNN
+from src.optim import KerasRMSprop, keras_decay
+
+STAGES = ("train", "val", "test")
+
+
+class CifarClassifier(pl.LightningModule):
+    """Trains :class:`KerasCifarCNN` with the optimizer, decay and loss an experiment names.
+
+    Logs ``{train,val,test}_{loss,acc}`` once per epoch; those names are the contract that
+    configs, callbacks and reports rely on.
+
+    Args:
+        optimizer: any ``torch.optim`` optimizer (or one of ``src.optim``'s Keras forms),
+            given in YAML as ``class_path`` plus ``init_args``.
+        decay: Keras' legacy per-update decay, ``lr_t = lr / (1 + decay·t)``.
+        loss: the loss function, see :mod:`src.losses`.
+        label_smoothing: for ``loss: cross_entropy`` only.
+        channels_last: NHWC memory layout, faster for convolutions on CPU and GPU alike.
+    """
+
+    def __init__(
+        self,
+        optimizer: OptimizerCallable = KerasRMSprop,
+        decay: float = 0.0,
+        loss: LossName = "cross_entropy",
+        label_smoothing: float = 0.0,
+        channels_last: bool = True,
+    ) -> None:
+        super().__init__()
+        if decay < 0:
+            raise UserInputError(f"model.decay must be 0 or positive (lr_t = lr / (1 + decay·t)), got {decay}.")
+        _check_optimizer(optimizer)
+        self.save_hyperparameters(ignore=["optimizer"])
+        self.optimizer_factory = optimizer
+        self.loss_fn = build_loss(loss, label_smoothing)
+        self.net = KerasCifarCNN()
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.example_input_array = torch.zeros(1, 3, 32, 32)
+        self.metrics = torch.nn.ModuleDict(
+            {
+                f"{stage}_{name}": metric
+                for stage in STAGES
+                for name, metric in (
+                    ("loss", MeanMetric()),
+                    ("acc", MulticlassAccuracy(NUM_CLASSES, average="micro")),
+                )
+            }
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(images)
+
+    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = self.loss_fn(logits, labels)
+        self.metrics[f"{stage}_loss"].update(loss.detach(), weight=len(labels))
+        self.metrics[f"{stage}_acc"].update(logits.detach(), labels)
+        for name in ("loss", "acc"):
+            self.log(f"{stage}_{name}", self.metrics[f"{stage}_{name}"], on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(images).softmax(dim=1)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.optimizer_factory(self.parameters())
+        decay = keras_decay(optimizer, self.hparams.decay)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
+
+
+def _check_optimizer(optimizer: OptimizerCallable) -> None:
+    """Build the optimizer once on a dummy parameter, so bad arguments fail before any data work."""
+    try:
+        optimizer([torch.zeros(1, requires_grad=True)])
+    except (ValueError, TypeError) as err:
+        raise UserInputError(
+            f"The optimizer cannot be built: {err}. Fix model.optimizer.init_args in the config "
+            "or the --model.optimizer.* flags (learning rates and decays must be non-negative)."
+        ) from err

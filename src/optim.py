@@ -1,0 +1,126 @@
+"""Keras 2 (2.0.8) optimizer semantics where PyTorch's differ, and Keras' legacy ``decay``.
+
+RMSprop only needs Keras' defaults: ``torch.optim.RMSprop(alpha=0.9, eps=1e-8)`` is Keras'
+update exactly (epsilon outside the root). SGD with momentum and Adam differ:
+
+* Keras SGD folds the learning rate into the velocity (``v = m·v − lr·g; p += v``), while
+  PyTorch applies it after (``b = m·b + g; p −= lr·b``); the two part as soon as lr changes
+  over time, which the notebook's ``decay`` does at every update.
+* Keras Adam adds epsilon to the *uncorrected* ``√v`` and folds both bias corrections into
+  the step size; PyTorch adds epsilon to the corrected ``√v̂``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+
+def _check_non_negative(**values: float) -> None:
+    for name, value in values.items():
+        if value < 0:
+            raise ValueError(f"Invalid {name} value: {value}")
+
+
+class KerasRMSprop(torch.optim.RMSprop):
+    """``torch.optim.RMSprop`` with Keras 2's defaults: lr 1e-3, rho (alpha) 0.9, epsilon 1e-8."""
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, alpha: float = 0.9, eps: float = 1e-8) -> None:
+        super().__init__(params, lr=lr, alpha=alpha, eps=eps)
+
+
+class KerasSGD(Optimizer):
+    """SGD with Keras' momentum and Nesterov forms: ``v = m·v − lr·g``, then ``p += v``
+    (or ``p += m·v − lr·g`` with ``nesterov``)."""
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
+        _check_non_negative(lr=lr, momentum=momentum)
+        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov))
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D102 - torch.optim.Optimizer's contract
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, momentum = group["lr"], group["momentum"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                grad = param.grad
+                if momentum == 0:
+                    param.add_(grad, alpha=-lr)
+                    continue
+                state = self.state[param]
+                if "velocity" not in state:
+                    state["velocity"] = torch.zeros_like(param)
+                velocity = state["velocity"]
+                velocity.mul_(momentum).add_(grad, alpha=-lr)
+                if group["nesterov"]:
+                    param.add_(velocity, alpha=momentum).add_(grad, alpha=-lr)
+                else:
+                    param.add_(velocity)
+        return loss
+
+
+class KerasAdam(Optimizer):
+    """Adam as Keras 2 computes it: ``lr_t = lr·√(1−β2^t)/(1−β1^t)``,
+    ``p −= lr_t·m / (√v + ε)`` with ``t`` = 1 at the first update."""
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        _check_non_negative(lr=lr, eps=eps)
+        if not all(0.0 <= beta < 1.0 for beta in betas):
+            raise ValueError(f"Invalid betas: {betas}; each must be in [0, 1)")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps))
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D102 - torch.optim.Optimizer's contract
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                grad = param.grad
+                state = self.state[param]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(param)
+                    state["exp_avg_sq"] = torch.zeros_like(param)
+                state["step"] += 1
+                t = state["step"]
+                step_size = group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                param.addcdiv_(exp_avg, exp_avg_sq.sqrt().add_(group["eps"]), value=-step_size)
+        return loss
+
+
+def keras_decay(optimizer: Optimizer, decay: float) -> LambdaLR:
+    """Keras' legacy per-update decay ``lr_t = lr / (1 + decay·t)``, t = updates so far.
+
+    Step it after every optimizer update (Lightning: ``interval: "step"``).
+    """
+    return LambdaLR(optimizer, lambda updates: 1.0 / (1.0 + decay * updates))

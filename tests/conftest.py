@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from src.cli import main
+from tests.synthetic import write_image_folder
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CIFAR-shaped image-folder copy: 60 train and 10 test PNGs per class."""
+    return write_image_folder(tmp_path_factory.mktemp("cifar10-synthetic"), train_per_class=60, test_per_class=10)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One decode cache shared by the whole session (it is keyed by its source)."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture
+def synthetic_args(image_folder: Path, data_dir: Path, tmp_path: Path) -> list[str]:
+    """CLI flags for a quiet run on the synthetic data, writing under ``tmp_path/runs``."""
+    return [
+        f"--data.source={image_folder}",
+        f"--data.data_dir={data_dir}",
+        "--data.val_split=100",
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        f"--trainer.default_root_dir={tmp_path}",  # where fast_dev_run's checkpoints go
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+    ]
+
+
+@pytest.fixture
+def fit(synthetic_args: list[str], tmp_path: Path) -> Callable[..., dict[str, Any]]:
+    """Run ``python -m src.cli fit`` in-process on the synthetic data; return its results.json."""
+
+    def run(*args: str) -> dict[str, Any]:
+        main(["fit", *args, *synthetic_args])
+        results = sorted((tmp_path / "runs").glob("*/version_*/results.json"), key=lambda p: p.stat().st_mtime)
+        return json.loads(results[-1].read_text())
+
+    return run

@@ -1,0 +1,39 @@
+"""Small CIFAR-shaped data sets with a learnable signal, written the way real copies are stored."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from src.data.sources import CLASSES
+
+
+def synthetic_images(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy images whose class sets the brightness of one colour channel and one image quadrant."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(CLASSES)), per_class)
+    images = rng.integers(0, 96, size=(len(labels), 32, 32, 3))
+    for i, label in enumerate(labels):
+        row, col = divmod(label % 4, 2)
+        images[i, row * 16 : row * 16 + 16, col * 16 : col * 16 + 16, label % 3] += 150
+    return images.clip(0, 255).astype(np.uint8), labels
+
+
+def write_image_folder(root: Path, train_per_class: int = 30, test_per_class: int = 10, fmt: str = "png") -> Path:
+    """``root/{train,test}/<class>/NNNN.<fmt>``, the layout of the shared cifar10-jpg copy."""
+    for split, per_class, seed in (("train", train_per_class, 0), ("test", test_per_class, 1)):
+        images, labels = synthetic_images(per_class, seed)
+        for index, (image, label) in enumerate(zip(images, labels)):
+            folder = root / split / CLASSES[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / f"{index:04d}.{fmt}")
+    return root
+
+
+def write_tarball(folder: Path, archive: Path) -> Path:
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar10-synthetic")
+    return archive

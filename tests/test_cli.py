@@ -1,0 +1,123 @@
+"""The command line: every experiment config works, and mistakes get one clear message."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from src.cli import BASE_CONFIG, HparamLabCLI, main
+
+CONFIGS = sorted(BASE_CONFIG.parent.glob("*.yaml"))
+EXPERIMENTS = [c for c in CONFIGS if c != BASE_CONFIG]
+NOTEBOOK_EXPERIMENTS = {
+    "rmsprop_baseline", "rmsprop_lr_1e-3", "rmsprop_lr_1e-5", "rmsprop_decay_1e-7", "rmsprop_decay_1e-5",
+    "rmsprop_decay_1e-2", "sgd", "sgd_momentum", "sgd_nesterov", "adam",
+}
+
+
+def printed_config(capsys, *args: str) -> dict:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *args, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_every_notebook_experiment_has_a_config():
+    assert {c.stem for c in EXPERIMENTS} == NOTEBOOK_EXPERIMENTS
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.stem)
+def test_config_parses_alone_with_the_shared_defaults(capsys, config):
+    resolved = printed_config(capsys, f"--config={config}")
+    assert resolved["trainer"]["max_epochs"] == 100
+    assert resolved["data"]["batch_size"] == 32
+    assert resolved["early_stopping"]["monitor"] == "val_acc"
+    assert resolved["early_stopping"]["patience"] == 5
+    experiment = yaml.safe_load(config.read_text())
+    if "optimizer" in experiment.get("model", {}):
+        wanted = experiment["model"]["optimizer"]
+        assert resolved["model"]["optimizer"]["class_path"] == wanted["class_path"]
+        for key, value in wanted["init_args"].items():
+            assert resolved["model"]["optimizer"]["init_args"][key] == value
+
+
+def test_experiment_files_say_only_what_differs(capsys):
+    base = yaml.safe_load(BASE_CONFIG.read_text())
+    for config in EXPERIMENTS:
+        experiment = yaml.safe_load(config.read_text())
+        assert set(experiment) <= {"model", "data"}, config.name
+        for section, values in experiment.items():
+            for key, value in values.items():
+                assert base.get(section, {}).get(key) != value, f"{config.name} repeats {section}.{key}"
+
+
+def test_flags_override_any_hyperparameter(capsys):
+    resolved = printed_config(
+        capsys,
+        f"--config={BASE_CONFIG.parent / 'sgd_nesterov.yaml'}",
+        "--model.optimizer.lr=0.05",
+        "--data.batch_size=64",
+        "--trainer.max_epochs=7",
+        "--early_stopping.patience=9",
+    )
+    assert resolved["model"]["optimizer"]["init_args"]["lr"] == 0.05
+    assert resolved["model"]["optimizer"]["init_args"]["nesterov"] is True
+    assert (resolved["data"]["batch_size"], resolved["trainer"]["max_epochs"]) == (64, 7)
+    assert resolved["early_stopping"]["patience"] == 9
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.stem)
+def test_config_runs_a_fast_dev_run_fit(synthetic_args, config):
+    cli = HparamLabCLI(["fit", f"--config={config}", "--trainer.fast_dev_run=2", *synthetic_args])
+    assert cli.trainer.global_step == 2
+    assert 0.0 <= float(cli.trainer.callback_metrics["test_acc"]) <= 1.0
+
+
+# --- mistakes ----------------------------------------------------------------------------
+
+
+def fails_with(capsys, tmp_path: Path, *args: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *args, f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # refused before any work started
+    return err
+
+
+def test_unknown_optimizer_class(capsys, tmp_path):
+    err = fails_with(capsys, tmp_path, "--model.optimizer=torch.optim.Adamm")
+    assert "torch.optim.Adamm" in err
+
+
+def test_negative_learning_rate(capsys, tmp_path):
+    err = fails_with(capsys, tmp_path, "--model.optimizer=torch.optim.SGD", "--model.optimizer.lr=-0.1")
+    assert "Invalid learning rate: -0.1" in err and "--model.optimizer" in err
+
+
+def test_negative_decay(capsys, tmp_path):
+    err = fails_with(capsys, tmp_path, "--model.decay=-1e-6")
+    assert "model.decay must be 0 or positive" in err
+
+
+def test_typo_in_a_config_key(capsys, tmp_path):
+    config = tmp_path / "typo.yaml"
+    config.write_text("model:\n  decya: 1.0e-6\n")
+    err = fails_with(capsys, tmp_path, f"--config={config}")
+    assert "model.decya" in err
+
+
+def test_missing_data_without_network(capsys, tmp_path, monkeypatch):
+    import urllib.request
+    from urllib.error import URLError
+
+    def offline(*args, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", f"--data.data_dir={tmp_path / 'nothing'}", f"--trainer.logger.init_args.save_dir={tmp_path}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "could not be downloaded" in err and "--data.source" in err and "Traceback" not in err

@@ -1,0 +1,61 @@
+"""Whole runs on synthetic data: learning, what a run leaves behind, and how it stops."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+RESULT_KEYS = {
+    "config", "hparams", "epochs", "stop_reason", "best_val_acc", "best_epoch",
+    "test_loss", "test_acc", "wall_time_s", "train_images_per_s",
+}
+ADAM = ["--model.optimizer=src.optim.KerasAdam", "--model.optimizer.lr=1e-3"]
+
+
+def test_training_learns_the_signal(fit):
+    results = fit(*ADAM, "--trainer.max_epochs=4")
+    assert results["best_val_acc"] > 0.5  # chance is 0.1; an untrained model stays near it
+    assert results["test_acc"] > 0.5
+    assert results["history"][-1]["train_loss"] < results["history"][0]["train_loss"]
+
+
+def test_fit_leaves_a_complete_run_directory(fit):
+    results = fit(*ADAM, "--trainer.max_epochs=2", "--run_name=my_run", "--trainer.log_every_n_steps=5")
+    run_dir = Path(results["run_dir"])
+    assert run_dir.parent.name == "my_run" and run_dir.name == "version_0"
+    assert RESULT_KEYS <= set(results)
+    assert results["epochs"] == 2 and results["stop_reason"] == "max_epochs"
+    assert results["hparams"]["optimizer"] == "src.optim.KerasAdam"
+    assert results["hparams"]["optimizer_args"]["lr"] == 1e-3
+    assert {"decay", "batch_size", "loss", "seed", "val_split"} <= set(results["hparams"])
+    assert results["best_val_acc"] == max(h["val_acc"] for h in results["history"])
+    assert results["train_images_per_s"] > 0
+
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["model"]["optimizer"]["class_path"] == "src.optim.KerasAdam"
+    checkpoints = {p.name for p in (run_dir / "checkpoints").iterdir()}
+    assert "last.ckpt" in checkpoints and any(name.startswith("best-") for name in checkpoints)
+    assert Path(results["tested_checkpoint"]).name.startswith("best-")
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    val_acc = [event.value for event in events.Scalars("val_acc")]
+    assert val_acc == pytest.approx([h["val_acc"] for h in results["history"]])
+    assert {"train_loss", "train_acc", "val_loss", "test_acc", "test_loss"} <= set(events.Tags()["scalars"])
+    assert any(tag.startswith("lr-") for tag in events.Tags()["scalars"])
+
+
+def test_run_name_defaults_to_the_config_name(fit, tmp_path):
+    config = tmp_path / "my_experiment.yaml"
+    config.write_text("model:\n  decay: 1.0e-6\n")
+    results = fit(f"--config={config}", "--trainer.max_epochs=1")
+    assert Path(results["run_dir"]).parent.name == "my_experiment"
+
+
+def test_early_stopping_ends_a_run_that_stopped_improving(fit):
+    # lr 0: val_acc never changes, so epoch 1 stays the best and `patience` epochs later it stops
+    results = fit("--model.optimizer=torch.optim.SGD", "--model.optimizer.lr=0", "--early_stopping.patience=2")
+    assert results["stop_reason"] == "early_stopping"
+    assert results["epochs"] == 3
+    assert results["best_epoch"] == 1
