@@ -7,19 +7,25 @@ Defaults shared by every experiment live in ``configs/base.yaml``, loaded before
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+import tempfile
 from typing import TextIO
 from pathlib import Path
 
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint
+import torch
 from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from src.callbacks.divergence import DivergenceGuard
+from src.callbacks.early_stopping import StagedEarlyStopping
 from src.callbacks.run_results import RunResults
 from src.data.cifar10 import CIFAR10DataModule
 from src.errors import UserInputError
 from src.module import CifarClassifier
+from src.stages import load_checkpoint, stage_checkpoint
 
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -37,6 +43,7 @@ class HparamLabCLI(LightningCLI):
     """LightningCLI with the project's defaults, run naming and a final test after ``fit``."""
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        self._stage_start: str | None = None
         super().__init__(
             CifarClassifier,
             CIFAR10DataModule,
@@ -46,13 +53,14 @@ class HparamLabCLI(LightningCLI):
                 **{cmd: {"default_config_files": [str(BASE_CONFIG)]} for cmd in SUBCOMMANDS},
             },
             parser_class=ConciseArgumentParser,
+            save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config.yaml
             auto_configure_optimizers=False,
             args=args,
             run=run,
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        parser.add_lightning_class_args(StagedEarlyStopping, "early_stopping")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_argument(
             "--test_after_fit", type=bool, default=True,
@@ -61,6 +69,16 @@ class HparamLabCLI(LightningCLI):
         parser.add_argument(
             "--run_name", type=str | None, default=None,
             help="Name of the run directory under the logger's save_dir; default: the last --config's name.",
+        )
+        parser.add_argument(
+            "--new_stage_from", type=str | None, default=None,
+            help="fit only: start a new stage from this checkpoint's weights with this config's optimizer "
+            "and lr (Keras' recompile); epochs and steps continue, max_epochs counts this stage's epochs.",
+        )
+        parser.add_argument(
+            "--keep_optimizer_state", type=bool, default=False,
+            help="With --new_stage_from: keep the optimizer's moments and decay counter instead of starting "
+            "them afresh; with an unchanged config this continues a finished run for more epochs.",
         )
 
     def before_instantiate_classes(self) -> None:
@@ -71,13 +89,47 @@ class HparamLabCLI(LightningCLI):
             config_files = config.get("config") or []
             default_name = Path(str(config_files[-1])).stem if config_files else "default"
             logger.init_args.name = config.run_name or default_name
+        if self.subcommand == "fit":
+            if config.ckpt_path and config.new_stage_from:
+                raise UserInputError(
+                    "Give either --ckpt_path (resume exactly where a run stopped) or --new_stage_from "
+                    "(start a new stage from a checkpoint's weights), not both."
+                )
+            if config.ckpt_path == "last" and logger and logger.init_args.get("version") is None:
+                logger.init_args.version = _latest_version(Path(logger.init_args.save_dir) / logger.init_args.name)
+
+    def before_fit(self) -> None:
+        stage_from = self.config.fit.new_stage_from
+        if not stage_from:
+            return
+        checkpoint = load_checkpoint(stage_from)
+        staged = stage_checkpoint(checkpoint, self.model, self.config.fit.keep_optimizer_state, stage_from)
+        handle, path = tempfile.mkstemp(suffix=".ckpt", prefix="stage-start-")
+        os.close(handle)
+        torch.save(staged, path)
+        self._stage_start = path
+        self.config_init.fit.ckpt_path = path
+        self.trainer.fit_loop.max_epochs = checkpoint["epoch"] + 1 + self.trainer.max_epochs
 
     def after_fit(self) -> None:
+        if self._stage_start:
+            os.remove(self._stage_start)
         if not self.config.fit.test_after_fit or self.trainer.interrupted:
             return
         checkpoint = self.trainer.checkpoint_callback
         has_best = checkpoint is not None and bool(checkpoint.best_model_path)
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if has_best else None)
+
+
+def _latest_version(run_dir: Path) -> str:
+    """The newest ``version_N`` of a run, where ``--ckpt_path last`` finds its ``last.ckpt``."""
+    versions = [p for p in run_dir.glob("version_*") if (p / "checkpoints" / "last.ckpt").is_file()]
+    if not versions:
+        raise UserInputError(
+            f"--ckpt_path last found no run to resume in {run_dir}/version_*/checkpoints/last.ckpt. Check the "
+            "config name (or --run_name) and the logger's save_dir, or give the checkpoint's path."
+        )
+    return max(versions, key=lambda p: int(p.name.removeprefix("version_")) if p.name[8:].isdigit() else -1).name
 
 
 def _drop_disabled_callbacks(trainer: Namespace) -> None:
@@ -93,6 +145,12 @@ def _drop_disabled_callbacks(trainer: Namespace) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
+    project_log = logging.getLogger("src")
+    if not project_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        project_log.addHandler(handler)
+        project_log.setLevel(logging.INFO)
     try:
         HparamLabCLI(args=args)
     except UserInputError as err:

@@ -63,6 +63,8 @@ class CifarClassifier(pl.LightningModule):
                 )
             }
         )
+        for metric in self.metrics.values():
+            metric.persistent(True)  # a run resumed mid-epoch reports the same epoch means
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
@@ -89,6 +91,19 @@ class CifarClassifier(pl.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(images).softmax(dim=1)
+
+    # Dropout and augmentation draw from the global RNGs; saving them makes resuming exact.
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states", {})
+        if "torch" in states:
+            torch.set_rng_state(states["torch"])
+        if "cuda" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer_factory(self.parameters())

@@ -34,6 +34,7 @@ class RunResults(pl.Callback):
         self._train_images = 0
         self._running_since: float | None = None
         self._fit_started: float | None = None
+        self._resumed_from: str | None = None
 
     # what ran --------------------------------------------------------------------------
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -52,7 +53,7 @@ class RunResults(pl.Callback):
                 "precision": trainer.precision,
                 "devices": trainer.world_size,
             },
-            "resumed_from": trainer.ckpt_path,
+            "resumed_from": self._resumed_from or trainer.ckpt_path,
         }
 
     # how fast --------------------------------------------------------------------------
@@ -76,7 +77,8 @@ class RunResults(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._stop_clock(trainer)
         metrics = {k: float(trainer.callback_metrics[k]) for k in EPOCH_METRICS if k in trainer.callback_metrics}
-        self.history.append({"epoch": trainer.current_epoch + 1, **metrics})
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+        self.history.append({"epoch": trainer.current_epoch + 1, **metrics, "lr": lr})
         self._write(trainer, stop_reason="running")
 
     # how it ended ----------------------------------------------------------------------
@@ -126,6 +128,7 @@ class RunResults(pl.Callback):
         }
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        self._resumed_from = checkpoint.get("stage_from")  # a new stage names its source, not a temp file
         if trainer.state.fn == "fit" and CHECKPOINT_KEY in checkpoint:
             saved = checkpoint[CHECKPOINT_KEY]
             self.history, self._train_seconds, self._train_images = (

@@ -19,7 +19,9 @@ class TensorBatches:
     """An epoch's ``(images, labels)`` batches from in-memory tensors.
 
     Shuffled batches use a permutation seeded by ``seed`` and the current epoch, so a
-    resumed run sees the same order as an uninterrupted one. Under DDP each rank takes
+    resumed run sees the same order as an uninterrupted one. It is resumable mid-epoch
+    (Lightning saves ``state_dict`` in checkpoints): ``batches_done`` reports how many of
+    this epoch's batches training has used, and a restored loader skips them. Under DDP each rank takes
     every ``world_size``-th image of the permutation; training drops the remainder so all
     ranks step together, evaluation keeps every image.
     """
@@ -32,12 +34,21 @@ class TensorBatches:
         shuffle: bool,
         seed: int = 0,
         epoch: Callable[[], int] = lambda: 0,
+        batches_done: Callable[[], int] = lambda: 0,
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
         self.images, self.labels = images, labels
-        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, epoch
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.epoch, self.batches_done = epoch, batches_done
         self.rank, self.world_size = rank, world_size
+        self._skip = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch(), "batches_done": self.batches_done()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._skip = state["batches_done"] if state["epoch"] == self.epoch() else 0
 
     def _order(self) -> Tensor:
         count = len(self.labels)
@@ -56,7 +67,8 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         order = self._order()
-        for start in range(0, len(order), self.batch_size):
+        skip, self._skip = self._skip, 0
+        for start in range(skip * self.batch_size, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.images[index], self.labels[index]
 

@@ -114,6 +114,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
             shuffle=shuffle,
             seed=torch.initial_seed(),
             epoch=lambda: self.trainer.current_epoch if self.trainer else 0,
+            batches_done=lambda: self.trainer.fit_loop.epoch_loop.batch_progress.current.processed,
             rank=self.trainer.global_rank if self.trainer else 0,
             world_size=self.trainer.world_size if self.trainer else 1,
         )

@@ -1,0 +1,101 @@
+"""Early stopping as the notebook had it, and the notebook's staged learning rates in one fit."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import EarlyStopping
+from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+
+class StagedEarlyStopping(EarlyStopping):
+    """Lightning's EarlyStopping, plus two things the notebook needs.
+
+    ``keras_patience``: Keras 2.0.x checked ``wait >= patience`` *before* counting the
+    current epoch, so ``patience=5`` stopped after 6 epochs without improvement; Lightning
+    stops after 5. With this flag ``patience`` means what it meant in the notebook.
+
+    ``lr_stages`` > 1: when patience runs out and stages remain, go back to the best weights,
+    multiply the learning rate by ``lr_factor``, start the optimizer afresh (as Keras'
+    recompile did) and go on; stop when the last stage runs out of patience. This is the
+    notebook's Adam 1e-3 → 1e-4 → 1e-5 schedule inside a single ``fit``.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        keras_patience: bool = False,
+        lr_stages: int = 1,
+        lr_factor: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if lr_stages < 1 or not 0 < lr_factor < 1:
+            raise ValueError(f"lr_stages must be >= 1 and lr_factor in (0, 1), got {lr_stages} and {lr_factor}")
+        self.keras_patience = keras_patience
+        self.lr_stages, self.lr_factor = lr_stages, lr_factor
+        self.stage = 1
+        self._trainer: pl.Trainer | None = None
+        self._best_weights: dict[str, Tensor] | None = None
+
+    @property
+    def effective_patience(self) -> int:
+        """Epochs without improvement before stopping, in Lightning's count."""
+        return self.patience + 1 if self.keras_patience else self.patience
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._trainer = trainer
+
+    def _evaluate_stopping_criteria(self, current: Tensor) -> tuple[bool, str | None]:
+        patience, self.patience = self.patience, self.effective_patience
+        try:
+            should_stop, reason = super()._evaluate_stopping_criteria(current)
+        finally:
+            self.patience = patience
+        if self.lr_stages > 1 and self.wait_count == 0:
+            self._best_weights = {k: v.detach().clone() for k, v in self._trainer.lightning_module.state_dict().items()}
+        if should_stop and self.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED and self.stage < self.lr_stages:
+            return False, self._next_stage()
+        return should_stop, reason
+
+    def _next_stage(self) -> str:
+        trainer = self._trainer
+        if self._best_weights is not None:
+            trainer.lightning_module.load_state_dict(self._best_weights)
+        for optimizer in trainer.optimizers:
+            optimizer.state.clear()
+            for group in optimizer.param_groups:
+                group["lr"] *= self.lr_factor
+                if "initial_lr" in group:
+                    group["initial_lr"] *= self.lr_factor
+        for config in trainer.lr_scheduler_configs:  # the decay schedule restarts with the new optimizer
+            scheduler = config.scheduler
+            scheduler.base_lrs = [lr * self.lr_factor for lr in scheduler.base_lrs]
+            scheduler.last_epoch = 0
+            for group, lr in zip(scheduler.optimizer.param_groups, scheduler.get_lr()):
+                group["lr"] = lr
+        self.stage += 1
+        self.wait_count = 0
+        self.stopping_reason = EarlyStoppingReason.NOT_STOPPED
+        message = (
+            f"{self.monitor} did not improve for {self.patience} epochs: learning-rate stage {self.stage}/"
+            f"{self.lr_stages} from the best weights ({self.monitor}={float(self.best_score):.4f}), "
+            f"lr x{self.lr_factor} -> {trainer.optimizers[0].param_groups[0]['lr']:.3g}, fresh optimizer state."
+        )
+        log.info(message)
+        return message
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "stage": self.stage, "best_weights": self._best_weights}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.stage = state_dict.get("stage", 1)
+        self._best_weights = state_dict.get("best_weights")
+

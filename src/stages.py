@@ -1,0 +1,63 @@
+"""A new training stage from a checkpoint: the notebook's "recompile with a new lr and fit again".
+
+Lightning's ``ckpt_path`` resumes *everything*, the old learning rate included, which is
+why staged schedules are a recurring question. A stage instead keeps the weights and the
+epoch/step counters (TensorBoard draws one continuous curve) and starts afresh what Keras'
+recompile started afresh: the optimizer (unless asked to keep its state), the decay
+schedule, early stopping and best-checkpoint tracking.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from src.callbacks.run_results import CHECKPOINT_KEY as RUN_RESULTS_KEY
+from src.errors import UserInputError
+
+# Callbacks that judge a stage on its own: patience and "best so far" count anew.
+RESTARTED_CALLBACKS = ("StagedEarlyStopping", "EarlyStopping", "ModelCheckpoint")
+STAGE_FROM_KEY = "stage_from"
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(
+            f"The checkpoint {path} does not exist. Give a .ckpt file from a run's checkpoints/ folder, "
+            "e.g. runs/adam/version_0/checkpoints/last.ckpt."
+        )
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def stage_checkpoint(
+    checkpoint: dict[str, Any], model: pl.LightningModule, keep_optimizer_state: bool, source: str
+) -> dict[str, Any]:
+    """``checkpoint`` rewritten so that resuming from it starts a new stage of ``model``'s config.
+
+    The stage's results.json reports this stage only (its epochs keep their numbers) and
+    names ``source`` as where it started.
+    """
+    config = model.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    new_lrs = [group["lr"] for group in optimizer.param_groups]
+    if keep_optimizer_state:
+        optimizer.load_state_dict(checkpoint["optimizer_states"][0])
+        scheduler.load_state_dict(checkpoint["lr_schedulers"][0])
+        scheduler.base_lrs = new_lrs
+        for group, lr, base in zip(optimizer.param_groups, scheduler.get_lr(), new_lrs):
+            group["lr"], group["initial_lr"] = lr, base
+    staged = dict(checkpoint)
+    staged["optimizer_states"] = [optimizer.state_dict()]
+    staged["lr_schedulers"] = [scheduler.state_dict()]
+    staged[STAGE_FROM_KEY] = source
+    staged.pop(RUN_RESULTS_KEY, None)
+    staged["callbacks"] = {
+        key: state
+        for key, state in checkpoint.get("callbacks", {}).items()
+        if not key.startswith(RESTARTED_CALLBACKS)
+    }
+    return staged
