@@ -19,7 +19,7 @@ import torch
 from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
-from src.callbacks.divergence import DivergenceGuard
+from src.callbacks.divergence import DivergenceGuard, has_diverged
 from src.callbacks.early_stopping import StagedEarlyStopping
 from src.callbacks.run_results import RunResults
 from src.data.cifar10 import CIFAR10DataModule
@@ -29,6 +29,15 @@ from src.stages import load_checkpoint, stage_checkpoint
 
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def latest_checkpoint() -> ModelCheckpoint:
+    """``last.ckpt`` after every epoch and on Ctrl-C/SIGTERM, for ``--ckpt_path last``.
+
+    Lightning 2.6 writes ``save_last`` only when a best checkpoint is written too, so a run
+    whose val_acc stopped improving would resume from an old epoch; this one always writes.
+    """
+    return ModelCheckpoint(filename="last", monitor=None, save_top_k=1, enable_version_counter=False, save_on_exception=True)
 
 
 class ConciseArgumentParser(LightningArgumentParser):
@@ -47,7 +56,7 @@ class HparamLabCLI(LightningCLI):
         super().__init__(
             CifarClassifier,
             CIFAR10DataModule,
-            trainer_defaults={"callbacks": [RunResults(), DivergenceGuard()]},
+            trainer_defaults={"callbacks": [RunResults(), DivergenceGuard(), latest_checkpoint()]},
             parser_kwargs={
                 "prog": "python -m src.cli",
                 **{cmd: {"default_config_files": [str(BASE_CONFIG)]} for cmd in SUBCOMMANDS},
@@ -114,7 +123,7 @@ class HparamLabCLI(LightningCLI):
     def after_fit(self) -> None:
         if self._stage_start:
             os.remove(self._stage_start)
-        if not self.config.fit.test_after_fit or self.trainer.interrupted:
+        if not self.config.fit.test_after_fit or self.trainer.interrupted or has_diverged(self.trainer):
             return
         checkpoint = self.trainer.checkpoint_callback
         has_best = checkpoint is not None and bool(checkpoint.best_model_path)

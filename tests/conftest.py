@@ -42,7 +42,7 @@ def fit(synthetic_args: list[str], tmp_path: Path) -> Callable[..., dict[str, An
 
     def run(*args: str) -> dict[str, Any]:
         main(["fit", *args, *synthetic_args])
-        results = sorted((tmp_path / "runs").glob("*/version_*/results.json"), key=lambda p: p.stat().st_mtime)
+        results = sorted((tmp_path / "runs").glob("*/*/results.json"), key=lambda p: p.stat().st_mtime)
         return json.loads(results[-1].read_text())
 
     return run

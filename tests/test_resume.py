@@ -47,7 +47,7 @@ def restore_signal_handlers():
 
 
 def latest_results(tmp_path: Path) -> dict:
-    path = max((tmp_path / "runs").glob("*/version_*/results.json"), key=lambda p: p.stat().st_mtime)
+    path = max((tmp_path / "runs").glob("*/*/results.json"), key=lambda p: p.stat().st_mtime)
     return json.loads(path.read_text())
 
 

@@ -38,3 +38,8 @@ class DivergenceGuard(pl.Callback):
                 loss.item(), trainer.global_step, trainer.current_epoch + 1,
             )
 
+
+
+def has_diverged(trainer: pl.Trainer) -> bool:
+    """Whether this trainer's run was stopped by a :class:`DivergenceGuard`."""
+    return any(isinstance(cb, DivergenceGuard) and cb.diverged_at_step is not None for cb in trainer.callbacks)

@@ -10,6 +10,8 @@ from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 from torch import Tensor
 
+from src.errors import UserInputError
+
 log = logging.getLogger(__name__)
 
 
@@ -36,7 +38,10 @@ class StagedEarlyStopping(EarlyStopping):
     ) -> None:
         super().__init__(*args, **kwargs)
         if lr_stages < 1 or not 0 < lr_factor < 1:
-            raise ValueError(f"lr_stages must be >= 1 and lr_factor in (0, 1), got {lr_stages} and {lr_factor}")
+            raise UserInputError(
+                f"early_stopping.lr_stages must be 1 or more and early_stopping.lr_factor between 0 and 1, "
+                f"got {lr_stages} and {lr_factor}."
+            )
         self.keras_patience = keras_patience
         self.lr_stages, self.lr_factor = lr_stages, lr_factor
         self.stage = 1

@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
-from src.callbacks.divergence import DivergenceGuard
+from src.callbacks.divergence import has_diverged
 
 RESULTS_FILE = "results.json"
 CHECKPOINT_KEY = "run_results"
@@ -145,7 +145,7 @@ def _is_interrupt(exception: BaseException) -> bool:
 
 
 def _stop_reason(trainer: pl.Trainer) -> str:
-    if any(isinstance(cb, DivergenceGuard) and cb.diverged_at_step is not None for cb in trainer.callbacks):
+    if has_diverged(trainer):
         return "diverged"
     if any(isinstance(cb, EarlyStopping) and cb.stopped_epoch > 0 for cb in trainer.callbacks):
         return "early_stopping"
