@@ -53,13 +53,15 @@ class HparamLabCLI(LightningCLI):
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         self._stage_start: str | None = None
+        defaults = {"default_config_files": [str(BASE_CONFIG)]}
         super().__init__(
             CifarClassifier,
             CIFAR10DataModule,
             trainer_defaults={"callbacks": [RunResults(), DivergenceGuard(), latest_checkpoint()]},
             parser_kwargs={
                 "prog": "python -m src.cli",
-                **{cmd: {"default_config_files": [str(BASE_CONFIG)]} for cmd in SUBCOMMANDS},
+                # base.yaml belongs to each subcommand's parser, or to the only one without subcommands
+                **({cmd: defaults for cmd in SUBCOMMANDS} if run else defaults),
             },
             parser_class=ConciseArgumentParser,
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config.yaml

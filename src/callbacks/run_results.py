@@ -114,8 +114,9 @@ class RunResults(pl.Callback):
             self.record["stop_reason"] = stop_reason
         self.record.setdefault("test_loss", None)
         self.record.setdefault("test_acc", None)
-        if trainer.is_global_zero and trainer.log_dir:
-            path = Path(trainer.log_dir) / RESULTS_FILE
+        run_dir = self.record.get("run_dir")  # not trainer.log_dir: a collective call, and only rank 0 writes
+        if trainer.is_global_zero and run_dir:
+            path = Path(run_dir) / RESULTS_FILE
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(".partial")
             partial.write_text(json.dumps(self.record, indent=2, default=str) + "\n")

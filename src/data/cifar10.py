@@ -71,14 +71,23 @@ class CIFAR10DataModule(pl.LightningDataModule):
             )
         self.save_hyperparameters()
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+        self._given: dict[str, Split] | None = None
+
+    @classmethod
+    def from_arrays(cls, train: Split, test: Split, **kwargs: Any) -> CIFAR10DataModule:
+        """A data module over images already in memory (benchmarks, notebooks), same batches and split."""
+        datamodule = cls(**kwargs)
+        datamodule._given = {"train": train, "test": test}
+        return datamodule
 
     def prepare_data(self) -> None:
-        load_cifar10(self.hparams.data_dir, self.hparams.source, self.hparams.download)
+        if self._given is None:
+            load_cifar10(self.hparams.data_dir, self.hparams.source, self.hparams.download)
 
     def setup(self, stage: str) -> None:
         if self.splits:
             return
-        data = load_cifar10(self.hparams.data_dir, self.hparams.source, download=False)
+        data = self._given or load_cifar10(self.hparams.data_dir, self.hparams.source, download=False)
         train, test = data["train"], data["test"]
         val_split = self.hparams.val_split
         if val_split >= len(train.labels):
