@@ -7,7 +7,6 @@ Defaults shared by every experiment live in ``configs/base.yaml``, loaded before
 
 from __future__ import annotations
 
-import sys
 from typing import TextIO
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from src.callbacks.divergence import DivergenceGuard
 from src.callbacks.run_results import RunResults
 from src.data.cifar10 import CIFAR10DataModule
-from src.errors import UserInputError
+from src.errors import exit_on_user_error
 from src.module import CifarClassifier
 
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
@@ -93,11 +92,8 @@ def _drop_disabled_callbacks(trainer: Namespace) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    try:
+    with exit_on_user_error():
         HparamLabCLI(args=args)
-    except UserInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
