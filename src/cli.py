@@ -17,7 +17,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from src.callbacks.divergence import DivergenceGuard
 from src.callbacks.run_results import RunResults
 from src.data.cifar10 import CIFAR10DataModule
-from src.errors import exit_on_user_error
+from src.errors import UserInputError, exit_on_user_error
 from src.module import CifarClassifier
 
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
@@ -70,6 +70,13 @@ class HparamLabCLI(LightningCLI):
             config_files = config.get("config") or []
             default_name = Path(str(config_files[-1])).stem if config_files else "default"
             logger.init_args.name = config.run_name or default_name
+
+    def before_predict(self) -> None:
+        raise UserInputError(
+            "`python -m src.cli predict` has no images to classify: the data module serves only CIFAR-10's "
+            "own splits. Use `python -m src.predict RUN_DIR_OR_MODEL IMAGES...` (folders or image files); "
+            "it writes a CSV of file, class and probabilities."
+        )
 
     def after_fit(self) -> None:
         if not self.config.fit.test_after_fit or self.trainer.interrupted:
