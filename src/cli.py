@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import tempfile
 from typing import TextIO
 from pathlib import Path
@@ -23,7 +22,7 @@ from src.callbacks.divergence import DivergenceGuard, has_diverged
 from src.callbacks.early_stopping import StagedEarlyStopping
 from src.callbacks.run_results import RunResults
 from src.data.cifar10 import CIFAR10DataModule
-from src.errors import UserInputError
+from src.errors import UserInputError, exit_on_user_error
 from src.module import CifarClassifier
 from src.stages import load_checkpoint, stage_checkpoint
 
@@ -122,6 +121,13 @@ class HparamLabCLI(LightningCLI):
         self.config_init.fit.ckpt_path = path
         self.trainer.fit_loop.max_epochs = checkpoint["epoch"] + 1 + self.trainer.max_epochs
 
+    def before_predict(self) -> None:
+        raise UserInputError(
+            "`python -m src.cli predict` has no images to classify: the data module serves only CIFAR-10's "
+            "own splits. Use `python -m src.predict RUN_DIR_OR_MODEL IMAGES...` (folders or image files); "
+            "it writes a CSV of file, class and probabilities."
+        )
+
     def after_fit(self) -> None:
         if self._stage_start:
             os.remove(self._stage_start)
@@ -162,11 +168,8 @@ def main(args: list[str] | None = None) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         project_log.addHandler(handler)
         project_log.setLevel(logging.INFO)
-    try:
+    with exit_on_user_error():
         HparamLabCLI(args=args)
-    except UserInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

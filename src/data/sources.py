@@ -128,10 +128,16 @@ def _stack(source: Path, split: str, by_class: dict[str, list[tuple[str, np.ndar
     return Split(np.stack(images), np.asarray(labels, dtype=np.int64))
 
 
+def decode_rgb(data: bytes) -> np.ndarray:
+    """An image file's bytes as uint8 (height, width, 3) RGB, whatever its mode (grey, palette,
+    RGBA). Raises PIL's ``UnidentifiedImageError`` or ``OSError`` for what is not a readable image."""
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
 def _decode(source: Path, name: str, data: bytes) -> np.ndarray:
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        array = decode_rgb(data)
     except (UnidentifiedImageError, OSError) as err:
         raise UserInputError(
             f"{name} in {source} is not a readable image ({err}). The image folder must hold only "

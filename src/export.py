@@ -1,0 +1,133 @@
+"""``python -m src.export RUN_DIR_OR_CKPT [--format torchscript|onnx] [--output PATH]``.
+
+Saves a run's best checkpoint as one file that classifies images without this project (the
+notebook's ``model.save``). The exported model takes exactly what a decoded 32x32 image file
+is, uint8 RGB of shape (N, 32, 32, 3), scales and transposes it as training did (x/255, NCHW,
+no mean/std) and returns softmax probabilities in ``CLASSES`` order, so no caller can feed it
+differently preprocessed inputs by mistake. The class names travel inside the file: the
+TorchScript extra file ``classes.json``, or the ONNX metadata property ``classes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from src.data.batches import to_float_nchw
+from src.data.sources import CLASSES, IMAGE_SHAPE
+from src.errors import UserInputError, exit_on_user_error
+from src.module import CifarClassifier
+
+Format = Literal["torchscript", "onnx"]
+SUFFIXES: dict[str, str] = {"torchscript": ".pt", "onnx": ".onnx"}
+CLASSES_FILE = "classes.json"  # TorchScript extra file
+CLASSES_KEY = "classes"  # ONNX metadata property
+RESULTS_FILE = "results.json"
+
+
+class ImageClassifier(nn.Module):
+    """uint8 NHWC images → class probabilities: the trained network with its input scaling inside."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(to_float_nchw(images)).softmax(dim=1)
+
+
+def find_checkpoint(path: Path) -> Path:
+    """``path`` itself if it is a file, else the best checkpoint of the run directory ``path``:
+    the one its ``results.json`` says was tested, or its only ``checkpoints/best-*.ckpt``."""
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise UserInputError(
+            f"{path} does not exist. Give a run directory (runs/<config>/version_N) or a .ckpt file."
+        )
+    candidates = sorted((path / "checkpoints").glob("best-*.ckpt"))
+    results = path / RESULTS_FILE
+    tested = json.loads(results.read_text()).get("tested_checkpoint") if results.is_file() else None
+    named = [c for c in candidates if tested and c.name == Path(tested).name]
+    if named or len(candidates) == 1:
+        return (named or candidates)[0]
+    found = f"several: {', '.join(c.name for c in candidates)}" if candidates else "none"
+    raise UserInputError(
+        f"Cannot tell the best checkpoint of {path}: looked for checkpoints/best-*.ckpt and found {found}. "
+        "Give a run directory written by `python -m src.cli fit` (runs/<config>/version_N), "
+        "or the .ckpt file itself."
+    )
+
+
+def load_classifier(path: Path) -> ImageClassifier:
+    """The best checkpoint of a run directory (or the given ``.ckpt``), on the CPU, ready for inference."""
+    checkpoint = find_checkpoint(path)
+    try:
+        module = CifarClassifier.load_from_checkpoint(checkpoint, map_location="cpu")
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError) as err:
+        raise UserInputError(
+            f"{checkpoint} is not a checkpoint of this project's model ({type(err).__name__}: {err}). "
+            "Give a run directory (runs/<config>/version_N) or one of its checkpoints/*.ckpt files."
+        ) from err
+    return ImageClassifier(module.net).eval().requires_grad_(False)
+
+
+def default_output(path: Path, fmt: Format) -> Path:
+    """``<run_dir>/model.pt`` (``.onnx``) for a run directory, else beside the given checkpoint."""
+    return (path / "model" if path.is_dir() else path).with_suffix(SUFFIXES[fmt])
+
+
+def export(path: Path, output: Path, fmt: Format = "torchscript") -> None:
+    """Write the classifier from ``path`` (a run directory or ``.ckpt``) to ``output`` as ``fmt``."""
+    classifier = load_classifier(path)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "torchscript":
+            scripted = torch.jit.script(classifier)
+            torch.jit.save(scripted, str(output), _extra_files={CLASSES_FILE: json.dumps(CLASSES)})
+        else:
+            _export_onnx(classifier, output)
+    except OSError as err:
+        raise UserInputError(f"Cannot write {output} ({err}). Choose another --output.") from err
+
+
+def _export_onnx(classifier: ImageClassifier, output: Path) -> None:
+    try:
+        program = torch.onnx.export(
+            classifier, (torch.zeros(2, *IMAGE_SHAPE, dtype=torch.uint8),), dynamo=True, verbose=False,
+            input_names=["images"], output_names=["probabilities"],
+            dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
+        )
+    except ImportError as err:
+        raise UserInputError(
+            f"ONNX export needs the onnx and onnxscript packages ({err}): pip install -e '.[onnx]'."
+        ) from err
+    program.model.metadata_props[CLASSES_KEY] = json.dumps(CLASSES)
+    program.save(output, external_data=False)  # one self-contained file, not a .onnx.data beside it
+
+
+def main(args: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m src.export",
+        description="Export a run's best checkpoint to one file that takes uint8 (N, 32, 32, 3) RGB "
+        "images and returns class probabilities.",
+    )
+    parser.add_argument("run", type=Path, help="a run directory (runs/<config>/version_N) or a .ckpt file")
+    parser.add_argument("--format", choices=list(SUFFIXES), default="torchscript")
+    parser.add_argument("--output", type=Path, help="default: <run_dir>/model.pt (.onnx), or beside the .ckpt")
+    options = parser.parse_args(args)
+    with exit_on_user_error():
+        checkpoint = find_checkpoint(options.run)
+        output = options.output or default_output(options.run, options.format)
+        export(checkpoint, output, options.format)
+    print(f"Exported {checkpoint} to {output} ({options.format}).")
+
+
+if __name__ == "__main__":
+    main()

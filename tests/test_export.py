@@ -1,0 +1,98 @@
+"""Exported models: one self-contained file that gives the trained module's probabilities."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from src.data.sources import CLASSES
+from src.errors import UserInputError
+from src.export import CLASSES_FILE, CLASSES_KEY, find_checkpoint, main
+from src.module import CifarClassifier
+from tests.synthetic import synthetic_images
+
+
+@pytest.fixture(scope="module")
+def images_and_reference(trained_run: Path) -> tuple[np.ndarray, torch.Tensor]:
+    """Synthetic test images (uint8 NHWC) and the best checkpoint's softmax on them, scaled as in training."""
+    images, _ = synthetic_images(per_class=3, seed=1)
+    (best,) = (trained_run / "checkpoints").glob("best-*.ckpt")
+    module = CifarClassifier.load_from_checkpoint(best, map_location="cpu").eval()
+    with torch.inference_mode():
+        reference = module.predict_step(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255, 0)
+    return images, reference
+
+
+def test_torchscript_file_gives_the_modules_probabilities(exported, images_and_reference):
+    images, reference = images_and_reference
+    extra = {CLASSES_FILE: ""}
+    model = torch.jit.load(str(exported["torchscript"]), _extra_files=extra)  # needs nothing from src
+    assert tuple(json.loads(extra[CLASSES_FILE])) == CLASSES
+    with torch.inference_mode():
+        probabilities = model(torch.from_numpy(images))
+        single = model(torch.from_numpy(images[:1]))  # any batch size, down to one image
+    torch.testing.assert_close(probabilities, reference, atol=1e-5, rtol=0)
+    torch.testing.assert_close(single, reference[:1], atol=1e-5, rtol=0)
+
+
+def test_onnx_file_is_valid_and_gives_the_modules_probabilities(exported, images_and_reference):
+    import onnx
+
+    path = exported["onnx"]
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    assert not list(path.parent.glob("*.onnx.data"))  # weights inside the one file
+    assert tuple(json.loads({p.key: p.value for p in model.metadata_props}[CLASSES_KEY])) == CLASSES
+
+    onnxruntime = pytest.importorskip("onnxruntime")
+    images, reference = images_and_reference
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (probabilities,) = session.run(None, {"images": images})
+    np.testing.assert_allclose(probabilities, reference.numpy(), atol=1e-5, rtol=0)
+
+
+def test_the_tested_checkpoint_is_the_best_of_several(tmp_path):
+    for name in ("best-epoch001-val_acc0.5000.ckpt", "best-epoch003-val_acc0.7000.ckpt"):
+        (tmp_path / "checkpoints").mkdir(exist_ok=True)
+        (tmp_path / "checkpoints" / name).touch()
+    with pytest.raises(UserInputError, match="found several: best-epoch001.*, best-epoch003"):
+        find_checkpoint(tmp_path)
+    tested = "runs/x/version_0/checkpoints/best-epoch003-val_acc0.7000.ckpt"  # relative to fit's cwd
+    (tmp_path / "results.json").write_text(json.dumps({"tested_checkpoint": tested}))
+    assert find_checkpoint(tmp_path) == tmp_path / "checkpoints" / "best-epoch003-val_acc0.7000.ckpt"
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing", "does not exist. Give a run directory"),
+        ("not_a_run", "found none. Give a run directory"),
+        ("not_a_checkpoint", "is not a checkpoint of this project's model"),
+        ("unwritable_output", "Cannot write"),
+    ],
+)
+def test_mistakes_get_one_clear_message(capsys, tmp_path, trained_run, case, expected):
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    (tmp_path / "file").touch()
+    args = {
+        "missing": [str(tmp_path / "nothing")],
+        "not_a_run": [str(tmp_path)],
+        "not_a_checkpoint": [str(tmp_path / "notes.ckpt")],
+        "unwritable_output": [str(trained_run), f"--output={tmp_path / 'file' / 'model.pt'}"],
+    }[case]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+def test_a_checkpoint_exports_beside_itself(tmp_path, trained_run, capsys):
+    (best,) = (trained_run / "checkpoints").glob("best-*.ckpt")
+    checkpoint = shutil.copy(best, tmp_path / "chosen.ckpt")
+    main([str(checkpoint)])
+    assert (tmp_path / "chosen.pt").is_file()
+    assert f"to {tmp_path / 'chosen.pt'}" in capsys.readouterr().out
