@@ -8,7 +8,7 @@ import pytest
 
 from src.cli import main
 from src.export import main as export_main
-from tests.synthetic import write_image_folder
+from tests.synthetic import quiet_fit_args, write_image_folder
 
 
 @pytest.fixture(scope="session")
@@ -23,22 +23,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data")
 
 
-def _synthetic_args(image_folder: Path, data_dir: Path, root: Path) -> list[str]:
-    return [
-        f"--data.source={image_folder}",
-        f"--data.data_dir={data_dir}",
-        "--data.val_split=100",
-        f"--trainer.logger.init_args.save_dir={root / 'runs'}",
-        f"--trainer.default_root_dir={root}",  # where fast_dev_run's checkpoints go
-        "--trainer.enable_progress_bar=false",
-        "--trainer.enable_model_summary=false",
-    ]
-
-
 @pytest.fixture
 def synthetic_args(image_folder: Path, data_dir: Path, tmp_path: Path) -> list[str]:
     """CLI flags for a quiet run on the synthetic data, writing under ``tmp_path/runs``."""
-    return _synthetic_args(image_folder, data_dir, tmp_path)
+    return quiet_fit_args(image_folder, data_dir, tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +35,7 @@ def trained_run(image_folder: Path, data_dir: Path, tmp_path_factory: pytest.Tem
     need a trained model but not a run of their own (Adam 1e-3, 2 epochs; it reaches val_acc 1.0 in the first)."""
     root = tmp_path_factory.mktemp("trained")
     args = ["--model.optimizer=src.optim.KerasAdam", "--model.optimizer.lr=1e-3", "--trainer.max_epochs=2"]
-    main(["fit", *args, *_synthetic_args(image_folder, data_dir, root)])
+    main(["fit", *args, *quiet_fit_args(image_folder, data_dir, root)])
     (results,) = (root / "runs").glob("*/version_*/results.json")
     return results.parent
 

@@ -37,3 +37,16 @@ def write_tarball(folder: Path, archive: Path) -> Path:
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(folder, arcname="cifar10-synthetic")
     return archive
+
+
+def quiet_fit_args(image_folder: Path, data_dir: Path, root: Path) -> list[str]:
+    """CLI flags for a quiet run on a synthetic image folder, writing under ``root``."""
+    return [
+        f"--data.source={image_folder}",
+        f"--data.data_dir={data_dir}",
+        "--data.val_split=100",
+        f"--trainer.logger.init_args.save_dir={root / 'runs'}",
+        f"--trainer.default_root_dir={root}",  # where fast_dev_run's checkpoints go
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+    ]

@@ -1,5 +1,6 @@
 """New stages from checkpoints: the notebook's recompile-with-a-new-lr, and continuing a run."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,17 +9,23 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from src.cli import main
 from src.module import CifarClassifier
 from src.optim import KerasAdam
 from src.stages import stage_checkpoint
+from tests.synthetic import quiet_fit_args
 
 ROOT = Path(__file__).resolve().parent.parent
 ADAM = ["--config=configs/adam.yaml", "--model.decay=1e-3", "--test_after_fit=false"]
 
 
-@pytest.fixture
-def first_stage(fit):
-    return fit(*ADAM, "--trainer.max_epochs=2", "--run_name=staged", "--trainer.logger.init_args.version=stage_1")
+@pytest.fixture(scope="module")
+def first_stage(image_folder, data_dir, tmp_path_factory):
+    """Two epochs of Adam (decay 1e-3, 16 steps an epoch), shared by the tests that stage from it."""
+    root = tmp_path_factory.mktemp("stages")
+    stage = ["--run_name=staged", "--trainer.logger.init_args.version=stage_1", "--trainer.max_epochs=2"]
+    main(["fit", *ADAM, *stage, *quiet_fit_args(image_folder, data_dir, root)])
+    return json.loads((root / "runs" / "staged" / "stage_1" / "results.json").read_text())
 
 
 def checkpoint_of(results, name="last.ckpt"):
