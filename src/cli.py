@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from typing import TextIO
 from pathlib import Path
+from typing import TextIO
 
-from pytorch_lightning.callbacks import ModelCheckpoint
 import torch
 from jsonargparse import Namespace
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from src.callbacks.divergence import DivergenceGuard, has_diverged
