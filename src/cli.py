@@ -17,6 +17,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from src.callbacks.divergence import DivergenceGuard
 from src.callbacks.run_results import RunResults
+from src.callbacks.tensorboard_hparams import TensorBoardHparams
 from src.data.cifar10 import CIFAR10DataModule
 from src.errors import UserInputError
 from src.module import CifarClassifier
@@ -40,7 +41,7 @@ class HparamLabCLI(LightningCLI):
         super().__init__(
             CifarClassifier,
             CIFAR10DataModule,
-            trainer_defaults={"callbacks": [RunResults(), DivergenceGuard()]},
+            trainer_defaults={"callbacks": [RunResults(), DivergenceGuard(), TensorBoardHparams()]},
             parser_kwargs={
                 "prog": "python -m src.cli",
                 **{cmd: {"default_config_files": [str(BASE_CONFIG)]} for cmd in SUBCOMMANDS},
