@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import pytest
 
 from src.cli import main
+from src.sweep import sweep
 from tests.synthetic import write_image_folder
 
 
@@ -46,3 +48,31 @@ def fit(synthetic_args: list[str], tmp_path: Path) -> Callable[..., dict[str, An
         return json.loads(results[-1].read_text())
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_run_args(image_folder: Path, data_dir: Path) -> list[str]:
+    """Flags a sweep or a study passes to each of its runs: two epochs of six batches on the
+    synthetic data, enough for Adam to leave chance level (0.1) far behind."""
+    return [
+        f"--data.source={image_folder}",
+        f"--data.data_dir={data_dir}",
+        "--data.val_split=100",
+        "--trainer.max_epochs=2",
+        "--trainer.limit_train_batches=6",
+        "--trainer.enable_model_summary=false",
+    ]
+
+
+@pytest.fixture(scope="session")
+def small_sweep(tmp_path_factory: pytest.TempPathFactory, tiny_run_args: list[str]) -> SimpleNamespace:
+    """``adam``, ``sgd`` and an SGD at lr 1e6 that diverges, 2 seeds each, 2 runs at a time
+    (six subprocesses, the most expensive fixture here). Tests must not change its runs."""
+    root = tmp_path_factory.mktemp("small_sweep")
+    diverging = root / "sgd_lr_1e6.yaml"
+    diverging.write_text("model:\n  optimizer:\n    class_path: src.optim.KerasSGD\n    init_args:\n      lr: 1.0e6\n")
+    lines: list[str] = []
+    outcomes = sweep(["adam", "sgd", str(diverging)], seeds=2, sweep_dir=root / "sweep", overrides=tiny_run_args,
+                     parallel=2, progress=lines.append)
+    return SimpleNamespace(dir=root / "sweep", outcomes=outcomes, lines=lines, configs=("adam", "sgd", "sgd_lr_1e6"))
+
