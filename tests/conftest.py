@@ -8,6 +8,7 @@ from typing import Any, Callable
 import pytest
 
 from src.cli import main
+from src.search import open_study, search
 from src.sweep import sweep
 from tests.synthetic import write_image_folder
 
@@ -76,3 +77,23 @@ def small_sweep(tmp_path_factory: pytest.TempPathFactory, tiny_run_args: list[st
                      parallel=2, progress=lines.append)
     return SimpleNamespace(dir=root / "sweep", outcomes=outcomes, lines=lines, configs=("adam", "sgd", "sgd_lr_1e6"))
 
+
+@pytest.fixture(scope="session")
+def small_study(tmp_path_factory: pytest.TempPathFactory, tiny_run_args: list[str]) -> SimpleNamespace:
+    """Three trials of Adam: lr 1e-3 learns, lr 0 cannot and is pruned after its first epoch
+    (the pruner compares it with the finished first trial), then one the sampler picks."""
+    root = tmp_path_factory.mktemp("small_study")
+    space = root / "adam_lr.yaml"
+    space.write_text(
+        "config: adam\npruner: {n_startup_trials: 1, n_warmup_steps: 0}\n"
+        "space:\n  model.optimizer.lr: {low: 0.0, high: 1.0e-3}\n"
+    )
+    study_dir = root / "study"
+    study_dir.mkdir()
+    study = open_study("adam_lr", f"sqlite:///{study_dir / 'study.db'}", {"n_startup_trials": 1, "n_warmup_steps": 0})
+    study.enqueue_trial({"model.optimizer.lr": 1e-3})
+    study.enqueue_trial({"model.optimizer.lr": 0.0})
+    lines: list[str] = []
+    study, _ = search(space, n_trials=3, study_dir=study_dir, overrides=tiny_run_args, sampler_seed=0,
+                      progress=lines.append)
+    return SimpleNamespace(space=space, dir=study_dir, study=study, lines=lines)
