@@ -21,6 +21,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from src.callbacks.divergence import DivergenceGuard, has_diverged
 from src.callbacks.early_stopping import StagedEarlyStopping
 from src.callbacks.run_results import RunResults
+from src.callbacks.tensorboard_hparams import TensorBoardHparams
 from src.data.cifar10 import CIFAR10DataModule
 from src.errors import UserInputError, exit_on_user_error
 from src.module import CifarClassifier
@@ -56,7 +57,9 @@ class HparamLabCLI(LightningCLI):
         super().__init__(
             CifarClassifier,
             CIFAR10DataModule,
-            trainer_defaults={"callbacks": [RunResults(), DivergenceGuard(), latest_checkpoint()]},
+            trainer_defaults={
+                "callbacks": [RunResults(), DivergenceGuard(), TensorBoardHparams(), latest_checkpoint()]
+            },
             parser_kwargs={
                 "prog": "python -m src.cli",
                 # base.yaml belongs to each subcommand's parser, or to the only one without subcommands

@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import pytest
 
 from src.cli import main
 from src.export import main as export_main
+from src.search import open_study, search
+from src.sweep import sweep
 from tests.synthetic import quiet_fit_args, write_image_folder
 
 
@@ -58,3 +61,51 @@ def fit(synthetic_args: list[str], tmp_path: Path) -> Callable[..., dict[str, An
         return json.loads(results[-1].read_text())
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_run_args(image_folder: Path, data_dir: Path) -> list[str]:
+    """Flags a sweep or a study passes to each of its runs: two epochs of six batches on the
+    synthetic data, enough for Adam to leave chance level (0.1) far behind."""
+    return [
+        f"--data.source={image_folder}",
+        f"--data.data_dir={data_dir}",
+        "--data.val_split=100",
+        "--trainer.max_epochs=2",
+        "--trainer.limit_train_batches=6",
+        "--trainer.enable_model_summary=false",
+    ]
+
+
+@pytest.fixture(scope="session")
+def small_sweep(tmp_path_factory: pytest.TempPathFactory, tiny_run_args: list[str]) -> SimpleNamespace:
+    """``adam``, ``sgd`` and an SGD at lr 1e6 that diverges, 2 seeds each, 2 runs at a time
+    (six subprocesses, the most expensive fixture here). Tests must not change its runs."""
+    root = tmp_path_factory.mktemp("small_sweep")
+    diverging = root / "sgd_lr_1e6.yaml"
+    diverging.write_text("model:\n  optimizer:\n    class_path: src.optim.KerasSGD\n    init_args:\n      lr: 1.0e6\n")
+    lines: list[str] = []
+    outcomes = sweep(["adam", "sgd", str(diverging)], seeds=2, sweep_dir=root / "sweep", overrides=tiny_run_args,
+                     parallel=2, progress=lines.append)
+    return SimpleNamespace(dir=root / "sweep", outcomes=outcomes, lines=lines, configs=("adam", "sgd", "sgd_lr_1e6"))
+
+
+@pytest.fixture(scope="session")
+def small_study(tmp_path_factory: pytest.TempPathFactory, tiny_run_args: list[str]) -> SimpleNamespace:
+    """Three trials of Adam: lr 1e-3 learns, lr 0 cannot and is pruned after its first epoch
+    (the pruner compares it with the finished first trial), then one the sampler picks."""
+    root = tmp_path_factory.mktemp("small_study")
+    space = root / "adam_lr.yaml"
+    space.write_text(
+        "config: adam\npruner: {n_startup_trials: 1, n_warmup_steps: 0}\n"
+        "space:\n  model.optimizer.lr: {low: 0.0, high: 1.0e-3}\n"
+    )
+    study_dir = root / "study"
+    study_dir.mkdir()
+    study = open_study("adam_lr", f"sqlite:///{study_dir / 'study.db'}", {"n_startup_trials": 1, "n_warmup_steps": 0})
+    study.enqueue_trial({"model.optimizer.lr": 1e-3})
+    study.enqueue_trial({"model.optimizer.lr": 0.0})
+    lines: list[str] = []
+    study, _ = search(space, n_trials=3, study_dir=study_dir, overrides=tiny_run_args, sampler_seed=0,
+                      progress=lines.append)
+    return SimpleNamespace(space=space, dir=study_dir, study=study, lines=lines)

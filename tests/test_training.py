@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 RESULT_KEYS = {
     "config", "hparams", "epochs", "stop_reason", "best_val_acc", "best_epoch",
@@ -44,6 +45,17 @@ def test_fit_leaves_a_complete_run_directory(fit):
     assert val_acc == pytest.approx([h["val_acc"] for h in results["history"]])
     assert {"train_loss", "train_acc", "val_loss", "test_acc", "test_loss"} <= set(events.Tags()["scalars"])
     assert any(tag.startswith("lr-") for tag in events.Tags()["scalars"])
+
+    # the HPARAMS tab: hyperparameters beside the final metrics, and no stray hp_metric
+    assert "hp_metric" not in events.Tags()["scalars"]
+    assert events.Scalars("hp/test_acc")[-1].value == pytest.approx(results["test_acc"])
+    assert events.Scalars("hp/best_val_acc")[-1].value == pytest.approx(results["best_val_acc"])
+    assert len(events.Scalars("test_acc")) == 1  # the contract's own series is left alone
+    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    assert hparams["optimizer"].string_value == "src.optim.KerasAdam"
+    assert hparams["optimizer_args/lr"].number_value == pytest.approx(1e-3)
+    assert hparams["stop_reason"].string_value == "max_epochs"
 
 
 def test_run_name_defaults_to_the_config_name(fit, tmp_path):

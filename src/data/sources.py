@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import tarfile
 import time
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ def load_cifar10(data_dir: str | Path, source: str | Path | None = None, downloa
 def _write_cache(cache: Path, splits: dict[str, Split], origin: str) -> None:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(".partial.npz")
+        partial = cache.with_suffix(f".{os.getpid()}.partial.npz")  # parallel runs may decode at once
         arrays = {f"{s}_{field}": getattr(splits[s], field) for s in SPLITS for field in ("images", "labels")}
         np.savez(partial, origin=np.array(origin), **arrays)
         partial.replace(cache)  # atomic: a crashed run never leaves a half-written cache

@@ -1,0 +1,83 @@
+"""Run a config, a sweep or a study from Jupyter and get the results back as a table.
+
+Each run is a subprocess writing to its own ``train.log``, so the notebook receives one line
+per run start and end (and per epoch for :func:`run_config`), never one per step: the 2017
+notebook died of "IOPub message rate exceeded". Runs that already finished are not run
+again, so re-executing a cell reads its results instead of retraining::
+
+    from src.notebook import run_config, run_sweep, run_study
+    run_sweep(["sgd", "adam"], seeds=3, overrides=["--trainer.max_epochs=20"])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from src.report import collect, summarize, write_report
+from src.search import search
+from src.sweep import Progress, print_line, read_results, sweep
+
+RUN_COLUMNS = (
+    "stop_reason", "epochs", "best_val_acc", "best_epoch", "test_acc", "test_loss", "wall_time_s", "train_images_per_s",
+)
+
+
+def table(rows: list[dict]) -> Any:
+    """A pandas DataFrame when pandas is installed, else the list of dicts itself."""
+    try:
+        import pandas
+    except ImportError:
+        return rows
+    return pandas.DataFrame(rows)
+
+
+def _run_row(outcome: dict) -> dict:
+    results = read_results(Path(outcome["run_dir"])) or {}
+    hparams = results.get("hparams", {})
+    return {
+        "config": outcome["config"], "seed": outcome["seed"], "status": outcome["status"],
+        "optimizer": hparams.get("optimizer"), "lr": hparams.get("optimizer_args", {}).get("lr"),
+        "decay": hparams.get("decay"), **{key: results.get(key) for key in RUN_COLUMNS}, "run_dir": outcome["run_dir"],
+    }
+
+
+def run_config(
+    config: str, seed: int = 42, overrides: Sequence[str] = (), save_dir: str | Path = "runs/notebook",
+    progress: Progress = print_line,
+) -> Any:
+    """Train one config (a name in ``configs/`` or a YAML path) with one seed; one row."""
+    outcomes = sweep([config], seeds=1, first_seed=seed, sweep_dir=save_dir, overrides=overrides,
+                     progress=progress, epoch_progress=True)
+    return table([_run_row(o) for o in outcomes])
+
+
+def run_sweep(
+    configs: Iterable[str] | None = None, seeds: int = 3, sweep_dir: str | Path = "runs/sweep",
+    overrides: Sequence[str] = (), parallel: int = 1, progress: Progress = print_line,
+) -> Any:
+    """Run a sweep (default: every notebook experiment), write its report and return the
+    report's table: one row per config, best test accuracy first."""
+    sweep(configs, seeds=seeds, sweep_dir=sweep_dir, overrides=overrides, parallel=parallel, progress=progress)
+    paths = write_report(sweep_dir)
+    progress(f"report: {paths['report.md']}")
+    return table(summarize(collect(Path(sweep_dir))))
+
+
+def run_study(
+    space: str | Path, n_trials: int = 20, study_dir: str | Path | None = None, storage: str | None = None,
+    overrides: Sequence[str] = (), parallel: int = 1, progress: Progress = print_line,
+) -> Any:
+    """Add ``n_trials`` trials to the study ``space`` declares; one row per trial of the study.
+    ``value`` is a trial's best ``val_acc``, or for a pruned trial its last."""
+    study, _ = search(space, n_trials, study_dir=study_dir, storage=storage, overrides=overrides,
+                      parallel=parallel, progress=progress)
+    rows = []
+    for trial in study.trials:
+        results = read_results(Path(trial.user_attrs["run_dir"])) if "run_dir" in trial.user_attrs else None
+        rows.append({
+            "trial": trial.number, "state": trial.state.name.lower(), "value": trial.value, **trial.params,
+            "pruned_at_epoch": trial.user_attrs.get("pruned_at_epoch"),
+            "test_acc": (results or {}).get("test_acc"), "run_dir": trial.user_attrs.get("run_dir"),
+        })
+    return table(rows)

@@ -1,0 +1,297 @@
+"""``python -m src.search SPACE.yaml``: an Optuna study when a grid is not enough.
+
+The space file names the config the trials start from, the MedianPruner's settings and the
+space, keyed by command-line flag (see ``configs/search/optimizers.yaml``)::
+
+    config: base                       # a config name or path (default: base)
+    pruner: {n_startup_trials: 5, n_warmup_steps: 2}
+    space:
+      model.decay: [0.0, 1.0e-6]                         # a list: one of these
+      model.optimizer:                                   # a mapping: one of its keys, with
+        src.optim.KerasSGD:                              # the space under it
+          model.optimizer.lr: {low: 1.0e-3, high: 0.1, log: true}   # a range (ints: integer)
+          model.optimizer.momentum: {low: 0.0, high: 0.9}
+        src.optim.KerasAdam: {model.optimizer.lr: {low: 1.0e-5, high: 1.0e-2, log: true}}
+
+Each trial is one ``src.cli fit`` subprocess at ``STUDY_DIR/trial_<N>/seed_<S>`` (the layout
+``src.report`` reads). It maximises the best ``val_acc``; the trial's own process reports
+``val_acc`` after every epoch and stops when the pruner says it is hopeless. The study lives in
+SQLite inside STUDY_DIR unless ``--storage`` names a database URL that workers on several
+machines can share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import optuna
+import pytorch_lightning as pl
+import yaml
+from sqlalchemy.exc import SQLAlchemyError
+
+from src.errors import UserInputError
+from src.sweep import (
+    Progress, Run, check_run_args, describe, print_line, read_results, resolve_config, run_environments,
+)
+
+RANGE_KEYS = {"low", "high", "log", "step"}
+PRUNER_KEYS = {"n_startup_trials", "n_warmup_steps"}
+
+
+class OptunaPruning(pl.Callback):
+    """Reports ``val_acc`` to a trial after each epoch and stops the run once the pruner finds it
+    hopeless. It runs inside the trial's ``src.cli`` process and reaches the trial through the
+    study's storage, so the pruner is rebuilt here from the same settings."""
+
+    def __init__(
+        self, storage: str, study_name: str, trial_id: int, n_startup_trials: int = 5, n_warmup_steps: int = 0,
+    ) -> None:
+        self.storage, self.study_name, self.trial_id = storage, study_name, trial_id
+        self.pruner = optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
+        self.trial: optuna.Trial | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            study = optuna.load_study(study_name=self.study_name, storage=self.storage, pruner=self.pruner)
+            self.trial = optuna.trial.Trial(study, self.trial_id)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        prune = False
+        if self.trial is not None and "val_acc" in trainer.callback_metrics:
+            epoch = trainer.current_epoch + 1
+            self.trial.report(float(trainer.callback_metrics["val_acc"]), step=epoch)
+            prune = self.trial.should_prune()
+            if prune:
+                self.trial.set_user_attr("pruned_at_epoch", epoch)
+        if trainer.strategy.broadcast(prune):
+            trainer.should_stop = True
+
+
+@dataclass
+class SearchSpace:
+    config: Path
+    space: dict[str, Any]
+    pruner: dict[str, int]
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and check a space file, so that a mistake stops the study before any trial."""
+    path = Path(path)
+    try:
+        declared = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise UserInputError(f"Cannot read the search space {path}: {err}") from err
+    if not isinstance(declared, dict) or not declared.get("space"):
+        raise UserInputError(
+            f"The search space in {path} is empty: give a `space:` mapping from flags to ranges, lists or "
+            "choices, e.g.  space: {model.optimizer.lr: {low: 1.0e-5, high: 1.0e-2, log: true}}"
+        )
+    unknown = set(declared) - {"config", "pruner", "space"} or set(declared.get("pruner") or {}) - PRUNER_KEYS
+    if unknown:
+        raise UserInputError(f"Unknown keys in {path}: {', '.join(sorted(unknown))}. A space file has config, pruner "
+                             f"({', '.join(sorted(PRUNER_KEYS))}) and space.")
+    _check_space(declared["space"], path)
+    config = resolve_config(declared.get("config") or "base")
+    return SearchSpace(config, declared["space"], declared.get("pruner") or {})
+
+
+def _check_space(space: dict, path: Path) -> None:
+    if not isinstance(space, dict):
+        raise UserInputError(f"In {path}, a space must map flags to ranges, lists or choices; got {space!r}.")
+    for key, spec in space.items():
+        if _is_range(spec):
+            try:
+                _range_distribution(spec)
+            except (TypeError, ValueError) as err:
+                raise UserInputError(f"In {path}, the range of {key} is not valid: {err}") from err
+        elif isinstance(spec, dict):
+            for subspace in spec.values():
+                _check_space(subspace or {}, path)
+        elif not (isinstance(spec, list) and spec):
+            raise UserInputError(
+                f"In {path}, {key}: {spec!r} is not a range ({{low, high, log, step}}), a non-empty list "
+                "or a mapping of choices."
+            )
+
+
+def _is_range(spec: Any) -> bool:
+    return isinstance(spec, dict) and {"low", "high"} <= set(spec) and set(spec) <= RANGE_KEYS
+
+
+def _range_distribution(spec: dict) -> optuna.distributions.BaseDistribution:
+    numbers = [spec[key] for key in ("low", "high", "step") if key in spec]
+    if all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+        return optuna.distributions.IntDistribution(
+            spec["low"], spec["high"], log=spec.get("log", False), step=spec.get("step", 1)
+        )
+    return optuna.distributions.FloatDistribution(
+        float(spec["low"]), float(spec["high"]), log=spec.get("log", False), step=spec.get("step")
+    )
+
+
+def _flag(key: str, value: Any) -> str:
+    return f"--{key}={json.dumps(value) if not isinstance(value, str) else value}"
+
+
+def suggest(trial: optuna.Trial, space: dict) -> list[str]:
+    """The trial's flags, sampling each key of ``space`` (and the space under a chosen key)."""
+    flags = []
+    for key, spec in space.items():
+        if _is_range(spec):
+            d = _range_distribution(spec)
+            if isinstance(d, optuna.distributions.IntDistribution):
+                flags.append(_flag(key, trial.suggest_int(key, d.low, d.high, step=d.step, log=d.log)))
+            else:
+                flags.append(_flag(key, trial.suggest_float(key, d.low, d.high, step=d.step, log=d.log)))
+        elif isinstance(spec, dict):
+            choice = trial.suggest_categorical(key, list(spec))
+            flags += [_flag(key, choice), *suggest(trial, spec[choice] or {})]
+        else:
+            flags.append(_flag(key, trial.suggest_categorical(key, spec)))
+    return flags
+
+
+def examples(space: dict) -> list[list[str]]:
+    """A few flag sets that between them use every key and every choice of a mapping, to check
+    the space against the config up front."""
+    result: list[list[str]] = [[]]
+    for key, spec in space.items():
+        if _is_range(spec):
+            branches = [[_flag(key, spec["low"])]]
+        elif isinstance(spec, dict):
+            branches = [
+                [_flag(key, choice), *flags] for choice, subspace in spec.items() for flags in examples(subspace or {})
+            ]
+        else:
+            branches = [[_flag(key, spec[0])]]
+        count = max(len(result), len(branches))
+        result = [result[i % len(result)] + branches[i % len(branches)] for i in range(count)]
+    return result
+
+
+def open_study(study_name: str, storage: str, pruner: dict[str, int], sampler_seed: int | None = None) -> optuna.Study:
+    """Create the study, or load it to add trials; a database that cannot be reached is the
+    user's to fix, so it is reported before any training starts."""
+    try:
+        return optuna.create_study(
+            study_name=study_name, storage=storage, load_if_exists=True, direction="maximize",
+            pruner=optuna.pruners.MedianPruner(**pruner), sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+        )
+    except (SQLAlchemyError, ImportError, ValueError) as err:
+        raise UserInputError(
+            f"Cannot open study {study_name!r} at {storage}: {err} Give a reachable database URL "
+            "(sqlite:///path/study.db, postgresql://user:password@host/db, …) with its driver installed."
+        ) from err
+
+
+class TrialFailed(Exception):
+    """A trial's run ended without results; Optuna records the trial as failed and goes on."""
+
+
+def search(
+    space_file: str | Path,
+    n_trials: int = 20,
+    study_dir: str | Path | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    seed: int = 42,
+    parallel: int = 1,
+    overrides: Sequence[str] = (),
+    sampler_seed: int | None = None,
+    progress: Progress = print_line,
+) -> tuple[optuna.Study, Path]:
+    """Run ``n_trials`` more trials of the study declared in ``space_file``; return the study
+    and its directory. ``progress`` gets one line per trial start and end."""
+    declared = load_space(space_file)
+    study_name = study_name or Path(space_file).stem
+    study_dir = Path(study_dir or Path("runs") / "search" / study_name).resolve()
+    overrides = list(overrides)
+    for flags in examples(declared.space):
+        check_run_args(declared.config, [*overrides, *flags])
+    if storage is None:
+        study_dir.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{study_dir / 'study.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our one line per trial replaces Optuna's
+    study = open_study(study_name, storage, declared.pruner, sampler_seed)
+    environments = run_environments(parallel)
+
+    def objective(trial: optuna.Trial) -> float:
+        flags = suggest(trial, declared.space)
+        pruning = [
+            "--trainer.callbacks+=src.search.OptunaPruning", f"--trainer.callbacks.storage={storage}",
+            # the storage's id of this trial: what optuna.trial.Trial needs to reach it from another process
+            f"--trainer.callbacks.study_name={study_name}", f"--trainer.callbacks.trial_id={trial._trial_id}",
+            *[f"--trainer.callbacks.{key}={value}" for key, value in declared.pruner.items()],
+        ]
+        run = Run(declared.config, seed, study_dir, f"trial_{trial.number:03d}", [*overrides, *flags, *pruning])
+        trial.set_user_attr("run_dir", str(run.run_dir))
+        progress(f"trial {trial.number} start: {' '.join(flags)}")
+        env = environments.get()
+        try:
+            outcome = run.execute(env)
+        finally:
+            environments.put(env)
+        pruned_at = _latest(study, trial).user_attrs.get("pruned_at_epoch")
+        if pruned_at is not None:
+            _mark_pruned(run.run_dir, pruned_at)
+            progress(f"trial {trial.number} pruned after epoch {pruned_at}")
+            raise optuna.TrialPruned()
+        if outcome["status"] == "failed":
+            progress(f"trial {trial.number} {describe(outcome)}")
+            raise TrialFailed(outcome["log"])
+        value = read_results(run.run_dir)["best_val_acc"]
+        progress(f"trial {trial.number} end: best val_acc {value:.4f}, {describe(outcome)}")
+        return value
+
+    study.optimize(objective, n_trials=n_trials, n_jobs=parallel, catch=(TrialFailed,))
+    states = [t.state.name.lower() for t in study.trials]
+    summary = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
+    best = study.best_trial if any(s == "complete" for s in states) else None
+    progress(f"study {study_name}: {len(states)} trials ({summary})" +
+             (f"; best: trial {best.number}, val_acc {best.value:.4f}, {best.params}" if best else ""))
+    return study, study_dir
+
+
+def _latest(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTrial:
+    """The trial as the storage has it now, with what the run's own process wrote."""
+    return next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+
+
+def _mark_pruned(run_dir: Path, epoch: int) -> None:
+    """Say in the run's results.json why it stopped, for the report."""
+    path = run_dir / "results.json"
+    results = read_results(run_dir)
+    if results:
+        path.write_text(json.dumps({**results, "stop_reason": "pruned", "pruned_at_epoch": epoch}, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m src.search", allow_abbrev=False,
+        description="Run an Optuna study over the space a YAML file declares. "
+        "Arguments it does not know (--trainer.max_epochs 10, --data.*) are passed to every trial.",
+    )
+    parser.add_argument("space", help="the space file, e.g. configs/search/optimizers.yaml")
+    parser.add_argument("--n_trials", type=int, default=20, help="trials to add to the study (default 20)")
+    parser.add_argument("--study_name", help="default: the space file's name")
+    parser.add_argument("--study_dir", help="where the trials' runs go (default runs/search/<study_name>)")
+    parser.add_argument("--storage", help="database URL shared by workers (default sqlite:///<study_dir>/study.db)")
+    parser.add_argument("--seed", type=int, default=42, help="training seed of every trial (default 42)")
+    parser.add_argument("--sampler_seed", type=int, help="seed of the TPE sampler, for a repeatable search")
+    parser.add_argument("--parallel", type=int, default=1, help="trials at once (default 1)")
+    args, overrides = parser.parse_known_args(argv)
+    try:
+        search(args.space, args.n_trials, args.study_dir, args.storage, args.study_name, args.seed,
+               args.parallel, overrides, args.sampler_seed)
+    except UserInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The report: the table and CSV, the Welch comparison in words, and readable figures."""
+
+import csv
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from src.report import collect, compare, main, plot_curves, plot_test_acc, summarize, write_report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def write_run(sweep_dir: Path, config: str, seed: int, test_acc: float | None, stop_reason: str = "max_epochs",
+              optimizer: str = "src.optim.KerasSGD", lr: float = 0.01) -> None:
+    """A results.json as a run leaves it; validation accuracy climbs to just above test accuracy."""
+    final = test_acc if test_acc is not None else 0.1
+    history = [
+        {"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.0 / e, "val_acc": final * (0.8 + 0.05 * e)}
+        for e in (1, 2, 3, 4)
+    ]
+    run_dir = sweep_dir / config / f"seed_{seed}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "results.json").write_text(json.dumps({
+        "config": config, "run_dir": str(run_dir), "stop_reason": stop_reason,
+        "hparams": {"optimizer": optimizer, "optimizer_args": {"lr": lr, "momentum": 0.0, "nesterov": False},
+                    "decay": 1e-6, "loss": "cross_entropy", "seed": seed},
+        "epochs": 4, "best_val_acc": max(h["val_acc"] for h in history), "best_epoch": 4, "test_acc": test_acc,
+        "test_loss": 1.0, "wall_time_s": 100.0 + seed, "train_images_per_s": 1000.0, "history": history,
+    }))
+
+
+@pytest.fixture
+def sweep_dir(tmp_path: Path) -> Path:
+    """sgd clearly ahead of adam; sgd_nesterov within noise of sgd; one rmsprop run diverged."""
+    accuracies = {
+        "sgd": [0.80, 0.81, 0.79],
+        "adam": [0.70, 0.71, 0.69],
+        "sgd_nesterov": [0.80, 0.82, 0.77],
+        "rmsprop_baseline": [0.75, 0.76, None],
+    }
+    for config, values in accuracies.items():
+        for seed, acc in enumerate(values):
+            write_run(tmp_path, config, seed, acc, stop_reason="max_epochs" if acc is not None else "diverged")
+    return tmp_path
+
+
+def test_one_row_per_config_sorted_by_test_accuracy(sweep_dir):
+    rows = summarize(collect(sweep_dir))
+    assert [r["config"] for r in rows] == ["sgd", "sgd_nesterov", "rmsprop_baseline", "adam"]
+    sgd = rows[0]
+    assert sgd["test_acc_mean"] == pytest.approx(0.80)
+    assert sgd["test_acc_std"] == pytest.approx(0.01)
+    assert (sgd["runs"], sgd["finished"], sgd["notebook"]) == (3, 3, "80.8%")
+    rmsprop = rows[2]
+    assert (rmsprop["runs"], rmsprop["finished"], rmsprop["diverged"]) == (3, 2, 1)
+    assert rmsprop["test_acc_mean"] == pytest.approx(0.755)  # the diverged run is left out
+
+
+def test_welch_test_tells_real_differences_from_seed_noise(sweep_dir):
+    comparisons = {(c.better, c.worse): c for c in compare(collect(sweep_dir))}
+    assert comparisons[("sgd", "adam")].beyond_noise
+    assert comparisons[("sgd", "adam")].difference == pytest.approx(0.10)
+    assert not comparisons[("sgd", "sgd_nesterov")].beyond_noise  # same mean, more spread
+
+
+def test_markdown_and_csv(sweep_dir):
+    paths = write_report(sweep_dir)
+    text = paths["report.md"].read_text()
+    table = [line for line in text.splitlines() if line.startswith("| `")]
+    assert [line.split("`")[1] for line in table] == ["sgd", "sgd_nesterov", "rmsprop_baseline", "adam"]
+    assert "| 80.0 ± 1.0 |" in table[0] and "| 80.8% |" in table[0]
+    assert "| 3 (1 diverged) |" in table[2]
+    beyond, _, within = text.partition("Within seed noise")
+    assert "`sgd` beats `adam` by 10.0 points" in beyond
+    assert "`sgd` and `sgd_nesterov`" in within
+
+    with open(paths["report.csv"]) as file:
+        rows = list(csv.DictReader(file))
+    assert [r["config"] for r in rows] == ["sgd", "sgd_nesterov", "rmsprop_baseline", "adam"]
+    assert float(rows[0]["test_acc_mean"]) == pytest.approx(0.80)
+
+
+def test_figures_draw_one_line_and_one_row_per_config(sweep_dir):
+    groups = collect(sweep_dir)
+    curves = plot_curves(groups)
+    accuracy, loss = curves.axes[:2]
+    assert len(accuracy.lines) == len(loss.lines) == 4
+    assert accuracy.get_xlabel() == "epoch" and "accuracy" in accuracy.get_ylabel()
+    labels = [text.get_text() for text in loss.get_legend().get_texts()]
+    assert "rmsprop_baseline (1 diverged)" in labels
+
+    rows = summarize(groups)
+    test_acc = plot_test_acc(rows, groups).axes[0]
+    top_down = sorted(zip(test_acc.get_yticks(), (t.get_text() for t in test_acc.get_yticklabels())), reverse=True)
+    assert [label for _, label in top_down] == [r["config"] for r in rows]  # best at the top
+    assert "test accuracy" in test_acc.get_xlabel()
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    return struct.unpack(">II", data[16:24])  # IHDR: width, height
+
+
+def test_report_of_a_real_sweep(small_sweep, tmp_path):
+    """The 2-config x 2-seed sweep (plus a diverging config) from conftest, end to end."""
+    paths = write_report(small_sweep.dir, tmp_path / "report")
+    table = [line for line in paths["report.md"].read_text().splitlines() if line.startswith("| `")]
+    assert sorted(line.split("`")[1] for line in table) == sorted(small_sweep.configs)
+    diverged_row = next(line for line in table if "sgd_lr_1e6" in line)
+    assert "2 (2 diverged)" in diverged_row
+    with open(paths["report.csv"]) as file:
+        assert len(list(csv.DictReader(file))) == 3
+    for name in ("curves.png", "test_acc.png"):
+        width, height = png_size(paths[name])
+        assert 600 <= width <= 3000 and 150 <= height <= 2000
+        assert paths[name].stat().st_size > 10_000  # drawn, not blank
+
+
+def test_failed_runs_without_results_are_counted_from_sweep_json(sweep_dir):
+    (sweep_dir / "sweep.json").write_text(json.dumps({"runs": {"sgd/seed_9": {
+        "config": "sgd", "seed": 9, "status": "failed", "run_dir": str(sweep_dir / "sgd" / "seed_9")}}}))
+    sgd = next(r for r in summarize(collect(sweep_dir)) if r["config"] == "sgd")
+    assert (sgd["runs"], sgd["finished"], sgd["unfinished"]) == (4, 3, 1)
+
+
+def test_a_directory_without_runs_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "No runs found" in capsys.readouterr().err
