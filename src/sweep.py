@@ -91,8 +91,10 @@ def read_results(run_dir: Path) -> dict | None:
 
 
 def is_complete(results: dict | None) -> bool:
-    """Finished training (whatever stopped it) and was tested."""
-    return bool(results) and results.get("stop_reason") in FINAL_STOP_REASONS and results.get("test_acc") is not None
+    """Finished training (whatever stopped it) and was tested; a diverged run has nothing to test."""
+    if not results or results.get("stop_reason") not in FINAL_STOP_REASONS:
+        return False
+    return results["stop_reason"] == "diverged" or results.get("test_acc") is not None
 
 
 @dataclass
@@ -176,7 +178,8 @@ def describe(outcome: dict) -> str:
     """One line on how a run ended."""
     if outcome["status"] == "failed":
         return f"FAILED (exit {outcome['returncode']}, stop_reason {outcome['stop_reason']}); see {outcome['log']}"
-    return f"{outcome['stop_reason']}, test_acc {outcome['test_acc']:.4f} ({outcome['seconds']:.0f} s)"
+    test_acc = "-" if outcome["test_acc"] is None else f"{outcome['test_acc']:.4f}"
+    return f"{outcome['stop_reason']}, test_acc {test_acc} ({outcome['seconds']:.0f} s)"
 
 
 def run_environments(parallel: int) -> queue.Queue[dict[str, str]]:
