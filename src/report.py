@@ -263,14 +263,14 @@ def plot_test_acc(rows: list[dict], groups: list[ConfigRuns]) -> Figure:
                         color="C0", capsize=4, zorder=3, label="mean ± std")
         notebook = NOTEBOOK.get(row["config"], (None, ""))[0]
         if notebook is not None:
-            ax.scatter(100 * notebook, y, marker="x", color="C3", zorder=3, label="notebook (2017)")
+            ax.scatter(100 * notebook, y, marker="x", color="C3", zorder=3, label="notebook (2017, one full run)")
     ax.set_yticks(positions, labels)
-    ax.set(xlabel="test accuracy (%)", title="Test accuracy per config")
+    ax.set(xlabel="test accuracy (%)", title="Test accuracy per config, best first")
     ax.grid(axis="x", alpha=0.3)
     handles, names = ax.get_legend_handles_labels()
     unique = dict(zip(names, handles))  # one entry per kind of mark
     if unique:
-        ax.legend(unique.values(), unique.keys(), loc="lower right", fontsize="small")
+        ax.legend(unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     return figure
 
 

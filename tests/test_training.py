@@ -51,8 +51,13 @@ def test_fit_leaves_a_complete_run_directory(fit):
     assert events.Scalars("hp/test_acc")[-1].value == pytest.approx(results["test_acc"])
     assert events.Scalars("hp/best_val_acc")[-1].value == pytest.approx(results["best_val_acc"])
     assert len(events.Scalars("test_acc")) == 1  # the contract's own series is left alone
-    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
-    hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    summaries = {
+        tag: plugin_data_pb2.HParamsPluginData.FromString(content)
+        for tag, content in events.PluginTagToContent("hparams").items()  # the first of each tag: what TB reads
+    }
+    metric_tags = {info.name.tag for info in summaries["_hparams_/experiment"].experiment.metric_infos}
+    assert {"hp/best_val_acc", "hp/test_acc", "hp/test_loss"} <= metric_tags
+    hparams = summaries["_hparams_/session_start_info"].session_start_info.hparams
     assert hparams["optimizer"].string_value == "src.optim.KerasAdam"
     assert hparams["optimizer_args/lr"].number_value == pytest.approx(1e-3)
     assert hparams["stop_reason"].string_value == "max_epochs"

@@ -2,32 +2,40 @@
 
 from __future__ import annotations
 
+import math
+
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from src.callbacks.run_results import RunResults
 
-FINAL_METRICS = ("best_val_acc", "best_epoch", "epochs", "test_acc", "test_loss")
+FIT_METRICS = ("best_val_acc", "best_epoch", "epochs")
+TEST_METRICS = ("test_acc", "test_loss")
 
 
 class TensorBoardHparams(pl.Callback):
-    """Logs what :class:`RunResults` recorded (hyperparameters, how the run ended, its final
-    metrics) with ``log_hyperparams(params, metrics)`` after fit and again after the test, so
-    the HPARAMS tab compares runs side by side.
+    """Logs what :class:`RunResults` recorded (hyperparameters, config, stop_reason) with the
+    run's final metrics through ``log_hyperparams(params, metrics)``, so the HPARAMS tab
+    compares runs side by side.
 
-    Runs at ``teardown``, after every ``on_*_end`` hook has updated the record. The metrics go
-    under ``hp/`` so that ``test_acc`` and ``test_loss`` keep one value each in the Scalars tab.
+    TensorBoard reads only the first hparams summary of a run, so it is written once, when fit
+    ends (at ``teardown``, after every ``on_fit_end`` has updated the record), declaring the
+    test metrics too: NaN until the test after fit logs their values. A fit that was
+    interrupted or failed writes none; its resumed run will. The metrics go under ``hp/`` so
+    that ``test_acc`` and ``test_loss`` keep one value each in the Scalars tab.
     """
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         record = next((cb.record for cb in trainer.callbacks if isinstance(cb, RunResults)), None)
         if not record or not isinstance(trainer.logger, TensorBoardLogger):
             return
-        params = {
-            "config": record["config"],
-            "stop_reason": record.get("stop_reason"),
-            **{k: v for k, v in record["hparams"].items() if not k.startswith("_")},
-        }
-        metrics = {f"hp/{k}": record[k] for k in FINAL_METRICS if record.get(k) is not None}
-        if metrics:
+        if stage == "fit" and record.get("stop_reason") not in ("interrupted", "failed"):
+            params = {
+                "config": record["config"],
+                "stop_reason": record["stop_reason"],
+                **{k: v for k, v in record["hparams"].items() if not k.startswith("_")},
+            }
+            metrics = {f"hp/{k}": math.nan if record.get(k) is None else record[k] for k in FIT_METRICS + TEST_METRICS}
             trainer.logger.log_hyperparams(params, metrics)
+        elif stage == "test":
+            trainer.logger.log_metrics({f"hp/{k}": record[k] for k in TEST_METRICS if record.get(k) is not None})
