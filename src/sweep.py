@@ -146,8 +146,6 @@ class Run:
         """Run it (output to ``train.log``) and say how it went: status ``finished``,
         ``diverged`` or ``failed``, with the exit code and the run's results."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.resume_from():  # src.cli refuses to overwrite a run's config.yaml; the resumed run writes it anew
-            (self.run_dir / "config.yaml").unlink(missing_ok=True)
         started = time.time()
         command = self.command()
         with open(self.run_dir / LOG_FILE, "a") as log:

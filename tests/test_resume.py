@@ -72,8 +72,9 @@ def test_interruption_leaves_a_resumable_checkpoint(run, tmp_path, how):
 
 def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(run, tmp_path):
     uninterrupted = run("--run_name=straight")
-    interrupted(run, tmp_path, "ctrl-c", step=20)
+    cut = interrupted(run, tmp_path, "ctrl-c", step=20)
     resumed = run("--run_name=interrupted", "--ckpt_path=last")
+    assert resumed["wall_time_s"] > cut["wall_time_s"]  # the clock goes on across the interruption
     assert resumed["run_dir"] == str(tmp_path / "runs" / "interrupted" / "version_0")  # same run, continued
     assert resumed["stop_reason"] == "max_epochs" and resumed["epochs"] == 2
     expected, actual = final_weights(uninterrupted), final_weights(resumed)

@@ -34,6 +34,7 @@ class RunResults(pl.Callback):
         self._train_images = 0
         self._running_since: float | None = None
         self._fit_started: float | None = None
+        self._earlier_wall_seconds = 0.0  # of the run before a resume
         self._resumed_from: str | None = None
 
     # what ran --------------------------------------------------------------------------
@@ -46,9 +47,9 @@ class RunResults(pl.Callback):
             "run_dir": trainer.log_dir,
             "hparams": {
                 "optimizer": f"{type(optimizer).__module__}.{type(optimizer).__name__}",
-                "optimizer_args": {k: v for k, v in optimizer.defaults.items() if _is_plain(v)},
-                **{k: v for k, v in pl_module.hparams.items() if _is_plain(v) and not k.startswith("_")},
-                **({k: v for k, v in datamodule.hparams.items() if _is_plain(v)} if datamodule else {}),
+                "optimizer_args": _plain(optimizer.defaults),
+                **_plain(pl_module.hparams),
+                **(_plain(datamodule.hparams) if datamodule else {}),
                 "seed": int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed())),
                 "precision": trainer.precision,
                 "devices": trainer.world_size,
@@ -106,7 +107,7 @@ class RunResults(pl.Callback):
             epochs=len(self.history),
             best_val_acc=best.get("val_acc"),
             best_epoch=best.get("epoch"),
-            wall_time_s=round(time.perf_counter() - self._fit_started, 2),
+            wall_time_s=round(self._earlier_wall_seconds + time.perf_counter() - self._fit_started, 2),
             train_images_per_s=round(self._train_images / self._train_seconds, 1) if self._train_seconds else None,
             history=self.history,
         )
@@ -126,6 +127,7 @@ class RunResults(pl.Callback):
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         checkpoint[CHECKPOINT_KEY] = {
             "history": self.history, "train_seconds": self._train_seconds, "train_images": self._train_images,
+            "wall_seconds": self._earlier_wall_seconds + time.perf_counter() - (self._fit_started or time.perf_counter()),
         }
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
@@ -135,10 +137,13 @@ class RunResults(pl.Callback):
             self.history, self._train_seconds, self._train_images = (
                 saved["history"], saved["train_seconds"], saved["train_images"],
             )
+            self._earlier_wall_seconds = saved.get("wall_seconds", 0.0)
 
 
-def _is_plain(value: Any) -> bool:
-    return isinstance(value, (str, int, float, bool, type(None), list, tuple))
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-friendly entries, without LightningCLI's private ``_instantiator`` and the like."""
+    plain = (str, int, float, bool, type(None), list, tuple)
+    return {k: v for k, v in values.items() if isinstance(v, plain) and not k.startswith("_")}
 
 
 def _is_interrupt(exception: BaseException) -> bool:
