@@ -139,6 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per measurement")
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps first")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements of each variant; the best is reported")
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
@@ -153,16 +154,23 @@ def main() -> None:
             matmul_dtype = AUTOCAST[precision] or torch.float32
             tflops = matmul_tflops(device, matmul_dtype)
             floor = tflops * 1e12 / per_image
-            variants = [("fit", []), ("fit compile", ["--model.compile=true"]), ("fit NCHW", ["--model.channels_last=false"])]
-            for label, extra in variants:
-                rate = fit_path(device, precision, args.steps, args.warmup, data, extra)
-                rows.append(dict(device=name, precision=precision, path=label, images_per_s=rate))
-            rows.append(dict(device=name, precision=precision, path="plain", images_per_s=plain_loop(device, precision, args.steps, args.warmup, data)))
-            for row in rows[-4:]:
-                row.update(matmul_tflops=tflops, floor_images_per_s=floor, epoch_s=EPOCH_IMAGES / row["images_per_s"])
+            variants = {
+                "fit": lambda: fit_path(device, precision, args.steps, args.warmup, data, []),
+                "fit compile": lambda: fit_path(device, precision, args.steps, args.warmup, data, ["--model.compile=true"]),
+                "fit NCHW": lambda: fit_path(device, precision, args.steps, args.warmup, data, ["--model.channels_last=false"]),
+                "plain": lambda: plain_loop(device, precision, args.steps, args.warmup, data),
+            }
+            rates: dict[str, list[float]] = {label: [] for label in variants}
+            for _ in range(args.repeats):  # interleaved, so drifts in clock speed hit every variant alike
+                for label, measure in variants.items():
+                    rates[label].append(measure())
+            for label, values in rates.items():
+                rows.append(dict(device=name, precision=precision, path=label, images_per_s=max(values),
+                                 all_images_per_s=[round(v, 1) for v in values], matmul_tflops=tflops,
+                                 floor_images_per_s=floor, epoch_s=EPOCH_IMAGES / max(values)))
 
     print(f"\n{platform.processor() or platform.machine()}, torch {torch.__version__}, batch {BATCH}, "
-          f"{args.steps} timed steps, {per_image / 1e6:.1f} MFLOP per image (forward + backward)\n")
+          f"best of {args.repeats} x {args.steps} timed steps, {per_image / 1e6:.1f} MFLOP per image (forward + backward)\n")
     print("| device | precision | path | images/s | vs plain | epoch (45k) s | matmul TFLOP/s | floor images/s |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:

@@ -6,7 +6,8 @@ softmax that Keras' model applied as its last layer.
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F

@@ -11,8 +11,9 @@ again, so re-executing a cell reads its results instead of retraining::
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from src.report import collect, summarize, write_report
 from src.search import search

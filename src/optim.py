@@ -13,7 +13,7 @@ update exactly (epsilon outside the root). SGD with momentum and Adam differ:
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor

@@ -25,9 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import optuna
 import pytorch_lightning as pl
@@ -36,7 +37,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from src.errors import UserInputError
 from src.sweep import (
-    Progress, Run, check_run_args, describe, print_line, read_results, resolve_config, run_environments,
+    Progress,
+    Run,
+    check_run_args,
+    describe,
+    print_line,
+    read_results,
+    resolve_config,
+    run_environments,
 )
 
 RANGE_KEYS = {"low", "high", "log", "step"}

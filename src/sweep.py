@@ -20,13 +20,14 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from src.callbacks.run_results import RESULTS_FILE
-from src.cli import BASE_CONFIG, main as cli_main
+from src.cli import BASE_CONFIG
+from src.cli import main as cli_main
 from src.errors import UserInputError
 
 CONFIG_DIR = BASE_CONFIG.parent

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from src.report import collect, compare, main, plot_curves, plot_test_acc, summarize, write_report
+from src.report import (
+    collect,
+    compare,
+    main,
+    plot_curves,
+    plot_test_acc,
+    summarize,
+    write_report,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

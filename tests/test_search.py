@@ -6,10 +6,10 @@ import json
 import optuna
 import pytest
 
+from src.errors import UserInputError
 from src.report import collect, summarize
 from src.search import examples, load_space, main, suggest
 from src.sweep import CONFIG_DIR
-from src.errors import UserInputError
 
 
 def test_a_study_runs_its_trials_and_prunes_the_hopeless_one(small_study):

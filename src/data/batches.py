@@ -7,7 +7,8 @@ processes, nothing to copy per step.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Literal
+from collections.abc import Callable, Iterator
+from typing import Literal
 
 import torch
 from torch import Tensor

@@ -17,9 +17,9 @@ import logging
 import os
 import tarfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 from urllib.error import URLError
 
 import numpy as np
