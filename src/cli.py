@@ -8,10 +8,9 @@ Defaults shared by every experiment live in ``configs/base.yaml``, loaded before
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import torch
 from jsonargparse import Namespace
@@ -52,7 +51,6 @@ class HparamLabCLI(LightningCLI):
     """LightningCLI with the project's defaults, run naming and a final test after ``fit``."""
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
-        self._stage_start: str | None = None
         defaults = {"default_config_files": [str(BASE_CONFIG)]}
         super().__init__(
             CifarClassifier,
@@ -111,18 +109,19 @@ class HparamLabCLI(LightningCLI):
             if config.ckpt_path == "last" and logger and logger.init_args.get("version") is None:
                 logger.init_args.version = _latest_version(Path(logger.init_args.save_dir) / logger.init_args.name)
 
-    def before_fit(self) -> None:
+    def fit(self, **kwargs: Any) -> None:
+        """``Trainer.fit``, begun as a new stage when ``--new_stage_from`` names a checkpoint."""
         stage_from = self.config.fit.new_stage_from
         if not stage_from:
+            self.trainer.fit(**kwargs)
             return
         checkpoint = load_checkpoint(stage_from)
         staged = stage_checkpoint(checkpoint, self.model, self.config.fit.keep_optimizer_state, stage_from)
-        handle, path = tempfile.mkstemp(suffix=".ckpt", prefix="stage-start-")
-        os.close(handle)
-        torch.save(staged, path)
-        self._stage_start = path
-        self.config_init.fit.ckpt_path = path
         self.trainer.fit_loop.max_epochs = checkpoint["epoch"] + 1 + self.trainer.max_epochs
+        with tempfile.TemporaryDirectory(prefix="stage-start-") as folder:  # removed even if interrupted
+            path = Path(folder) / "stage_start.ckpt"
+            torch.save(staged, path)
+            self.trainer.fit(**{**kwargs, "ckpt_path": str(path)})
 
     def before_predict(self) -> None:
         raise UserInputError(
@@ -132,8 +131,6 @@ class HparamLabCLI(LightningCLI):
         )
 
     def after_fit(self) -> None:
-        if self._stage_start:
-            os.remove(self._stage_start)
         if not self.config.fit.test_after_fit or self.trainer.interrupted or has_diverged(self.trainer):
             return
         checkpoint = self.trainer.checkpoint_callback

@@ -39,7 +39,6 @@ class DivergenceGuard(pl.Callback):
             )
 
 
-
 def has_diverged(trainer: pl.Trainer) -> bool:
     """Whether this trainer's run was stopped by a :class:`DivergenceGuard`."""
     return any(isinstance(cb, DivergenceGuard) and cb.diverged_at_step is not None for cb in trainer.callbacks)

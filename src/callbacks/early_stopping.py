@@ -103,4 +103,3 @@ class StagedEarlyStopping(EarlyStopping):
         super().load_state_dict(state_dict)
         self.stage = state_dict.get("stage", 1)
         self._best_weights = state_dict.get("best_weights")
-

@@ -33,7 +33,7 @@ class TensorBoardHparams(pl.Callback):
             params = {
                 "config": record["config"],
                 "stop_reason": record["stop_reason"],
-                **{k: v for k, v in record["hparams"].items() if not k.startswith("_")},
+                **record["hparams"],
             }
             metrics = {f"hp/{k}": math.nan if record.get(k) is None else record[k] for k in FIT_METRICS + TEST_METRICS}
             trainer.logger.log_hyperparams(params, metrics)
