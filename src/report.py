@@ -27,9 +27,9 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from scipy import stats
 
-from src.callbacks.run_results import RESULTS_FILE
 from src.errors import UserInputError
-from src.sweep import FINAL_STOP_REASONS, NOTEBOOK, SWEEP_FILE
+from src.results import FINAL_STOP_REASONS, RESULTS_FILE
+from src.sweep import NOTEBOOK, SWEEP_FILE
 
 SIGNIFICANCE = 0.05
 COLUMNS = (

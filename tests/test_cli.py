@@ -29,11 +29,11 @@ def test_every_notebook_experiment_has_a_config():
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.stem)
 def test_config_parses_alone_with_the_shared_defaults(capsys, config):
     resolved = printed_config(capsys, f"--config={config}")
-    assert resolved["trainer"]["max_epochs"] == 100
+    experiment = yaml.safe_load(config.read_text())
+    assert resolved["trainer"]["max_epochs"] == experiment.get("trainer", {}).get("max_epochs", 100)
     assert resolved["data"]["batch_size"] == 32
     assert resolved["early_stopping"]["monitor"] == "val_acc"
     assert resolved["early_stopping"]["patience"] == 5
-    experiment = yaml.safe_load(config.read_text())
     if "optimizer" in experiment.get("model", {}):
         wanted = experiment["model"]["optimizer"]
         assert resolved["model"]["optimizer"]["class_path"] == wanted["class_path"]
@@ -45,7 +45,7 @@ def test_experiment_files_say_only_what_differs(capsys):
     base = yaml.safe_load(BASE_CONFIG.read_text())
     for config in EXPERIMENTS:
         experiment = yaml.safe_load(config.read_text())
-        assert set(experiment) <= {"model", "data", "early_stopping"}, config.name
+        assert set(experiment) <= {"model", "data", "early_stopping", "trainer"}, config.name
         for section, values in experiment.items():
             for key, value in values.items():
                 assert base.get(section, {}).get(key) != value, f"{config.name} repeats {section}.{key}"

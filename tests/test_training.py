@@ -33,6 +33,17 @@ def test_fit_leaves_a_complete_run_directory(fit):
     assert results["best_val_acc"] == max(h["val_acc"] for h in results["history"])
     assert results["train_images_per_s"] > 0
 
+    # what a reader needs to trust the number: data, precision, device, code
+    assert results["schema_version"] == 2
+    assert results["data"]["train_images"] + results["data"]["val_images"] == 600  # 60 per class
+    assert results["data"]["val_images"] == 100 and results["data"]["test_images"] == 100
+    assert results["data"]["validates_on_test"] is False
+    assert Path(results["data"]["source"]).name.startswith("cifar10-synthetic")
+    environment = results["environment"]
+    assert (environment["device"], environment["precision"]) == ("cpu", "32-true")
+    assert environment["torch"] and environment["pytorch_lightning"]
+    assert (run_dir / results["best_checkpoint"]).is_file()
+
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["model"]["optimizer"]["class_path"] == "src.optim.KerasAdam"
     checkpoints = {p.name for p in (run_dir / "checkpoints").iterdir()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -13,8 +12,8 @@ import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
 from src.callbacks.divergence import has_diverged
+from src.results import RunRecord, environment
 
-RESULTS_FILE = "results.json"
 CHECKPOINT_KEY = "run_results"
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
 
@@ -29,7 +28,7 @@ class RunResults(pl.Callback):
 
     def __init__(self) -> None:
         self.history: list[dict[str, float]] = []
-        self.record: dict[str, Any] = {}
+        self.record: RunRecord | None = None
         self._train_seconds = 0.0
         self._train_images = 0
         self._running_since: float | None = None
@@ -42,10 +41,10 @@ class RunResults(pl.Callback):
         self._fit_started = time.perf_counter()
         optimizer = trainer.optimizers[0]
         datamodule = trainer.datamodule
-        self.record = {
-            "config": trainer.logger.name if trainer.logger else None,
-            "run_dir": trainer.log_dir,
-            "hparams": {
+        self.record = RunRecord(
+            config=trainer.logger.name if trainer.logger else None,
+            run_dir=trainer.log_dir,
+            hparams={
                 "optimizer": f"{type(optimizer).__module__}.{type(optimizer).__name__}",
                 "optimizer_args": _plain(optimizer.defaults),
                 **_plain(pl_module.hparams),
@@ -54,8 +53,10 @@ class RunResults(pl.Callback):
                 "precision": trainer.precision,
                 "devices": trainer.world_size,
             },
-            "resumed_from": self._resumed_from or trainer.ckpt_path,
-        }
+            data=datamodule.summary() if hasattr(datamodule, "summary") else {},
+            environment=environment(_device_name(trainer.strategy.root_device), str(trainer.precision)),
+            resumed_from=self._resumed_from or trainer.ckpt_path,
+        )
 
     # how fast --------------------------------------------------------------------------
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -94,34 +95,28 @@ class RunResults(pl.Callback):
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self.record:  # a stand-alone `test` run: no fit to report on
             return
-        self.record["test_loss"] = float(trainer.callback_metrics["test_loss"])
-        self.record["test_acc"] = float(trainer.callback_metrics["test_acc"])
-        self.record["tested_checkpoint"] = trainer.ckpt_path
+        self.record.test_loss = float(trainer.callback_metrics["test_loss"])
+        self.record.test_acc = float(trainer.callback_metrics["test_acc"])
+        self.record.tested_checkpoint = trainer.ckpt_path
         self._write(trainer)
 
     def _write(self, trainer: pl.Trainer, stop_reason: str | None = None) -> None:
-        if self._fit_started is None:
+        record = self.record
+        if self._fit_started is None or record is None:
             return
         best = max(self.history, key=lambda h: h.get("val_acc", float("-inf")), default={})
-        self.record.update(
-            epochs=len(self.history),
-            best_val_acc=best.get("val_acc"),
-            best_epoch=best.get("epoch"),
-            wall_time_s=round(self._earlier_wall_seconds + time.perf_counter() - self._fit_started, 2),
-            train_images_per_s=round(self._train_images / self._train_seconds, 1) if self._train_seconds else None,
-            history=self.history,
-        )
+        record.epochs = len(self.history)
+        record.best_val_acc = best.get("val_acc")
+        record.best_epoch = best.get("epoch")
+        record.wall_time_s = round(self._earlier_wall_seconds + time.perf_counter() - self._fit_started, 2)
+        record.train_images_per_s = round(self._train_images / self._train_seconds, 1) if self._train_seconds else None
+        record.history = self.history
+        record.best_checkpoint = _best_checkpoint(trainer, record.run_dir)
         if stop_reason:
-            self.record["stop_reason"] = stop_reason
-        self.record.setdefault("test_loss", None)
-        self.record.setdefault("test_acc", None)
-        run_dir = self.record.get("run_dir")  # not trainer.log_dir: a collective call, and only rank 0 writes
-        if trainer.is_global_zero and run_dir:
-            path = Path(run_dir) / RESULTS_FILE
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".partial")
-            partial.write_text(json.dumps(self.record, indent=2, default=str) + "\n")
-            partial.replace(path)
+            record.stop_reason = stop_reason
+        # record.run_dir, not trainer.log_dir: that is a collective call, and only rank 0 writes
+        if trainer.is_global_zero and record.run_dir:
+            record.write(record.run_dir)
 
     # A resumed fit continues the record; testing a checkpoint must not rewind it.
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
@@ -144,6 +139,19 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
     """The JSON-friendly entries, without LightningCLI's private ``_instantiator`` and the like."""
     plain = (str, int, float, bool, type(None), list, tuple)
     return {k: v for k, v in values.items() if isinstance(v, plain) and not k.startswith("_")}
+
+
+def _best_checkpoint(trainer: pl.Trainer, run_dir: str | None) -> str | None:
+    """The monitored checkpoint's path relative to the run directory, so a moved run still finds it."""
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor and callback.best_model_path and run_dir:
+            path = Path(callback.best_model_path)
+            return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
+    return None
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 
 def _is_interrupt(exception: BaseException) -> bool:

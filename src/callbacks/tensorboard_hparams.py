@@ -29,13 +29,10 @@ class TensorBoardHparams(pl.Callback):
         record = next((cb.record for cb in trainer.callbacks if isinstance(cb, RunResults)), None)
         if not record or not isinstance(trainer.logger, TensorBoardLogger):
             return
-        if stage == "fit" and record.get("stop_reason") not in ("interrupted", "failed"):
-            params = {
-                "config": record["config"],
-                "stop_reason": record["stop_reason"],
-                **record["hparams"],
-            }
-            metrics = {f"hp/{k}": math.nan if record.get(k) is None else record[k] for k in FIT_METRICS + TEST_METRICS}
+        values = record.to_dict()
+        if stage == "fit" and record.stop_reason not in ("interrupted", "failed"):
+            params = {"config": record.config, "stop_reason": record.stop_reason, **record.hparams}
+            metrics = {f"hp/{k}": math.nan if values[k] is None else values[k] for k in FIT_METRICS + TEST_METRICS}
             trainer.logger.log_hyperparams(params, metrics)
         elif stage == "test":
-            trainer.logger.log_metrics({f"hp/{k}": record[k] for k in TEST_METRICS if record.get(k) is not None})
+            trainer.logger.log_metrics({f"hp/{k}": values[k] for k in TEST_METRICS if values[k] is not None})

@@ -107,6 +107,15 @@ class CIFAR10DataModule(pl.LightningDataModule):
             train = Split(train.images[~held_out], train.labels[~held_out])
         self.splits = {name: _as_tensors(split) for name, split in (("train", train), ("val", val), ("test", test))}
 
+    def summary(self) -> dict[str, Any]:
+        """Where the images came from and how many each split holds, for the run's record."""
+        source = self.hparams.source
+        return {
+            "source": "in-memory arrays" if self._given is not None else (str(source) if source else "torchvision"),
+            **{f"{name}_images": len(labels) for name, (_, labels) in self.splits.items()},
+            "validates_on_test": self.hparams.val_split == 0,
+        }
+
     @property
     def classes(self) -> tuple[str, ...]:
         return CLASSES

@@ -1,0 +1,156 @@
+"""``results.json``, the project's contract: what one run was, how it went, where it ran.
+
+Every writer and reader goes through :class:`RunRecord`, so the keys live in one place. The
+file carries a ``schema_version``; files written before it existed (version 1) still read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+RESULTS_FILE = "results.json"
+SCHEMA_VERSION = 2
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# stop_reason values of a run that ended by itself, as opposed to "running", "interrupted", "failed"
+FINAL_STOP_REASONS = frozenset({"early_stopping", "max_epochs", "max_steps", "diverged", "pruned", "stopped"})
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")
+
+
+@dataclass
+class RunRecord:
+    """One run's ``results.json``. Epochs count from 1, as Keras printed them; accuracies are fractions."""
+
+    config: str | None = None
+    run_dir: str | None = None
+    stop_reason: str | None = None
+    epochs: int = 0
+    best_epoch: int | None = None
+    best_val_acc: float | None = None
+    best_checkpoint: str | None = None  # relative to run_dir, so a moved run still finds it
+    test_loss: float | None = None
+    test_acc: float | None = None
+    tested_checkpoint: str | None = None
+    wall_time_s: float | None = None
+    train_images_per_s: float | None = None
+    resumed_from: str | None = None
+    hparams: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def is_complete(self) -> bool:
+        """Trained to a normal end and was tested (a diverged run has nothing worth testing)."""
+        if self.stop_reason not in FINAL_STOP_REASONS:
+            return False
+        return self.stop_reason == "diverged" or self.test_acc is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunRecord:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known} | {"schema_version": values.get("schema_version", 1)})
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunRecord:
+        """From a run directory or its ``results.json``; ``ValueError`` names a file that is not one."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / RESULTS_FILE
+        try:
+            values = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON ({err}); the run that wrote it may have been cut off") from err
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} does not hold a run record (a JSON object)")
+        return cls.from_dict(values)
+
+    def write(self, run_dir: str | Path) -> Path:
+        path = Path(run_dir) / RESULTS_FILE
+        write_atomic(path, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        return path
+
+
+def read_record(run_dir: str | Path) -> RunRecord | None:
+    """The run's record, or None when it has none (yet) or an unreadable one."""
+    try:
+        return RunRecord.read(run_dir)
+    except (OSError, ValueError):
+        return None
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` so that ``path`` holds either its old content or all of the new, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def environment(device: str, precision: str) -> dict[str, Any]:
+    """What a reader needs to trust a number: where, at what precision, with which code."""
+    commit, dirty = _git_state()
+    cpu_model, flags = _cpu()
+    return {
+        "device": device,
+        "precision": precision,
+        "cpu": cpu_model,
+        "cpu_flags": [f for f in CPU_FLAGS if f in flags],
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        **{name.replace("-", "_"): _version(name) for name in ("torch", "pytorch-lightning", "torchmetrics")},
+        "git_commit": commit,
+        "git_dirty": dirty,
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_state() -> tuple[str | None, bool | None]:
+    """The checked-out commit of this code and whether tracked files differ from it; None outside git."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+
+    try:
+        return git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def _cpu() -> tuple[str, set[str]]:
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    return model, flags

@@ -1,0 +1,47 @@
+"""The results.json contract: one typed record, written whole or not at all, old files still read."""
+
+import json
+
+import pytest
+
+from src.results import SCHEMA_VERSION, RunRecord, read_record, write_atomic
+
+
+def test_a_record_round_trips_through_its_file(tmp_path):
+    record = RunRecord(config="sgd", stop_reason="max_epochs", test_acc=0.8, history=[{"epoch": 1, "val_acc": 0.5}])
+    path = record.write(tmp_path)
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
+    assert RunRecord.read(tmp_path) == record
+
+
+def test_a_version_1_file_still_reads(tmp_path):
+    old = {"config": "adam", "stop_reason": "early_stopping", "test_acc": 0.7, "hparams": {"seed": 1}, "extra": 3}
+    (tmp_path / "results.json").write_text(json.dumps(old))
+    record = RunRecord.read(tmp_path)
+    assert (record.schema_version, record.config, record.test_acc) == (1, "adam", 0.7)
+    assert record.is_complete
+
+
+@pytest.mark.parametrize("stop_reason,test_acc,complete", [
+    ("early_stopping", 0.5, True), ("early_stopping", None, False), ("diverged", None, True),
+    ("interrupted", 0.5, False), ("running", None, False),
+])
+def test_complete_means_ended_by_itself_and_tested(stop_reason, test_acc, complete):
+    assert RunRecord(stop_reason=stop_reason, test_acc=test_acc).is_complete is complete
+
+
+def test_an_unreadable_file_is_named_or_skipped(tmp_path):
+    (tmp_path / "results.json").write_text('{"config": "sgd", "test_ac')
+    with pytest.raises(ValueError, match="results.json is not valid JSON"):
+        RunRecord.read(tmp_path)
+    assert read_record(tmp_path) is None
+    assert read_record(tmp_path / "missing") is None
+
+
+def test_an_atomic_write_that_fails_keeps_the_old_content(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+    with pytest.raises(TypeError):
+        write_atomic(path, 42)  # not text: fails while writing
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no partial file left behind
