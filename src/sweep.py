@@ -264,7 +264,8 @@ def sweep(
         check_run_args(path, overrides)
     root = Path(sweep_dir).resolve()
     seed_list = range(first_seed, first_seed + seeds)
-    runs = [Run(path, seed, root, path.stem, overrides) for path in paths for seed in seed_list]
+    # seed by seed: a sweep cut short has every config at least once before any has three
+    runs = [Run(path, seed, root, path.stem, overrides) for seed in seed_list for path in paths]
     record = SweepRecord(root, {"configs": [str(p) for p in paths], "seeds": list(seed_list), "overrides": overrides})
 
     outcomes = {}

@@ -15,9 +15,10 @@ def results_of(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
 
 
-def test_every_config_and_seed_runs_in_its_own_directory(small_sweep):
+def test_every_config_and_seed_runs_in_its_own_directory_seed_by_seed(small_sweep):
+    # every config once before any config twice: a sweep cut short still covers them all
     assert [(o["config"], o["seed"]) for o in small_sweep.outcomes] == [
-        (config, seed) for config in small_sweep.configs for seed in (42, 43)
+        (config, seed) for seed in (42, 43) for config in small_sweep.configs
     ]
     for outcome in small_sweep.outcomes:
         run_dir = small_sweep.dir / outcome["config"] / f"seed_{outcome['seed']}"
