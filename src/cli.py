@@ -8,15 +8,22 @@ Defaults shared by every experiment live in ``configs/base.yaml``, loaded before
 from __future__ import annotations
 
 import logging
+import shlex
+import shutil
+import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
 import torch
+import yaml
 from jsonargparse import Namespace
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from src.callbacks.checkpoints import ResumeCheckpoint, RunCheckpoint, RunInterrupted
 from src.callbacks.divergence import DivergenceGuard, has_diverged
 from src.callbacks.early_stopping import StagedEarlyStopping
 from src.callbacks.run_results import RunResults
@@ -24,19 +31,11 @@ from src.callbacks.tensorboard_hparams import TensorBoardHparams
 from src.data.cifar10 import CIFAR10DataModule
 from src.errors import UserInputError, exit_on_user_error
 from src.module import CifarClassifier
+from src.run_dir import RunClaim, check_resume_config, claim, release_all
 from src.stages import load_checkpoint, stage_checkpoint
 
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-
-
-def latest_checkpoint() -> ModelCheckpoint:
-    """``last.ckpt`` after every epoch and on Ctrl-C/SIGTERM, for ``--ckpt_path last``.
-
-    Lightning 2.6 writes ``save_last`` only when a best checkpoint is written too, so a run
-    whose val_acc stopped improving would resume from an old epoch; this one always writes.
-    """
-    return ModelCheckpoint(filename="last", monitor=None, save_top_k=1, enable_version_counter=False, save_on_exception=True)
 
 
 class ConciseArgumentParser(LightningArgumentParser):
@@ -56,7 +55,7 @@ class HparamLabCLI(LightningCLI):
             CifarClassifier,
             CIFAR10DataModule,
             trainer_defaults={
-                "callbacks": [RunResults(), DivergenceGuard(), TensorBoardHparams(), latest_checkpoint()]
+                "callbacks": [RunResults(), DivergenceGuard(), TensorBoardHparams(), ResumeCheckpoint()]
             },
             parser_kwargs={
                 "prog": "python -m src.cli",
@@ -72,7 +71,7 @@ class HparamLabCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(StagedEarlyStopping, "early_stopping")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.add_argument(
             "--test_after_fit", type=bool, default=True,
             help="After fit, evaluate the best checkpoint on the test set (the notebook's evaluate).",
@@ -108,9 +107,53 @@ class HparamLabCLI(LightningCLI):
                 )
             if config.ckpt_path == "last" and logger and logger.init_args.get("version") is None:
                 logger.init_args.version = _latest_version(Path(logger.init_args.save_dir) / logger.init_args.name)
+            if logger and rank_zero_only.rank == 0:  # the other DDP ranks write nothing of their own
+                self._claim_run_dir(config)
+
+    def _claim_run_dir(self, config: Namespace) -> None:
+        """Owns the run directory before anything is written to it; a resume must match its config."""
+        logger = config.trainer.logger.init_args
+        self.run_claim = claim(Path(logger.save_dir) / logger.name, logger.get("version"))
+        logger.version = self.run_claim.run_dir.name
+        if config.ckpt_path and not self.run_claim.created:
+            resolved = yaml.safe_load(self._parser(self.subcommand).dump(config, skip_none=False, skip_check=True))
+            try:
+                check_resume_config(self.run_claim.run_dir, resolved)
+            except UserInputError:
+                self._abandon_run_dir()
+                raise
+
+    def _abandon_run_dir(self) -> None:
+        """Releases the run directory, and removes it when this start made it and nothing was trained."""
+        run_claim: RunClaim | None = getattr(self, "run_claim", None)
+        if run_claim is None:
+            return
+        run_claim.release()
+        if run_claim.made and not any(run_claim.made.rglob("*.ckpt")):
+            shutil.rmtree(run_claim.made, ignore_errors=True)
+        self.run_claim = None
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except BaseException:
+            self._abandon_run_dir()
+            raise
 
     def fit(self, **kwargs: Any) -> None:
-        """``Trainer.fit``, begun as a new stage when ``--new_stage_from`` names a checkpoint."""
+        """``Trainer.fit`` in the claimed run directory; a failed start leaves no new directory behind."""
+        try:
+            self._fit(**kwargs)
+        except SystemExit as exit_:
+            if self.trainer.interrupted:  # Lightning's answer to a second Ctrl-C: sys.exit(1)
+                raise RunInterrupted(signal.SIGINT, "at once (Ctrl-C twice); last.ckpt holds the last safe point") from exit_
+            raise
+        except UserInputError:
+            self._abandon_run_dir()
+            raise
+
+    def _fit(self, **kwargs: Any) -> None:
+        """Begun as a new stage when ``--new_stage_from`` names a checkpoint."""
         stage_from = self.config.fit.new_stage_from
         if not stage_from:
             self.trainer.fit(**kwargs)
@@ -161,6 +204,12 @@ def _drop_disabled_callbacks(trainer: Namespace) -> None:
         trainer.callbacks = [c for c in trainer.callbacks if c.class_path.rsplit(".", 1)[-1] not in disabled]
 
 
+def resume_command(args: list[str]) -> str:
+    """The command that continues this run: the same arguments, with ``--ckpt_path last``."""
+    kept = [a for i, a in enumerate(args) if not a.startswith("--ckpt_path") and (i == 0 or args[i - 1] != "--ckpt_path")]
+    return shlex.join(["python", "-m", "src.cli", *kept, "--ckpt_path", "last"])
+
+
 def main(args: list[str] | None = None) -> None:
     project_log = logging.getLogger("src")
     if not project_log.handlers:
@@ -168,8 +217,23 @@ def main(args: list[str] | None = None) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         project_log.addHandler(handler)
         project_log.setLevel(logging.INFO)
-    with exit_on_user_error():
-        HparamLabCLI(args=args)
+    given = sys.argv[1:] if args is None else args
+    try:
+        with exit_on_user_error():
+            HparamLabCLI(args=args)
+    except SIGTERMException:  # SIGTERM before our handler took over (during start-up)
+        raise _interrupted(RunInterrupted(signal.SIGTERM, "while starting"), given) from None
+    except RunInterrupted as interrupt:
+        raise _interrupted(interrupt, given) from None
+    except KeyboardInterrupt:
+        raise _interrupted(RunInterrupted(signal.SIGINT, "before training started"), given) from None
+    finally:
+        release_all()
+
+
+def _interrupted(interrupt: RunInterrupted, args: list[str]) -> SystemExit:
+    print(f"Interrupted by {interrupt}. Resume with: {resume_command(args)}", file=sys.stderr, flush=True)
+    return SystemExit(interrupt.exit_code)
 
 
 if __name__ == "__main__":

@@ -100,8 +100,19 @@ class CifarClassifier(pl.LightningModule):
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(images).softmax(dim=1)
 
+    def on_train_epoch_start(self) -> None:
+        self._epoch_trained = False
+
+    def on_train_epoch_end(self) -> None:
+        self._epoch_trained = True
+
     # Dropout and augmentation draw from the global RNGs; saving them makes resuming exact.
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if getattr(self, "_epoch_trained", False):
+            # saved at an epoch's end: a run resumed from here starts the next epoch's means afresh
+            for name in ("train_loss", "train_acc"):
+                for state, default in self.metrics[name]._defaults.items():
+                    checkpoint["state_dict"][f"metrics.{name}.{state}"] = default.detach().clone()
         checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()

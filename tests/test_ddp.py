@@ -26,7 +26,7 @@ def test_ddp_run_reduces_metrics_over_ranks_and_writes_once(image_folder, data_d
         ],
         cwd=ROOT, check=True, timeout=300,
     )
-    assert [p.name for p in (runs / "ddp").iterdir()] == ["version_0"]  # one run, not one per rank
+    assert [p.name for p in (runs / "ddp").glob("version_*")] == ["version_0"]  # one run, not one per rank
     run_dir = runs / "ddp" / "version_0"
     results = json.loads((run_dir / "results.json").read_text())
     assert results["hparams"]["devices"] == 2 and results["stop_reason"] == "max_epochs"

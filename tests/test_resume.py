@@ -1,40 +1,24 @@
-"""Interrupting and resuming: a resumed run ends exactly where an uninterrupted one does."""
+"""Interrupting and resuming: wherever and however a run is stopped, resuming it with
+``--ckpt_path last`` ends exactly where an uninterrupted run does, with the same history."""
 
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from src.cli import main
+from src.results import RunRecord
+from tests.faults import signal_at
+from tests.synthetic import quiet_fit_args
 
-EPOCHS = ["--trainer.max_epochs=2", "--trainer.deterministic=true", "--test_after_fit=false"]
-
-
-class InterruptAt(pl.Callback):
-    """Interrupts training after the given global step, as Ctrl-C or a cluster's SIGTERM would."""
-
-    def __init__(self, step: int, how: str = "ctrl-c") -> None:
-        self.step, self.how = step, how
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step == self.step:
-            if self.how == "sigterm":
-                os.kill(os.getpid(), signal.SIGTERM)
-            else:
-                raise KeyboardInterrupt
-
-
-@pytest.fixture
-def run(synthetic_args, tmp_path):
-    def fit(*args: str) -> dict:
-        main(["fit", "--config=configs/sgd_nesterov.yaml", "--model.decay=1e-3", *EPOCHS, *args, *synthetic_args])
-        return latest_results(tmp_path)
-
-    return fit
+ROOT = Path(__file__).resolve().parent.parent
+RUN = [f"--config={ROOT / 'configs' / 'sgd_nesterov.yaml'}", "--model.decay=1e-3", "--trainer.max_epochs=3",
+       "--trainer.deterministic=true"]
 
 
 @pytest.fixture(autouse=True)
@@ -46,47 +30,113 @@ def restore_signal_handlers():
         signal.signal(sig, handler)
 
 
-def latest_results(tmp_path: Path) -> dict:
-    path = max((tmp_path / "runs").glob("*/*/results.json"), key=lambda p: p.stat().st_mtime)
-    return json.loads(path.read_text())
+@pytest.fixture(scope="module")
+def reference(image_folder, data_dir, tmp_path_factory) -> RunRecord:
+    """The uninterrupted run every interrupted one must end up identical to."""
+    root = tmp_path_factory.mktemp("reference")
+    main(["fit", *RUN, "--run_name=straight", *quiet_fit_args(image_folder, data_dir, root)])
+    return RunRecord.read(root / "runs" / "straight" / "version_0")
 
 
-def final_weights(results: dict) -> dict[str, torch.Tensor]:
-    return torch.load(Path(results["run_dir"]) / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+@pytest.fixture
+def fit_args(image_folder, data_dir, tmp_path) -> list[str]:
+    return ["fit", *RUN, "--run_name=cut", *quiet_fit_args(image_folder, data_dir, tmp_path)]
 
 
-def interrupted(run, tmp_path, how: str, step: int) -> dict:
-    interrupt = f'--trainer.callbacks+={{"class_path": "tests.test_resume.InterruptAt", "init_args": {{"step": {step}, "how": "{how}"}}}}'
-    with pytest.raises(SystemExit):
-        run("--run_name=interrupted", interrupt)
-    return latest_results(tmp_path)
+def final_weights(record: RunRecord) -> dict[str, torch.Tensor]:
+    return torch.load(Path(record.run_dir) / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
-def test_interruption_leaves_a_resumable_checkpoint(run, tmp_path, how):
-    results = interrupted(run, tmp_path, how, step=20)  # mid-way through the second epoch
-    assert results["stop_reason"] == "interrupted"
-    checkpoint = torch.load(Path(results["run_dir"]) / "checkpoints" / "last.ckpt", weights_only=False)
-    assert checkpoint["global_step"] == 20
-
-
-def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(run, tmp_path):
-    uninterrupted = run("--run_name=straight")
-    cut = interrupted(run, tmp_path, "ctrl-c", step=20)
-    resumed = run("--run_name=interrupted", "--ckpt_path=last")
-    assert resumed["wall_time_s"] > cut["wall_time_s"]  # the clock goes on across the interruption
-    assert resumed["run_dir"] == str(tmp_path / "runs" / "interrupted" / "version_0")  # same run, continued
-    assert resumed["stop_reason"] == "max_epochs" and resumed["epochs"] == 2
-    expected, actual = final_weights(uninterrupted), final_weights(resumed)
+def assert_same_run(resumed: RunRecord, reference: RunRecord) -> None:
+    assert (resumed.stop_reason, resumed.epochs) == (reference.stop_reason, reference.epochs)
+    expected, actual = final_weights(reference), final_weights(resumed)
     assert expected.keys() == actual.keys()
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
-    for resumed_epoch, straight_epoch in zip(resumed["history"], uninterrupted["history"], strict=True):
-        assert resumed_epoch == pytest.approx(straight_epoch)  # epoch means include the pre-interrupt steps
+    for resumed_epoch, straight_epoch in zip(resumed.history, reference.history, strict=True):
+        assert resumed_epoch == pytest.approx(straight_epoch, rel=1e-6)  # train means include pre-interrupt steps
+    assert resumed.test_acc == pytest.approx(reference.test_acc)
 
 
-def test_resume_without_an_earlier_run_is_refused(run, tmp_path, capsys):
+def run_dir(tmp_path: Path) -> Path:
+    return tmp_path / "runs" / "cut" / "version_0"
+
+
+@pytest.mark.parametrize("signal_name,point", [
+    ("SIGINT", "train"),          # Ctrl-C mid-epoch
+    ("SIGTERM", "validation"),    # a scheduler's time limit while validating
+    ("SIGINT", "validation"),
+    ("SIGTERM", "epoch_start"),   # between epochs
+    ("SIGINT", "test"),           # during the test after fit
+])
+def test_a_signal_stops_the_run_at_a_safe_point_and_resuming_ends_identically(
+    fit_args, tmp_path, reference, capsys, signal_name, point
+):
     with pytest.raises(SystemExit) as exit_info:
-        run("--run_name=never_ran", "--ckpt_path=last")
+        main([*fit_args, signal_at(signal_name, point)])
+    assert exit_info.value.code == 128 + signal.Signals[signal_name]  # 130 for SIGINT, 143 for SIGTERM
+    err = capsys.readouterr().err
+    assert f"Interrupted by {signal_name}" in err and "Resume with: python -m src.cli fit" in err
+    assert "--ckpt_path last" in err and "was raised with message" not in err
+    cut = RunRecord.read(run_dir(tmp_path))
+    assert cut.stop_reason == "interrupted"
+
+    main([*fit_args, "--ckpt_path=last"])
+    resumed = RunRecord.read(run_dir(tmp_path))
+    assert resumed.run_dir == str(run_dir(tmp_path))  # the same run, continued
+    assert resumed.wall_time_s > cut.wall_time_s  # the clock goes on across the interruption
+    assert_same_run(resumed, reference)
+
+
+@pytest.mark.parametrize("point", ["validation", "train"])
+def test_a_killed_run_resumes_from_its_last_safe_point_identically(fit_args, tmp_path, reference, point):
+    # kill -9 leaves no chance to write anything: last.ckpt is the end of the epoch before
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    killed = subprocess.run([sys.executable, "-m", "src.cli", *fit_args, signal_at("SIGKILL", point)],
+                            cwd=ROOT, env=env, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL
+    assert RunRecord.read(run_dir(tmp_path)).epochs == 1
+
+    main([*fit_args, "--ckpt_path=last"])
+    assert_same_run(RunRecord.read(run_dir(tmp_path)), reference)
+
+
+def test_resume_without_an_earlier_run_is_refused(fit_args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*fit_args, "--run_name=never_ran", "--ckpt_path=last"])
     assert exit_info.value.code == 2
     assert "--ckpt_path last found no run to resume" in capsys.readouterr().err
+
+
+def test_resuming_with_another_config_is_refused_and_changes_nothing(fit_args, tmp_path, capsys):
+    main([*fit_args, "--trainer.max_epochs=1", "--test_after_fit=false"])
+    before = {p.name: p.read_bytes() for p in run_dir(tmp_path).iterdir() if p.is_file()}
+    adam = f"--config={ROOT / 'configs' / 'adam.yaml'}"
+    with pytest.raises(SystemExit) as exit_info:
+        main([*fit_args, adam, "--ckpt_path=last"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Cannot resume" in err and "model.optimizer" in err
+    after = {p.name: p.read_bytes() for p in run_dir(tmp_path).iterdir() if p.is_file()}
+    assert after == before
+
+
+def test_a_resume_may_change_how_long_it_runs(fit_args, tmp_path):
+    main([*fit_args, "--trainer.max_epochs=1", "--test_after_fit=false"])
+    main([*fit_args, "--trainer.max_epochs=2", "--test_after_fit=false", "--ckpt_path=last"])
+    assert RunRecord.read(run_dir(tmp_path)).epochs == 2
+
+
+def test_a_moved_run_keeps_its_best_checkpoint_record(fit_args, tmp_path):
+    # lr 0: val_acc never changes, so epoch 1 stays the best; a later epoch must not take its place
+    args = [*fit_args, "--model.optimizer.lr=0", "--early_stopping.patience=9"]
+    with pytest.raises(SystemExit):
+        main([*args, signal_at("SIGINT", "train")])
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "runs").rename(moved)
+    main([*[a.replace(str(tmp_path / "runs"), str(moved)) for a in args], "--ckpt_path=last"])
+    resumed = RunRecord.read(moved / "cut" / "version_0")
+    assert resumed.best_epoch == 1 and resumed.epochs == 3
+    best = Path(resumed.tested_checkpoint)
+    assert best.parent == moved / "cut" / "version_0" / "checkpoints" and best.is_file()
+    assert torch.load(best, weights_only=False)["epoch"] + 1 == resumed.best_epoch

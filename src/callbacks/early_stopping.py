@@ -57,6 +57,12 @@ class StagedEarlyStopping(EarlyStopping):
         super().setup(trainer, pl_module, stage)
         self._trainer = trainer
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # resumed from the checkpoint of the epoch that stopped the run (e.g. cut off in the final
+        # test): it stays stopped instead of training one more epoch
+        if self.stopped_epoch > 0:
+            trainer.should_stop = True
+
     def _evaluate_stopping_criteria(self, current: Tensor) -> tuple[bool, str | None]:
         patience, self.patience = self.patience, self.effective_patience
         try:

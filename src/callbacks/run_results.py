@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
+from src.callbacks.checkpoints import RunInterrupted
 from src.callbacks.divergence import has_diverged
 from src.results import RunRecord, environment
 
@@ -88,9 +89,8 @@ class RunResults(pl.Callback):
         self._write(trainer, stop_reason=_stop_reason(trainer))
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        self._stop_clock(trainer)
-        if trainer.state.fn == "fit":
-            self._write(trainer, stop_reason="interrupted" if _is_interrupt(exception) else "failed")
+        self._stop_clock(trainer)  # in fit, or in the test after fit: either way the run is not complete
+        self._write(trainer, stop_reason="interrupted" if _is_interrupt(exception) else "failed")
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self.record:  # a stand-alone `test` run: no fit to report on
@@ -155,7 +155,7 @@ def _device_name(device: torch.device) -> str:
 
 
 def _is_interrupt(exception: BaseException) -> bool:
-    return isinstance(exception, (KeyboardInterrupt, SystemExit))
+    return isinstance(exception, (RunInterrupted, KeyboardInterrupt, SystemExit))
 
 
 def _stop_reason(trainer: pl.Trainer) -> str:

@@ -1,0 +1,137 @@
+"""Run directories: one process owns a run at a time, and a resumed run is the same experiment.
+
+``runs/<name>/version_N`` is claimed under a lock on ``runs/<name>``, so two fits started at once
+get different versions, and the claimed version stays locked while its process lives. The locks
+are ``flock`` locks: the system drops them when a process ends, even by ``kill -9``, so none is
+ever left stuck.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from src.errors import UserInputError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs are not guarded there
+    fcntl = None
+
+LOCK_FILE = ".lock"
+CONFIG_FILE = "config.yaml"
+# What a resumed run may set differently from the run it continues: how long and where it runs,
+# where the data is read from, and what it prints. Anything else would change the experiment.
+RESUME_MAY_CHANGE = (
+    "ckpt_path", "config", "test_after_fit", "data.data_dir", "data.source", "data.download", "data.eval_batch_size",
+    "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.accelerator", "trainer.devices",
+    "trainer.num_nodes", "trainer.strategy", "trainer.callbacks", "trainer.enable_progress_bar",
+    "trainer.enable_model_summary", "trainer.logger", "trainer.default_root_dir", "trainer.limit_val_batches",
+    "trainer.limit_test_batches", "trainer.num_sanity_val_steps", "trainer.log_every_n_steps",
+)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Holds an exclusive lock on ``path`` (waiting for it) while the block runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+class RunClaim:
+    """Ownership of one run directory, until released or until this process ends.
+
+    ``made`` is the outermost folder the claim created (the run's, or its name's, or the save
+    directory), so a start that fails can take back all it made.
+    """
+
+    def __init__(self, run_dir: Path, made: Path | None, handle: IO[str]) -> None:
+        self.run_dir, self.made, self._handle = run_dir, made, handle
+
+    @property
+    def created(self) -> bool:
+        return self.made is not None
+
+    def release(self) -> None:
+        self._handle.close()
+        _held.pop(self.run_dir.resolve(), None)
+
+
+_held: dict[Path, RunClaim] = {}  # this process's claims: a later fit in the same process takes them over
+
+
+def release_all() -> None:
+    """Releases this process's claims (a command's end; the system would at the process's end)."""
+    for run_claim in list(_held.values()):
+        run_claim.release()
+
+
+def claim(name_dir: Path, version: int | str | None) -> RunClaim:
+    """Claims ``name_dir/version_N`` (the next free N when ``version`` is None) for this process.
+
+    Raises :class:`UserInputError` when another process is running that version.
+    """
+    missing = [d for d in (name_dir, *name_dir.parents) if not d.exists()]
+    with _locked(name_dir / LOCK_FILE):
+        if version is None:
+            taken = [int(p.name[8:]) for p in name_dir.glob("version_*") if p.name[8:].isdigit()]
+            version = max(taken, default=-1) + 1
+        run_dir = name_dir / (version if isinstance(version, str) else f"version_{version}")
+        made = missing[-1] if missing else (None if run_dir.exists() else run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if run_dir.resolve() in _held:
+            _held[run_dir.resolve()].release()
+        handle = open(run_dir / LOCK_FILE, "a+")
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                raise UserInputError(
+                    f"{run_dir} is in use by another running fit (it holds {run_dir / LOCK_FILE}). Wait for it "
+                    "to end, stop it, or give this run another --run_name."
+                ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        _held[run_dir.resolve()] = RunClaim(run_dir, made, handle)
+        return _held[run_dir.resolve()]
+
+
+def check_resume_config(run_dir: Path, resolved: dict[str, Any]) -> None:
+    """Refuses to resume ``run_dir`` with settings that differ from those it ran with."""
+    saved_file = run_dir / CONFIG_FILE
+    if not saved_file.is_file():
+        return
+    saved = _flat(yaml.safe_load(saved_file.read_text()) or {})
+    new = _flat(resolved)
+    differ = sorted(
+        key for key in saved.keys() | new.keys()
+        if saved.get(key) != new.get(key) and not key.startswith(RESUME_MAY_CHANGE)
+    )
+    if differ:
+        shown = "; ".join(f"{key}: {saved.get(key)!r} then, {new.get(key)!r} now" for key in differ[:6])
+        raise UserInputError(
+            f"Cannot resume {run_dir} with different settings ({shown}{'; …' if len(differ) > 6 else ''}). "
+            f"A resume continues the same experiment: give the config it ran with ({saved_file}), or start a "
+            f"new run (another --run_name, or no --ckpt_path). A resume may change only "
+            f"{', '.join(RESUME_MAY_CHANGE)}."
+        )
+
+
+def _flat(values: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(values, dict):
+        flat: dict[str, Any] = {}
+        for key, value in values.items():
+            flat.update(_flat(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: values}

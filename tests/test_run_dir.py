@@ -1,0 +1,73 @@
+"""Run directories: one owner at a time, fresh versions for fits started together, and resumes
+that continue the same experiment."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from src.errors import UserInputError
+from src.results import RunRecord
+from src.run_dir import check_resume_config, claim
+from tests.synthetic import quiet_fit_args
+
+ROOT = Path(__file__).resolve().parent.parent
+HOLD = "import sys, time; from src.run_dir import claim; claim(__import__('pathlib').Path(sys.argv[1]), sys.argv[2]); print('held', flush=True); time.sleep(60)"
+
+
+def hold_in_another_process(name_dir: Path, version: str) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(name_dir), version], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_run_in_use_is_refused_until_its_process_ends_even_by_kill_9(tmp_path):
+    holder = hold_in_another_process(tmp_path, "version_0")
+    try:
+        with pytest.raises(UserInputError, match="in use by another running fit"):
+            claim(tmp_path, "version_0")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert claim(tmp_path, "version_0").run_dir == tmp_path / "version_0"  # no stuck lock
+
+
+def test_new_runs_take_the_next_free_version(tmp_path):
+    holder = hold_in_another_process(tmp_path, "version_0")
+    try:
+        assert claim(tmp_path, None).run_dir.name == "version_1"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_two_fits_started_at_once_get_their_own_run_directories(image_folder, data_dir, tmp_path):
+    args = ["--model.optimizer=src.optim.KerasAdam", "--trainer.max_epochs=1", "--test_after_fit=false",
+            "--run_name=same", *quiet_fit_args(image_folder, data_dir, tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    fits = [subprocess.Popen([sys.executable, "-m", "src.cli", "fit", *args, f"--seed_everything={seed}"], cwd=ROOT,
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for seed in (1, 2)]
+    assert [fit.wait() for fit in fits] == [0, 0], [fit.stderr.read() for fit in fits]
+    runs = sorted((tmp_path / "runs" / "same").glob("version_*"))
+    assert [run.name for run in runs] == ["version_0", "version_1"]
+    records = [RunRecord.read(run) for run in runs]
+    assert sorted(r.hparams["seed"] for r in records) == [1, 2]
+    for run, record in zip(runs, records):
+        assert record.run_dir == str(run)
+        assert f"seed_everything: {record.hparams['seed']}" in (run / "config.yaml").read_text()
+
+
+def test_a_resume_may_change_where_and_how_long_but_not_what(tmp_path):
+    (tmp_path / "config.yaml").write_text(
+        "seed_everything: 42\ntrainer:\n  max_epochs: 10\n  devices: 1\nmodel:\n  decay: 0.0\ndata:\n  data_dir: a\n"
+    )
+    check_resume_config(tmp_path, {"seed_everything": 42, "trainer": {"max_epochs": 50, "devices": 2},
+                                   "model": {"decay": 0.0}, "data": {"data_dir": "b"}})
+    with pytest.raises(UserInputError, match=r"model.decay: 0.0 then, 0.001 now.*seed_everything: 42 then, 7 now"):
+        check_resume_config(tmp_path, {"seed_everything": 7, "trainer": {"max_epochs": 10, "devices": 1},
+                                       "model": {"decay": 0.001}, "data": {"data_dir": "a"}})
