@@ -100,24 +100,18 @@ class CifarClassifier(pl.LightningModule):
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(images).softmax(dim=1)
 
-    def on_train_epoch_start(self) -> None:
-        self._epoch_trained = False
-
-    def on_train_epoch_end(self) -> None:
-        self._epoch_trained = True
-
     # Dropout and augmentation draw from the global RNGs; saving them makes resuming exact.
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if getattr(self, "_epoch_trained", False):
-            # saved at an epoch's end: a run resumed from here starts the next epoch's means afresh
-            for name in ("train_loss", "train_acc"):
-                for state, default in self.metrics[name]._defaults.items():
-                    checkpoint["state_dict"][f"metrics.{name}.{state}"] = default.detach().clone()
         checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if _saved_at_epoch_end(checkpoint):
+            # the saved training means are the finished epoch's: the next epoch starts its own
+            for name in ("train_loss", "train_acc"):
+                for state, default in self.metrics[name]._defaults.items():
+                    checkpoint["state_dict"][f"metrics.{name}.{state}"] = default.detach().clone()
         states = checkpoint.get("rng_states", {})
         if "torch" in states:
             torch.set_rng_state(states["torch"])
@@ -128,6 +122,12 @@ class CifarClassifier(pl.LightningModule):
         optimizer = self.optimizer_factory(self.parameters())
         decay = keras_decay(optimizer, self.hparams.decay)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
+
+
+def _saved_at_epoch_end(checkpoint: dict[str, Any]) -> bool:
+    """Whether Lightning wrote ``checkpoint`` as an epoch ended (processed, not yet counted completed)."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    return progress.get("processed", 0) > progress.get("completed", 0)
 
 
 def _check_optimizer(optimizer: OptimizerCallable) -> None:

@@ -19,7 +19,7 @@ from src.callbacks.run_results import CHECKPOINT_KEY as RUN_RESULTS_KEY
 from src.errors import UserInputError
 
 # Callbacks that judge a stage on its own: patience and "best so far" count anew.
-RESTARTED_CALLBACKS = ("StagedEarlyStopping", "EarlyStopping", "ModelCheckpoint", "RunCheckpoint", "ResumeCheckpoint")
+RESTARTED_CALLBACKS = ("StagedEarlyStopping", "EarlyStopping", "ModelCheckpoint")
 STAGE_FROM_KEY = "stage_from"
 
 

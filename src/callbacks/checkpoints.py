@@ -41,6 +41,11 @@ class RunCheckpoint(ModelCheckpoint):
     "best" whatever its score. Here the stored paths are moved to the new folder instead.
     """
 
+    @property
+    def state_key(self) -> str:
+        # ModelCheckpoint's key, so that checkpoints written with Lightning's class resume here too
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved = state_dict.get("dirpath")
         if saved and self.dirpath and Path(saved) != Path(self.dirpath):

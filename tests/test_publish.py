@@ -1,0 +1,60 @@
+"""Publishing: complete runs' small files into the repository, and a README table that is
+always what results/ says."""
+
+from pathlib import Path
+
+import pytest
+
+from src.publish import describe_config, notebook_table, publish_runs, readme_table, update_readme, within_seed_noise
+from src.results import RunRecord
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_readme_experiments_table_is_what_results_say():
+    # regenerate with: python -m src.publish
+    assert readme_table(ROOT / "README.md") == notebook_table(ROOT / "results" / "notebook")
+
+
+def test_publishing_copies_complete_runs_without_checkpoints(small_sweep, tmp_path):
+    published = publish_runs(small_sweep.dir, tmp_path)
+    assert len(published) == 6  # adam, sgd and the diverging config, 2 seeds each: all ended by themselves
+    for run in published:
+        names = {p.name for p in run.iterdir()}
+        assert {"results.json", "config.yaml"} <= names and any(n.startswith("events.out.tfevents") for n in names)
+        assert not any(n.endswith(".ckpt") or n == "checkpoints" for n in names)
+        assert RunRecord.read(run).is_complete
+
+
+def test_an_unfinished_run_is_not_published(small_sweep, tmp_path):
+    sweep = tmp_path / "sweep"
+    run = sweep / "sgd" / "seed_1"
+    run.mkdir(parents=True)
+    RunRecord(config="sgd", stop_reason="interrupted").write(run)
+    assert publish_runs(sweep, tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("values,claimed,verdict", [
+    ([70.0, 71.0, 72.0], 71.5, "yes"),
+    ([70.0, 71.0, 72.0], 80.8, "no, above ours"),
+    ([70.0, 71.0, 72.0], 60.0, "no, below ours"),
+    ([70.0, 71.0, 72.0], 75.5, "yes"),  # one more run of ours could land there: 71 ± 4.30·1·√(4/3) = 71 ± 5.0
+    ([70.0], 70.0, "– (needs 2 seeds)"),
+])
+def test_the_notebook_figure_is_judged_against_one_more_run_of_ours(values, claimed, verdict):
+    assert within_seed_noise(values, claimed) == verdict
+
+
+def test_configs_are_described_as_the_notebook_wrote_them():
+    assert describe_config("sgd_nesterov") == ("SGD", "0.01", "Nesterov momentum 0.5")
+    assert describe_config("rmsprop_lr_1e-5") == ("RMSprop", "1e-5", "decay 1e-6")
+    optimizer, lr, other = describe_config("adam_auto_staged")
+    assert (optimizer, lr) == ("Adam", "1e-3 → 1e-4 → 1e-5") and "3 stages" in other
+
+
+def test_the_table_goes_between_the_markers_only(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- experiments-table:start -->\nold\n<!-- experiments-table:end -->\noutro\n")
+    update_readme(readme, "| new |\n")
+    assert readme.read_text() == "intro\n<!-- experiments-table:start -->\n| new |\n<!-- experiments-table:end -->\noutro\n"
+    assert readme_table(readme) == "| new |\n"
