@@ -9,28 +9,15 @@ schedule, early stopping and best-checkpoint tracking.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 
 from src.callbacks.run_results import CHECKPOINT_KEY as RUN_RESULTS_KEY
-from src.errors import UserInputError
 
 # Callbacks that judge a stage on its own: patience and "best so far" count anew.
 RESTARTED_CALLBACKS = ("StagedEarlyStopping", "EarlyStopping", "ModelCheckpoint")
 STAGE_FROM_KEY = "stage_from"
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(
-            f"The checkpoint {path} does not exist. Give a .ckpt file from a run's checkpoints/ folder, "
-            "e.g. runs/adam/version_0/checkpoints/last.ckpt."
-        )
-    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def stage_checkpoint(

@@ -9,6 +9,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from src.checkpoints import load_checkpoint
 from src.cli import main
 
 EPOCHS = ["--trainer.max_epochs=2", "--trainer.deterministic=true", "--test_after_fit=false"]
@@ -52,7 +53,7 @@ def latest_results(tmp_path: Path) -> dict:
 
 
 def final_weights(results: dict) -> dict[str, torch.Tensor]:
-    return torch.load(Path(results["run_dir"]) / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    return load_checkpoint(Path(results["run_dir"]) / "checkpoints" / "last.ckpt")["state_dict"]
 
 
 def interrupted(run, tmp_path, how: str, step: int) -> dict:
@@ -66,7 +67,7 @@ def interrupted(run, tmp_path, how: str, step: int) -> dict:
 def test_interruption_leaves_a_resumable_checkpoint(run, tmp_path, how):
     results = interrupted(run, tmp_path, how, step=20)  # mid-way through the second epoch
     assert results["stop_reason"] == "interrupted"
-    checkpoint = torch.load(Path(results["run_dir"]) / "checkpoints" / "last.ckpt", weights_only=False)
+    checkpoint = load_checkpoint(Path(results["run_dir"]) / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 20
 
 
