@@ -13,32 +13,37 @@ runs/<name>/stage_N; TensorBoard shows the stages as one continuous curve.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from src.checkpoints import best_checkpoint  # noqa: E402
+from src.results import RunRecord  # noqa: E402
+
 ADAM_SCHEDULE = ["configs/adam.yaml", "configs/adam_stage2_lr_1e-4.yaml", "configs/adam_stage3_lr_1e-5.yaml"]
 
 
-def run_stages(stages: list[str], name: str, save_dir: str, fit_args: list[str]) -> list[dict]:
-    """Fit each stage in turn; return each stage's results.json."""
-    results: list[dict] = []
+def run_stages(stages: list[str], name: str, save_dir: str, fit_args: list[str]) -> list[RunRecord]:
+    """Fit each stage in turn, each from the previous stage's best checkpoint; return their records."""
+    records: list[RunRecord] = []
     for number, config in enumerate(stages, start=1):
+        run_dir = Path(save_dir) / name / f"stage_{number}"
         command = [
             sys.executable, "-m", "src.cli", "fit", f"--config={config}", f"--run_name={name}",
-            f"--trainer.logger.init_args.save_dir={save_dir}", f"--trainer.logger.init_args.version=stage_{number}",
+            f"--trainer.logger.init_args.save_dir={save_dir}", f"--trainer.logger.init_args.version={run_dir.name}",
             *fit_args,
         ]
-        if results:
-            best = sorted((Path(results[-1]["run_dir"]) / "checkpoints").glob("best-*.ckpt"))
+        if records:
+            best = best_checkpoint(run_dir.with_name(f"stage_{number - 1}"), records[-1])
             if not best:
                 raise SystemExit(f"error: stage {number - 1} left no best checkpoint to continue from.")
-            command.append(f"--new_stage_from={best[-1]}")
+            command.append(f"--new_stage_from={best}")
         print(f"stage {number}/{len(stages)}: {config}", flush=True)
         subprocess.run(command, check=True)
-        results.append(json.loads((Path(save_dir) / name / f"stage_{number}" / "results.json").read_text()))
-    return results
+        records.append(RunRecord.read(run_dir))
+    return records
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,10 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     except subprocess.CalledProcessError as err:
         raise SystemExit(f"error: a stage failed (exit {err.returncode}); its output is above.") from None
     print("\nstage  lr        epochs  best val_acc  test_acc")
-    for number, r in enumerate(results, start=1):
-        lr = r["hparams"]["optimizer_args"]["lr"]
-        epochs = f"{r['history'][0]['epoch']}-{r['history'][-1]['epoch']}" if r["history"] else "-"
-        print(f"{number:<6} {lr:<9.0e} {epochs:<7} {r['best_val_acc']:<13.4f} {r['test_acc']}")
+    for number, record in enumerate(results, start=1):
+        history = record.history
+        epochs = f"{history[0]['epoch']}-{history[-1]['epoch']}" if history else "-"
+        lr, best = record.optimizer_args["lr"], record.best_val_acc
+        print(f"{number:<6} {lr:<9.0e} {epochs:<7} {best:<13.4f} {record.test_acc}")
 
 
 if __name__ == "__main__":

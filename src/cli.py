@@ -19,6 +19,8 @@ from typing import Any, TextIO
 import torch
 import yaml
 from jsonargparse import Namespace
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning import Trainer
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -28,11 +30,12 @@ from src.callbacks.divergence import DivergenceGuard, has_diverged
 from src.callbacks.early_stopping import StagedEarlyStopping
 from src.callbacks.run_results import RunResults
 from src.callbacks.tensorboard_hparams import TensorBoardHparams
+from src.checkpoints import SafeCheckpointIO, best_checkpoint, last_checkpoint, load_checkpoint
 from src.data.cifar10 import CIFAR10DataModule
 from src.errors import UserInputError, exit_on_user_error
 from src.module import CifarClassifier
 from src.run_dir import RunClaim, check_resume_config, claim, release_all
-from src.stages import load_checkpoint, stage_checkpoint
+from src.stages import stage_checkpoint
 
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -90,6 +93,29 @@ class HparamLabCLI(LightningCLI):
             help="With --new_stage_from: keep the optimizer's moments and decay counter instead of starting "
             "them afresh; with an unchanged config this continues a finished run for more epochs.",
         )
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI reads ``--ckpt_path``'s hyperparameters before anything else is built, and
+        Lightning later loads it whole: open it safely first, so that an unsafe or unreadable file
+        is refused with its name before any work starts."""
+        subcommand = self.config.get("subcommand")
+        options = self.config[subcommand] if subcommand else {}
+        if options.get("weights_only") is False:
+            raise UserInputError(
+                "--weights_only false is not supported: every checkpoint is loaded weights-only (tensors and "
+                "plain values), which is all this project's checkpoints hold. Leave --weights_only out."
+            )
+        ckpt_path = options.get("ckpt_path")
+        if ckpt_path and Path(ckpt_path).is_file():
+            load_checkpoint(ckpt_path)
+        super()._parse_ckpt_path()
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer, reading checkpoints through :func:`src.checkpoints.load_checkpoint`."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a plugin the user chose
+            trainer.strategy.checkpoint_io = SafeCheckpointIO()
+        return trainer
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -176,14 +202,14 @@ class HparamLabCLI(LightningCLI):
     def after_fit(self) -> None:
         if not self.config.fit.test_after_fit or self.trainer.interrupted or has_diverged(self.trainer):
             return
-        checkpoint = self.trainer.checkpoint_callback
-        has_best = checkpoint is not None and bool(checkpoint.best_model_path)
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if has_best else None)
+        record = next((cb.record for cb in self.trainer.callbacks if isinstance(cb, RunResults)), None)
+        best = best_checkpoint(record.run_dir, record) if record and record.run_dir else None
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=str(best) if best else None)
 
 
 def _latest_version(run_dir: Path) -> str:
     """The newest ``version_N`` of a run, where ``--ckpt_path last`` finds its ``last.ckpt``."""
-    versions = [p for p in run_dir.glob("version_*") if (p / "checkpoints" / "last.ckpt").is_file()]
+    versions = [p for p in run_dir.glob("version_*") if last_checkpoint(p)]
     if not versions:
         raise UserInputError(
             f"--ckpt_path last found no run to resume in {run_dir}/version_*/checkpoints/last.ckpt. Check the "

@@ -12,23 +12,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from src.checkpoints import BEST_CHECKPOINTS, CHECKPOINT_DIR, best_candidates, best_checkpoint, load_checkpoint
 from src.data.batches import to_float_nchw
 from src.data.sources import CLASSES, IMAGE_SHAPE
 from src.errors import UserInputError, exit_on_user_error
-from src.module import CifarClassifier
+from src.model import KerasCifarCNN
 
 Format = Literal["torchscript", "onnx"]
 SUFFIXES: dict[str, str] = {"torchscript": ".pt", "onnx": ".onnx"}
 CLASSES_FILE = "classes.json"  # TorchScript extra file
 CLASSES_KEY = "classes"  # ONNX metadata property
-RESULTS_FILE = "results.json"
+NET_PREFIX = "net."  # CifarClassifier keeps the network as .net
 
 
 class ImageClassifier(nn.Module):
@@ -43,39 +43,39 @@ class ImageClassifier(nn.Module):
 
 
 def find_checkpoint(path: Path) -> Path:
-    """``path`` itself if it is a file, else the best checkpoint of the run directory ``path``:
-    the one its ``results.json`` says was tested, or its only ``checkpoints/best-*.ckpt``."""
+    """``path`` itself if it is a file, else the best checkpoint of the run directory ``path``
+    (see :func:`src.checkpoints.best_checkpoint`)."""
     if path.is_file():
         return path
     if not path.is_dir():
         raise UserInputError(
             f"{path} does not exist. Give a run directory (runs/<config>/version_N) or a .ckpt file."
         )
-    candidates = sorted((path / "checkpoints").glob("best-*.ckpt"))
-    results = path / RESULTS_FILE
-    tested = json.loads(results.read_text()).get("tested_checkpoint") if results.is_file() else None
-    named = [c for c in candidates if tested and c.name == Path(tested).name]
-    if named or len(candidates) == 1:
-        return (named or candidates)[0]
+    best = best_checkpoint(path)
+    if best:
+        return best
+    candidates = best_candidates(path)
     found = f"several: {', '.join(c.name for c in candidates)}" if candidates else "none"
     raise UserInputError(
-        f"Cannot tell the best checkpoint of {path}: looked for checkpoints/best-*.ckpt and found {found}. "
-        "Give a run directory written by `python -m src.cli fit` (runs/<config>/version_N), "
-        "or the .ckpt file itself."
+        f"Cannot tell the best checkpoint of {path}: its results.json names none that exists, and looking for "
+        f"{CHECKPOINT_DIR}/{BEST_CHECKPOINTS} found {found}. Give a run directory written by "
+        "`python -m src.cli fit` (runs/<config>/version_N), or the .ckpt file itself."
     )
 
 
 def load_classifier(path: Path) -> ImageClassifier:
     """The best checkpoint of a run directory (or the given ``.ckpt``), on the CPU, ready for inference."""
     checkpoint = find_checkpoint(path)
+    state = load_checkpoint(checkpoint)["state_dict"]
+    net = KerasCifarCNN()
     try:
-        module = CifarClassifier.load_from_checkpoint(checkpoint, map_location="cpu")
-    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError) as err:
+        net.load_state_dict({k.removeprefix(NET_PREFIX): v for k, v in state.items() if k.startswith(NET_PREFIX)})
+    except RuntimeError as err:
         raise UserInputError(
-            f"{checkpoint} is not a checkpoint of this project's model ({type(err).__name__}: {err}). "
+            f"{checkpoint} is not a checkpoint of this project's model ({err}). "
             "Give a run directory (runs/<config>/version_N) or one of its checkpoints/*.ckpt files."
         ) from err
-    return ImageClassifier(module.net).eval().requires_grad_(False)
+    return ImageClassifier(net).eval().requires_grad_(False)
 
 
 def default_output(path: Path, fmt: Format) -> Path:

@@ -16,12 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from src.report import collect, summarize, write_report
+from src.results import RunRecord, read_record
 from src.search import search
-from src.sweep import Progress, print_line, read_results, sweep
-
-RUN_COLUMNS = (
-    "stop_reason", "epochs", "best_val_acc", "best_epoch", "test_acc", "test_loss", "wall_time_s", "train_images_per_s",
-)
+from src.sweep import Progress, print_line, sweep
 
 
 def table(rows: list[dict]) -> Any:
@@ -34,12 +31,14 @@ def table(rows: list[dict]) -> Any:
 
 
 def _run_row(outcome: dict) -> dict:
-    results = read_results(Path(outcome["run_dir"])) or {}
-    hparams = results.get("hparams", {})
+    record = read_record(Path(outcome["run_dir"])) or RunRecord()  # a run that failed before writing one
     return {
         "config": outcome["config"], "seed": outcome["seed"], "status": outcome["status"],
-        "optimizer": hparams.get("optimizer"), "lr": hparams.get("optimizer_args", {}).get("lr"),
-        "decay": hparams.get("decay"), **{key: results.get(key) for key in RUN_COLUMNS}, "run_dir": outcome["run_dir"],
+        "optimizer": record.optimizer, "lr": record.optimizer_args.get("lr"), "decay": record.hparams.get("decay"),
+        "stop_reason": record.stop_reason, "epochs": record.epochs, "best_val_acc": record.best_val_acc,
+        "best_epoch": record.best_epoch, "test_acc": record.test_acc, "test_loss": record.test_loss,
+        "wall_time_s": record.wall_time_s, "train_images_per_s": record.train_images_per_s,
+        "run_dir": outcome["run_dir"],
     }
 
 
@@ -75,10 +74,10 @@ def run_study(
                       parallel=parallel, progress=progress)
     rows = []
     for trial in study.trials:
-        results = read_results(Path(trial.user_attrs["run_dir"])) if "run_dir" in trial.user_attrs else None
+        record = read_record(Path(trial.user_attrs["run_dir"])) if "run_dir" in trial.user_attrs else None
         rows.append({
             "trial": trial.number, "state": trial.state.name.lower(), "value": trial.value, **trial.params,
             "pruned_at_epoch": trial.user_attrs.get("pruned_at_epoch"),
-            "test_acc": (results or {}).get("test_acc"), "run_dir": trial.user_attrs.get("run_dir"),
+            "test_acc": record.test_acc if record else None, "run_dir": trial.user_attrs.get("run_dir"),
         })
     return table(rows)

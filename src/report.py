@@ -14,6 +14,7 @@ import json
 import math
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -28,7 +29,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from src.errors import UserInputError
-from src.results import FINAL_STOP_REASONS, RESULTS_FILE
+from src.results import FINAL_STOP_REASONS, RESULTS_FILE, RunRecord
 from src.sweep import NOTEBOOK, SWEEP_FILE
 
 SIGNIFICANCE = 0.05
@@ -44,19 +45,19 @@ class ConfigRuns:
     """All runs of one config (or one study trial)."""
 
     name: str
-    runs: list[dict] = field(default_factory=list)
+    runs: list[RunRecord] = field(default_factory=list)
     failed_without_results: int = 0
 
     @property
-    def finished(self) -> list[dict]:
+    def finished(self) -> list[RunRecord]:
         """Runs that trained to a normal end and were tested: the ones statistics are made of."""
         return [
             r for r in self.runs
-            if r.get("stop_reason") in FINAL_STOP_REASONS - {"diverged", "pruned"} and r.get("test_acc") is not None
+            if r.stop_reason in FINAL_STOP_REASONS - {"diverged", "pruned"} and r.test_acc is not None
         ]
 
     def count(self, stop_reason: str) -> int:
-        return sum(r.get("stop_reason") == stop_reason for r in self.runs)
+        return sum(r.stop_reason == stop_reason for r in self.runs)
 
     @property
     def unfinished(self) -> int:
@@ -64,17 +65,22 @@ class ConfigRuns:
         done = len(self.finished) + self.count("diverged") + self.count("pruned")
         return len(self.runs) - done + self.failed_without_results
 
-    def values(self, key: str) -> list[float]:
-        return [float(r[key]) for r in self.finished if r.get(key) is not None]
+    def values(self, measure: Callable[[RunRecord], float | None]) -> list[float]:
+        """``measure`` of each finished run that has it."""
+        return [float(value) for value in map(measure, self.finished) if value is not None]
+
+    @property
+    def test_accuracies(self) -> list[float]:
+        return self.values(lambda r: r.test_acc)
 
 
 def collect(sweep_dir: Path) -> list[ConfigRuns]:
     """The runs under ``sweep_dir``, grouped by config name."""
     groups: dict[str, ConfigRuns] = {}
     for path in sorted(sweep_dir.glob(f"*/*/{RESULTS_FILE}")):
-        results = json.loads(path.read_text())
-        name = results.get("config") or path.parent.parent.name
-        groups.setdefault(name, ConfigRuns(name)).runs.append(results)
+        record = RunRecord.read(path)
+        name = record.config or path.parent.parent.name
+        groups.setdefault(name, ConfigRuns(name)).runs.append(record)
     sweep_file = sweep_dir / SWEEP_FILE
     if sweep_file.is_file():
         for outcome in json.loads(sweep_file.read_text())["runs"].values():
@@ -89,17 +95,17 @@ def summarize(groups: list[ConfigRuns]) -> list[dict]:
     """One row per config, best mean test accuracy first."""
     rows = []
     for group in groups:
-        hparams = group.runs[0].get("hparams", {}) if group.runs else {}
-        optimizer_args = hparams.get("optimizer_args", {})
-        test_acc, val_acc = group.values("test_acc"), group.values("best_val_acc")
+        first = group.runs[0] if group.runs else RunRecord()
+        test_acc = group.test_accuracies
+        val_acc = group.values(lambda r: r.best_val_acc)
         rows.append({
             "config": group.name,
-            "optimizer": str(hparams.get("optimizer", "")).rsplit(".", 1)[-1],
-            "lr": optimizer_args.get("lr"),
-            "decay": hparams.get("decay"),
-            "momentum": optimizer_args.get("momentum"),
-            "nesterov": optimizer_args.get("nesterov"),
-            "loss": hparams.get("loss"),
+            "optimizer": str(first.optimizer or "").rsplit(".", 1)[-1],
+            "lr": first.optimizer_args.get("lr"),
+            "decay": first.hparams.get("decay"),
+            "momentum": first.optimizer_args.get("momentum"),
+            "nesterov": first.optimizer_args.get("nesterov"),
+            "loss": first.hparams.get("loss"),
             "runs": len(group.runs) + group.failed_without_results,
             "finished": len(group.finished),
             "diverged": group.count("diverged"),
@@ -109,9 +115,9 @@ def summarize(groups: list[ConfigRuns]) -> list[dict]:
             "test_acc_std": _std(test_acc),
             "best_val_acc_mean": _mean(val_acc),
             "best_val_acc_std": _std(val_acc),
-            "epochs_mean": _mean(group.values("epochs")),
-            "wall_time_s_mean": _mean(group.values("wall_time_s")),
-            "images_per_s_mean": _mean(group.values("train_images_per_s")),
+            "epochs_mean": _mean(group.values(lambda r: r.epochs)),
+            "wall_time_s_mean": _mean(group.values(lambda r: r.wall_time_s)),
+            "images_per_s_mean": _mean(group.values(lambda r: r.train_images_per_s)),
             "notebook": NOTEBOOK.get(group.name, (None, ""))[1],
         })
     return sorted(rows, key=lambda row: -row["test_acc_mean"] if row["test_acc_mean"] is not None else math.inf)
@@ -134,7 +140,7 @@ def compare(groups: list[ConfigRuns]) -> list[Comparison]:
     testable = [g for g in groups if len(g.finished) >= 2]
     comparisons = []
     for a, b in combinations(testable, 2):
-        x, y = a.values("test_acc"), b.values("test_acc")
+        x, y = a.test_accuracies, b.test_accuracies
         if np.mean(x) < np.mean(y):
             (a, x), (b, y) = (b, y), (a, x)
         with warnings.catch_warnings():
@@ -195,10 +201,10 @@ def markdown(rows: list[dict], comparisons: list[Comparison], groups: list[Confi
 
 def _epoch_matrix(group: ConfigRuns, key: str) -> np.ndarray:
     """runs × epochs, NaN where a run had stopped (or had no value)."""
-    longest = max((len(r.get("history", [])) for r in group.runs), default=0)
+    longest = max((len(r.history) for r in group.runs), default=0)
     matrix = np.full((len(group.runs), longest), np.nan)
     for i, run in enumerate(group.runs):
-        for j, epoch in enumerate(run.get("history", [])):
+        for j, epoch in enumerate(run.history):
             value = epoch.get(key)
             matrix[i, j] = np.nan if value is None else value
     return matrix
@@ -242,7 +248,7 @@ def plot_test_acc(rows: list[dict], groups: list[ConfigRuns]) -> Figure:
     for y, row in zip(positions, rows):
         group = by_name[row["config"]]
         labels.append(row["config"] + ("" if group.finished else f" ({_runs(row)})"))
-        values = 100 * np.array(group.values("test_acc"))
+        values = 100 * np.array(group.test_accuracies)
         if values.size:
             ax.scatter(values, np.full(values.size, y), color="0.55", s=14, zorder=2, label="single seed")
             ax.errorbar(values.mean(), y, xerr=values.std(ddof=1) if values.size > 1 else None, fmt="o",

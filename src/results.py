@@ -10,12 +10,14 @@ import dataclasses
 import json
 import os
 import platform
+import secrets
 import subprocess
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 RESULTS_FILE = "results.json"
 SCHEMA_VERSION = 2
@@ -42,11 +44,22 @@ class RunRecord:
     wall_time_s: float | None = None
     train_images_per_s: float | None = None
     resumed_from: str | None = None
+    pruned_at_epoch: int | None = None  # set by src.search when its pruner stopped the run
     hparams: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+
+    @property
+    def optimizer(self) -> str | None:
+        """The optimizer's class, ``module.Name``."""
+        return self.hparams.get("optimizer")
+
+    @property
+    def optimizer_args(self) -> dict[str, Any]:
+        """The optimizer's arguments as it was built (lr, momentum, betas, …)."""
+        return self.hparams.get("optimizer_args", {})
 
     @property
     def is_complete(self) -> bool:
@@ -93,15 +106,23 @@ def read_record(run_dir: str | Path) -> RunRecord | None:
 
 def write_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` so that ``path`` holds either its old content or all of the new, never a part."""
+    with atomic_file(path, "w") as file:
+        file.write(text)
+
+
+@contextmanager
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """A file to write that replaces ``path`` only when the block ends without an error; until then
+    it is a hidden ``.partial`` file beside it, unique per writer, removed if the block fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    partial = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
     try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
+        with open(partial, mode.replace("w", "x")) as file:
+            yield file
         os.replace(partial, path)
     except BaseException:
-        Path(partial).unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise
 
 

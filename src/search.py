@@ -36,16 +36,8 @@ import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
 from src.errors import UserInputError
-from src.sweep import (
-    Progress,
-    Run,
-    check_run_args,
-    describe,
-    print_line,
-    read_results,
-    resolve_config,
-    run_environments,
-)
+from src.results import read_record
+from src.sweep import Progress, Run, check_run_args, describe, print_line, resolve_config, run_environments
 
 RANGE_KEYS = {"low", "high", "log", "step"}
 PRUNER_KEYS = {"n_startup_trials", "n_warmup_steps"}
@@ -252,7 +244,7 @@ def search(
         if outcome["status"] == "failed":
             progress(f"trial {trial.number} {describe(outcome)}")
             raise TrialFailed(outcome["log"])
-        value = read_results(run.run_dir)["best_val_acc"]
+        value = read_record(run.run_dir).best_val_acc
         progress(f"trial {trial.number} end: best val_acc {value:.4f}, {describe(outcome)}")
         return value
 
@@ -272,10 +264,10 @@ def _latest(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTria
 
 def _mark_pruned(run_dir: Path, epoch: int) -> None:
     """Say in the run's results.json why it stopped, for the report."""
-    path = run_dir / "results.json"
-    results = read_results(run_dir)
-    if results:
-        path.write_text(json.dumps({**results, "stop_reason": "pruned", "pruned_at_epoch": epoch}, indent=2) + "\n")
+    record = read_record(run_dir)
+    if record:
+        record.stop_reason, record.pruned_at_epoch = "pruned", epoch
+        record.write(run_dir)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,36 +1,46 @@
-"""A new training stage from a checkpoint: the notebook's "recompile with a new lr and fit again".
+"""A new training stage: the notebook's "recompile with a new lr and fit again".
 
 Lightning's ``ckpt_path`` resumes *everything*, the old learning rate included, which is
 why staged schedules are a recurring question. A stage instead keeps the weights and the
 epoch/step counters (TensorBoard draws one continuous curve) and starts afresh what Keras'
 recompile started afresh: the optimizer (unless asked to keep its state), the decay
 schedule, early stopping and best-checkpoint tracking.
+
+:func:`restart_lr_schedule` is the one place that does this to an optimizer and its decay
+schedule, for a stage begun inside a fit (``StagedEarlyStopping``) and for one begun from a
+checkpoint (:func:`stage_checkpoint`, ``--new_stage_from``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 
 from src.callbacks.run_results import CHECKPOINT_KEY as RUN_RESULTS_KEY
-from src.errors import UserInputError
 
 # Callbacks that judge a stage on its own: patience and "best so far" count anew.
 RESTARTED_CALLBACKS = ("StagedEarlyStopping", "EarlyStopping", "ModelCheckpoint")
 STAGE_FROM_KEY = "stage_from"
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(
-            f"The checkpoint {path} does not exist. Give a .ckpt file from a run's checkpoints/ folder, "
-            "e.g. runs/adam/version_0/checkpoints/last.ckpt."
-        )
-    return torch.load(path, map_location="cpu", weights_only=False)
+def restart_lr_schedule(
+    optimizer: Optimizer, schedule: LRScheduler, base_lrs: Sequence[float], keep_state: bool = False
+) -> None:
+    """Start ``optimizer``'s decay ``schedule`` again from ``base_lrs``, one per parameter group.
+
+    Without ``keep_state`` the optimizer forgets its moments and step counts and the schedule
+    its update counter, as after Keras' recompile; with it both go on, at the new base rates.
+    """
+    if not keep_state:
+        optimizer.state.clear()
+        schedule.last_epoch = 0
+    schedule.base_lrs = list(base_lrs)
+    for group, lr, base in zip(optimizer.param_groups, schedule.get_lr(), base_lrs):
+        group["lr"], group["initial_lr"] = lr, base
 
 
 def stage_checkpoint(
@@ -42,17 +52,15 @@ def stage_checkpoint(
     names ``source`` as where it started.
     """
     config = model.configure_optimizers()
-    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    optimizer, schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
     new_lrs = [group["lr"] for group in optimizer.param_groups]
     if keep_optimizer_state:
         optimizer.load_state_dict(checkpoint["optimizer_states"][0])
-        scheduler.load_state_dict(checkpoint["lr_schedulers"][0])
-        scheduler.base_lrs = new_lrs
-        for group, lr, base in zip(optimizer.param_groups, scheduler.get_lr(), new_lrs):
-            group["lr"], group["initial_lr"] = lr, base
+        schedule.load_state_dict(checkpoint["lr_schedulers"][0])
+    restart_lr_schedule(optimizer, schedule, new_lrs, keep_state=keep_optimizer_state)
     staged = dict(checkpoint)
     staged["optimizer_states"] = [optimizer.state_dict()]
-    staged["lr_schedulers"] = [scheduler.state_dict()]
+    staged["lr_schedulers"] = [schedule.state_dict()]
     staged[STAGE_FROM_KEY] = source
     staged.pop(RUN_RESULTS_KEY, None)
     staged["callbacks"] = {

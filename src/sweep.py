@@ -28,7 +28,7 @@ from pathlib import Path
 from src.cli import BASE_CONFIG
 from src.cli import main as cli_main
 from src.errors import UserInputError
-from src.results import FINAL_STOP_REASONS, RESULTS_FILE
+from src.results import RunRecord, read_record, write_atomic
 
 CONFIG_DIR = BASE_CONFIG.parent
 PROJECT_ROOT = CONFIG_DIR.parent
@@ -98,20 +98,6 @@ def check_run_args(config: Path, overrides: Sequence[str]) -> None:
                 ) from None
 
 
-def read_results(run_dir: Path) -> dict | None:
-    try:
-        return json.loads((run_dir / RESULTS_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def is_complete(results: dict | None) -> bool:
-    """Finished training (whatever stopped it) and was tested; a diverged run has nothing to test."""
-    if not results or results.get("stop_reason") not in FINAL_STOP_REASONS:
-        return False
-    return results["stop_reason"] == "diverged" or results.get("test_acc") is not None
-
-
 @dataclass
 class Run:
     """One ``src.cli fit`` run at ``root/name/seed_<seed>``."""
@@ -149,10 +135,10 @@ class Run:
 
     def _watch_epochs(self, process: subprocess.Popen, on_epoch: Progress) -> None:
         """Report each epoch as results.json gains it, polling every few seconds."""
-        seen = len((read_results(self.run_dir) or {}).get("history", []))
+        seen = len((read_record(self.run_dir) or RunRecord()).history)
         while process.poll() is None:
             time.sleep(2)
-            history = (read_results(self.run_dir) or {}).get("history", [])
+            history = (read_record(self.run_dir) or RunRecord()).history
             for epoch in history[seen:]:
                 on_epoch(f"{self.label}: epoch {epoch['epoch']}, val_acc {epoch.get('val_acc', float('nan')):.4f}")
             seen = max(seen, len(history))
@@ -170,20 +156,20 @@ class Run:
             if on_epoch:
                 self._watch_epochs(process, on_epoch)
             process.wait()
-        results = read_results(self.run_dir)
-        if process.returncode == 0 and is_complete(results):
-            status = "diverged" if results["stop_reason"] == "diverged" else "finished"
+        record = read_record(self.run_dir)
+        if process.returncode == 0 and record and record.is_complete:
+            status = "diverged" if record.stop_reason == "diverged" else "finished"
         else:
             status = "failed"
-        return self.outcome(status, results, returncode=process.returncode, seconds=round(time.time() - started, 1),
+        return self.outcome(status, record, returncode=process.returncode, seconds=round(time.time() - started, 1),
                             log=str(self.run_dir / LOG_FILE))
 
-    def outcome(self, status: str, results: dict | None, **details: object) -> dict:
+    def outcome(self, status: str, record: RunRecord | None, **details: object) -> dict:
         """What ``sweep.json`` keeps of a run."""
-        results = results or {}
+        record = record or RunRecord()
         return {
             "config": self.name, "seed": self.seed, "run_dir": str(self.run_dir), "status": status,
-            "stop_reason": results.get("stop_reason"), "test_acc": results.get("test_acc"), **details,
+            "stop_reason": record.stop_reason, "test_acc": record.test_acc, **details,
         }
 
 
@@ -234,10 +220,7 @@ class SweepRecord:
             self._save()
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".partial")
-        partial.write_text(json.dumps(self.data, indent=2) + "\n")
-        partial.replace(self.path)
+        write_atomic(self.path, json.dumps(self.data, indent=2) + "\n")
 
 
 def sweep(
@@ -270,9 +253,9 @@ def sweep(
 
     outcomes = {}
     for run in runs:
-        results = read_results(run.run_dir)
-        if is_complete(results):
-            outcomes[run.label] = run.outcome("complete", results)
+        done = read_record(run.run_dir)
+        if done and done.is_complete:
+            outcomes[run.label] = run.outcome("complete", done)
     todo = [run for run in runs if run.label not in outcomes]
     progress(f"sweep {root}: {len(runs)} runs, {len(outcomes)} already complete, {len(todo)} to run, "
              f"{parallel} at a time")

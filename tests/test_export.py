@@ -70,7 +70,7 @@ def test_the_tested_checkpoint_is_the_best_of_several(tmp_path):
     [
         ("missing", "does not exist. Give a run directory"),
         ("not_a_run", "found none. Give a run directory"),
-        ("not_a_checkpoint", "is not a checkpoint of this project's model"),
+        ("not_a_checkpoint", "notes.ckpt is not a readable checkpoint"),
         ("unwritable_output", "Cannot write"),
     ],
 )

@@ -1,10 +1,11 @@
 """The results.json contract: one typed record, written whole or not at all, old files still read."""
 
 import json
+import os
 
 import pytest
 
-from src.results import SCHEMA_VERSION, RunRecord, read_record, write_atomic
+from src.results import SCHEMA_VERSION, RunRecord, atomic_file, read_record, write_atomic
 
 
 def test_a_record_round_trips_through_its_file(tmp_path):
@@ -45,3 +46,17 @@ def test_an_atomic_write_that_fails_keeps_the_old_content(tmp_path):
         write_atomic(path, 42)  # not text: fails while writing
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no partial file left behind
+
+
+def test_a_binary_atomic_write_replaces_whole_with_the_usual_permissions(tmp_path):
+    path = tmp_path / "cache.npz"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_file(path, "wb") as file:
+        file.write(b"half")
+        raise RuntimeError("killed mid-write")
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["cache.npz"]
+    with atomic_file(path, "wb") as file:
+        file.write(b"new")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.read_bytes() == b"new" and path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by others

@@ -1,7 +1,6 @@
 """Interrupting and resuming: wherever and however a run is stopped, resuming it with
 ``--ckpt_path last`` ends exactly where an uninterrupted run does, with the same history."""
 
-import json
 import os
 import signal
 import subprocess
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.checkpoints import load_checkpoint
 from src.cli import main
 from src.results import RunRecord
 from tests.faults import signal_at
@@ -44,7 +44,7 @@ def fit_args(image_folder, data_dir, tmp_path) -> list[str]:
 
 
 def final_weights(record: RunRecord) -> dict[str, torch.Tensor]:
-    return torch.load(Path(record.run_dir) / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    return load_checkpoint(Path(record.run_dir) / "checkpoints" / "last.ckpt")["state_dict"]
 
 
 def assert_same_run(resumed: RunRecord, reference: RunRecord) -> None:
@@ -139,4 +139,4 @@ def test_a_moved_run_keeps_its_best_checkpoint_record(fit_args, tmp_path):
     assert resumed.best_epoch == 1 and resumed.epochs == 3
     best = Path(resumed.tested_checkpoint)
     assert best.parent == moved / "cut" / "version_0" / "checkpoints" and best.is_file()
-    assert torch.load(best, weights_only=False)["epoch"] + 1 == resumed.best_epoch
+    assert load_checkpoint(best)["epoch"] + 1 == resumed.best_epoch

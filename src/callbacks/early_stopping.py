@@ -11,6 +11,7 @@ from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 from torch import Tensor
 
 from src.errors import UserInputError
+from src.stages import restart_lr_schedule
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +80,9 @@ class StagedEarlyStopping(EarlyStopping):
         trainer = self._trainer
         if self._best_weights is not None:
             trainer.lightning_module.load_state_dict(self._best_weights)
-        for optimizer in trainer.optimizers:
-            optimizer.state.clear()
-            for group in optimizer.param_groups:
-                group["lr"] *= self.lr_factor
-                if "initial_lr" in group:
-                    group["initial_lr"] *= self.lr_factor
-        for config in trainer.lr_scheduler_configs:  # the decay schedule restarts with the new optimizer
-            scheduler = config.scheduler
-            scheduler.base_lrs = [lr * self.lr_factor for lr in scheduler.base_lrs]
-            scheduler.last_epoch = 0
-            for group, lr in zip(scheduler.optimizer.param_groups, scheduler.get_lr()):
-                group["lr"] = lr
+        for config in trainer.lr_scheduler_configs:  # each optimizer with its decay schedule
+            schedule = config.scheduler
+            restart_lr_schedule(schedule.optimizer, schedule, [lr * self.lr_factor for lr in schedule.base_lrs])
         self.stage += 1
         self.wait_count = 0
         self.stopping_reason = EarlyStoppingReason.NOT_STOPPED

@@ -9,6 +9,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from src.callbacks.run_results import RunResults
 
+# RunRecord attributes, logged as hp/<name>
 FIT_METRICS = ("best_val_acc", "best_epoch", "epochs")
 TEST_METRICS = ("test_acc", "test_loss")
 
@@ -29,7 +30,7 @@ class TensorBoardHparams(pl.Callback):
         record = next((cb.record for cb in trainer.callbacks if isinstance(cb, RunResults)), None)
         if not record or not isinstance(trainer.logger, TensorBoardLogger):
             return
-        values = record.to_dict()
+        values = {name: getattr(record, name) for name in FIT_METRICS + TEST_METRICS}
         if stage == "fit" and record.stop_reason not in ("interrupted", "failed"):
             params = {"config": record.config, "stop_reason": record.stop_reason, **record.hparams}
             metrics = {f"hp/{k}": math.nan if values[k] is None else values[k] for k in FIT_METRICS + TEST_METRICS}

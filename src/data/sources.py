@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import tarfile
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from src.errors import UserInputError
+from src.results import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,10 @@ def load_cifar10(data_dir: str | Path, source: str | Path | None = None, downloa
 
 
 def _write_cache(cache: Path, splits: dict[str, Split], origin: str) -> None:
+    arrays = {f"{s}_{field}": getattr(splits[s], field) for s in SPLITS for field in ("images", "labels")}
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(f".{os.getpid()}.partial.npz")  # parallel runs may decode at once
-        arrays = {f"{s}_{field}": getattr(splits[s], field) for s in SPLITS for field in ("images", "labels")}
-        np.savez(partial, origin=np.array(origin), **arrays)
-        partial.replace(cache)  # atomic: a crashed run never leaves a half-written cache
+        with atomic_file(cache, "wb") as file:  # a crashed run never leaves a half-written cache
+            np.savez(file, origin=np.array(origin), **arrays)
     except OSError as err:
         raise UserInputError(
             f"Cannot write the decoded CIFAR-10 cache to {cache} ({err.strerror}). "
