@@ -217,7 +217,8 @@ def plot_curves(groups: list[ConfigRuns]) -> Figure:
     colors = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
     for index, group in enumerate(groups):
         label = group.name + (f" ({group.count('diverged')} diverged)" if group.count("diverged") else "")
-        for ax, key, scale in ((axes[0], "val_acc", 100.0), (axes[1], "val_loss", 1.0)):
+        # each quantity with the range it can take, so that a ±1 std band never leaves it
+        for ax, key, scale, low, high in ((axes[0], "val_acc", 100.0, 0.0, 100.0), (axes[1], "val_loss", 1.0, 0.0, None)):
             matrix = _epoch_matrix(group, key) * scale
             if matrix.size == 0:
                 continue
@@ -227,7 +228,8 @@ def plot_curves(groups: list[ConfigRuns]) -> Figure:
                 mean, std = np.nanmean(matrix, axis=0), np.nanstd(matrix, axis=0, ddof=1)
             ax.plot(epochs, mean, marker="o" if len(epochs) < 15 else None, color=colors(index), label=label)
             if len(group.runs) > 1:
-                ax.fill_between(epochs, mean - std, mean + std, color=colors(index), alpha=0.2, linewidth=0)
+                band = np.clip(mean - std, low, high), np.clip(mean + std, low, high)
+                ax.fill_between(epochs, *band, color=colors(index), alpha=0.2, linewidth=0)
     axes[0].set(title="Validation accuracy", xlabel="epoch", ylabel="val accuracy (%)")
     axes[1].set(title="Validation loss", xlabel="epoch", ylabel="val loss")
     for ax in axes:

@@ -139,3 +139,15 @@ def test_a_directory_without_runs_is_a_clear_error(tmp_path, capsys):
         main([str(tmp_path)])
     assert exit_info.value.code == 2
     assert "No runs found" in capsys.readouterr().err
+
+
+def test_a_spread_band_stays_within_what_accuracy_and_loss_can_be(tmp_path):
+    # one seed near 0%, one near 100%: mean ± std would reach past both ends
+    for seed, acc in ((1, 0.02), (2, 0.98)):
+        write_run(tmp_path, "wild", seed, acc)
+    figure = plot_curves(collect(tmp_path))
+    accuracy, loss = figure.axes[:2]
+    (acc_band,) = accuracy.collections
+    acc_y = acc_band.get_paths()[0].vertices[:, 1]
+    assert acc_y.min() >= 0.0 and acc_y.max() <= 100.0
+    assert all((c.get_paths()[0].vertices[:, 1] >= 0.0).all() for c in loss.collections)
