@@ -139,3 +139,12 @@ def test_a_directory_without_runs_is_a_clear_error(tmp_path, capsys):
         main([str(tmp_path)])
     assert exit_info.value.code == 2
     assert "No runs found" in capsys.readouterr().err
+
+
+def test_a_damaged_results_file_is_named_and_the_other_runs_reported(sweep_dir, caplog):
+    damaged = sweep_dir / "sgd" / "seed_2" / "results.json"
+    damaged.write_text(damaged.read_text()[:100])  # cut off mid-write
+    rows = {r["config"]: r for r in summarize(collect(sweep_dir))}
+    assert f"left out {damaged}, which is not readable JSON" in caplog.text
+    assert (rows["sgd"]["runs"], rows["sgd"]["finished"], rows["sgd"]["unfinished"]) == (3, 2, 1)
+    assert len(rows) == 4
