@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import torch
 from jsonargparse import Namespace
+from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
+from src.arguments import ConciseArgumentParser
 from src.callbacks.divergence import DivergenceGuard, has_diverged
 from src.callbacks.early_stopping import StagedEarlyStopping
 from src.callbacks.run_results import RunResults
@@ -24,6 +26,7 @@ from src.callbacks.tensorboard_hparams import TensorBoardHparams
 from src.data.cifar10 import CIFAR10DataModule
 from src.errors import UserInputError, exit_on_user_error
 from src.module import CifarClassifier
+from src.preflight import check_run, lightning_config_errors
 from src.stages import load_checkpoint, stage_checkpoint
 
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
@@ -37,14 +40,6 @@ def latest_checkpoint() -> ModelCheckpoint:
     whose val_acc stopped improving would resume from an old epoch; this one always writes.
     """
     return ModelCheckpoint(filename="last", monitor=None, save_top_k=1, enable_version_counter=False, save_on_exception=True)
-
-
-class ConciseArgumentParser(LightningArgumentParser):
-    """Reports a bad argument as its error and a pointer to ``--help``, without the
-    hundred-line usage listing that would bury the error."""
-
-    def print_usage(self, file: TextIO | None = None) -> None:
-        pass
 
 
 class HparamLabCLI(LightningCLI):
@@ -108,6 +103,23 @@ class HparamLabCLI(LightningCLI):
                 )
             if config.ckpt_path == "last" and logger and logger.init_args.get("version") is None:
                 logger.init_args.version = _latest_version(Path(logger.init_args.save_dir) / logger.init_args.name)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")  # before Lightning reads the --ckpt_path file
+        check_run(subcommand, self.config[subcommand] if subcommand else self.config)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        with lightning_config_errors():
+            return super().instantiate_trainer(**kwargs)
+
+    def _load_data(self) -> None:
+        """Bad data (a damaged archive, a hold-out that leaves too little to train on) fails here,
+        before the trainer creates the run directory."""
+        self.datamodule.prepare_data()
+        self.datamodule.setup(self.subcommand)
+
+    before_fit = before_validate = before_test = _load_data
 
     def fit(self, **kwargs: Any) -> None:
         """``Trainer.fit``, begun as a new stage when ``--new_stage_from`` names a checkpoint."""
