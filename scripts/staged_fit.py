@@ -47,19 +47,24 @@ def run_stages(stages: list[str], name: str, save_dir: str, fit_args: list[str])
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--stages", nargs="+", default=ADAM_SCHEDULE, help="one config per stage, in order")
     parser.add_argument("--name", default="adam_staged", help="run name: runs/<name>/stage_N")
     parser.add_argument("--save_dir", default="runs", help="where runs go (the logger's save_dir)")
     args, fit_args = parser.parse_known_args(argv)
     fit_args = [a for a in fit_args if a != "--"]
+    for flag in (a.split("=")[0] for a in fit_args if a.startswith("--")):
+        meant = [option for option in parser._option_string_actions if option.startswith(flag) and option != flag]
+        if meant:  # unknown flags go to every stage's fit, so an abbreviation would silently mean two things
+            parser.error(f"{flag} abbreviates {meant[0]}; write it in full.")
     missing = [s for s in args.stages if not Path(s).is_file()]
     if missing:
-        raise SystemExit(f"error: stage config(s) not found: {', '.join(missing)}. Run from the project root.")
+        parser.error(f"stage config(s) not found: {', '.join(missing)}. Run from the project root.")
     try:
         results = run_stages(args.stages, args.name, args.save_dir, fit_args)
     except subprocess.CalledProcessError as err:
-        raise SystemExit(f"error: a stage failed (exit {err.returncode}); its output is above.") from None
+        print(f"error: a stage failed (exit {err.returncode}); its output is above.", file=sys.stderr)
+        raise SystemExit(err.returncode) from None
     print("\nstage  lr        epochs  best val_acc  test_acc")
     for number, record in enumerate(results, start=1):
         history = record.history

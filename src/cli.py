@@ -14,7 +14,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import torch
 import yaml
@@ -25,6 +25,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from src.arguments import ConciseArgumentParser
 from src.callbacks.checkpoints import ResumeCheckpoint, RunCheckpoint, RunInterrupted
 from src.callbacks.divergence import DivergenceGuard, has_diverged
 from src.callbacks.early_stopping import StagedEarlyStopping
@@ -34,6 +35,7 @@ from src.checkpoints import SafeCheckpointIO, best_checkpoint, last_checkpoint, 
 from src.data.cifar10 import CIFAR10DataModule
 from src.errors import UserInputError, exit_on_user_error
 from src.module import CifarClassifier
+from src.preflight import check_run, lightning_config_errors
 from src.run_dir import RunClaim, check_resume_config, claim, release_all
 from src.stages import stage_checkpoint
 
@@ -41,12 +43,6 @@ BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
-class ConciseArgumentParser(LightningArgumentParser):
-    """Reports a bad argument as its error and a pointer to ``--help``, without the
-    hundred-line usage listing that would bury the error."""
-
-    def print_usage(self, file: TextIO | None = None) -> None:
-        pass
 
 
 class HparamLabCLI(LightningCLI):
@@ -112,7 +108,8 @@ class HparamLabCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, reading checkpoints through :func:`src.checkpoints.load_checkpoint`."""
-        trainer = super().instantiate_trainer(**kwargs)
+        with lightning_config_errors():
+            trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a plugin the user chose
             trainer.strategy.checkpoint_io = SafeCheckpointIO()
         return trainer
@@ -165,6 +162,23 @@ class HparamLabCLI(LightningCLI):
         except BaseException:
             self._abandon_run_dir()
             raise
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")  # before Lightning reads the --ckpt_path file
+        check_run(subcommand, self.config[subcommand] if subcommand else self.config)
+
+    def _load_data(self) -> None:
+        """Bad data (a damaged archive, a hold-out that leaves too little to train on) fails here,
+        before anything is written into the run directory."""
+        try:
+            self.datamodule.prepare_data()
+            self.datamodule.setup(self.subcommand)
+        except UserInputError:
+            self._abandon_run_dir()
+            raise
+
+    before_fit = before_validate = before_test = _load_data
 
     def fit(self, **kwargs: Any) -> None:
         """``Trainer.fit`` in the claimed run directory; a failed start leaves no new directory behind."""

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat
 from pytorch_lightning.cli import OptimizerCallable
 from torch import Tensor
 from torchmetrics import MeanMetric
@@ -38,15 +39,13 @@ class CifarClassifier(pl.LightningModule):
     def __init__(
         self,
         optimizer: OptimizerCallable = KerasRMSprop,
-        decay: float = 0.0,
+        decay: NonNegativeFloat = 0.0,
         loss: LossName = "cross_entropy",
-        label_smoothing: float = 0.0,
+        label_smoothing: ClosedUnitInterval = 0.0,
         channels_last: bool = True,
         compile: bool = False,
     ) -> None:
         super().__init__()
-        if decay < 0:
-            raise UserInputError(f"model.decay must be 0 or positive (lr_t = lr / (1 + decay·t)), got {decay}.")
         _check_optimizer(optimizer)
         self.save_hyperparameters(ignore=["optimizer"])
         self.optimizer_factory = optimizer

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +30,7 @@ from torch import Tensor
 from src.data.sources import CLASSES, IMAGE_SHAPE, decode_rgb
 from src.errors import UserInputError, exit_on_user_error
 from src.export import CLASSES_FILE, CLASSES_KEY, load_classifier
+from src.results import write_atomic
 
 PROGRESS_EVERY = 5_000
 Classifier = Callable[[Tensor], Tensor]  # uint8 (N, 32, 32, 3) → probabilities (N, classes)
@@ -155,17 +158,15 @@ def predict(model: Path, inputs: list[Path], output: Path, batch_size: int = 256
     """Classify the images among ``inputs`` with ``model`` and write the CSV to ``output``."""
     if batch_size < 1:
         raise UserInputError(f"--batch-size must be at least 1, got {batch_size}.")
+    _check_writable(output)
     files = find_files(inputs)
     classify, classes = load_model(model)
     skipped: list[tuple[Path, str]] = []
     classified = 0
-    try:
-        csv_file = output.open("w", newline="")
-    except OSError as err:
-        raise UserInputError(f"Cannot write {output} ({err.strerror}). Choose another --output.") from err
-    with csv_file, torch.inference_mode():
-        writer = csv.writer(csv_file)
-        writer.writerow(["file", "class", "probability", *(f"p_{name}" for name in classes)])
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["file", "class", "probability", *(f"p_{name}" for name in classes)])
+    with torch.inference_mode():
         for names, images in _batches(files, batch_size, resize, skipped):
             for name, probabilities in zip(names, classify(images).tolist()):
                 top = max(range(len(classes)), key=probabilities.__getitem__)
@@ -175,10 +176,24 @@ def predict(model: Path, inputs: list[Path], output: Path, batch_size: int = 256
             classified += len(names)
     if not classified:
         raise UserInputError(
-            f"None of the {len(files)} files is a 32x32 image (reasons above), so {output} lists none. "
+            f"None of the {len(files)} files is a 32x32 image (reasons above), so nothing was written to {output}. "
             "Give PNG or JPEG images of 32x32 pixels, or --resize to classify images of other sizes."
         )
+    try:
+        write_atomic(output, table.getvalue())  # whole or not at all: a failed run leaves an old file as it was
+    except OSError as err:
+        raise UserInputError(f"Cannot write {output} ({err.strerror}). Choose another --output.") from err
     return Summary(classified, skipped)
+
+
+def _check_writable(output: Path) -> None:
+    """Refuse an output that cannot be written before the images are classified, not after."""
+    folder = next(p for p in (output.absolute().parent, *output.absolute().parents) if p.exists())
+    if output.is_dir() or not os.access(folder, os.W_OK):
+        raise UserInputError(
+            f"Cannot write {output} ({'a folder' if output.is_dir() else f'{folder} is not writable'}). "
+            "Choose another --output."
+        )
 
 
 def main(args: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import math
 import sys
 import warnings
@@ -32,6 +33,7 @@ from src.errors import UserInputError
 from src.results import FINAL_STOP_REASONS, RESULTS_FILE, RunRecord
 from src.sweep import NOTEBOOK, SWEEP_FILE
 
+log = logging.getLogger(__name__)
 SIGNIFICANCE = 0.05
 COLUMNS = (
     "config", "optimizer", "lr", "decay", "momentum", "nesterov", "loss", "runs", "finished", "diverged",
@@ -78,7 +80,12 @@ def collect(sweep_dir: Path) -> list[ConfigRuns]:
     """The runs under ``sweep_dir``, grouped by config name."""
     groups: dict[str, ConfigRuns] = {}
     for path in sorted(sweep_dir.glob(f"*/*/{RESULTS_FILE}")):
-        record = RunRecord.read(path)
+        try:
+            record = RunRecord.read(path)
+        except (OSError, ValueError) as err:  # one damaged file must not cost the report on all the others
+            log.warning("warning: left out %s, which is not a readable run record (%s); counted as unfinished", path, err)
+            groups.setdefault(path.parent.parent.name, ConfigRuns(path.parent.parent.name)).failed_without_results += 1
+            continue
         name = record.config or path.parent.parent.name
         groups.setdefault(name, ConfigRuns(name)).runs.append(record)
     sweep_file = sweep_dir / SWEEP_FILE

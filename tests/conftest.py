@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -50,6 +51,26 @@ def exported(trained_run: Path) -> dict[str, Path]:
     for fmt in ("torchscript", "onnx"):
         export_main([str(trained_run), f"--format={fmt}"])
     return {"torchscript": trained_run / "model.pt", "onnx": trained_run / "model.onnx"}
+
+
+@pytest.fixture
+def refused(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """Run ``python -m src.cli ARGS`` in-process, expecting a mistake to be refused as it should be:
+    exit 2, one ``error:`` paragraph, no traceback, and no run directory under ``tmp_path/runs``.
+    Returns stderr."""
+    # main() gives the project's logger a handler on the stderr of the moment: this test's
+    monkeypatch.setattr(logging.getLogger("src"), "handlers", [])
+
+    def run(*args: str) -> str:
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2, err
+        assert "Traceback" not in err and err.count("error:") == 1, err
+        assert not (tmp_path / "runs").exists()  # refused before anything was written
+        return err
+
+    return run
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from src.cli import BASE_CONFIG, HparamLabCLI, main
+from tests.synthetic import write_tarball
 
 CONFIGS = sorted(BASE_CONFIG.parent.glob("*.yaml"))
 EXPERIMENTS = [c for c in CONFIGS if c != BASE_CONFIG]
@@ -76,35 +77,45 @@ def test_config_runs_a_fast_dev_run_fit(synthetic_args, config):
 # --- mistakes ----------------------------------------------------------------------------
 
 
-def fails_with(capsys, tmp_path: Path, *args: str) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", *args, f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}"])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    assert not (tmp_path / "runs").exists()  # refused before any work started
-    return err
-
-
-def test_unknown_optimizer_class(capsys, tmp_path):
-    err = fails_with(capsys, tmp_path, "--model.optimizer=torch.optim.Adamm")
+def test_unknown_optimizer_class(refused):
+    err = refused("fit", "--model.optimizer=torch.optim.Adamm")
     assert "torch.optim.Adamm" in err
 
 
-def test_negative_learning_rate(capsys, tmp_path):
-    err = fails_with(capsys, tmp_path, "--model.optimizer=torch.optim.SGD", "--model.optimizer.lr=-0.1")
+def test_negative_learning_rate(refused):
+    err = refused("fit", "--model.optimizer=torch.optim.SGD", "--model.optimizer.lr=-0.1")
     assert "Invalid learning rate: -0.1" in err and "--model.optimizer" in err
 
 
-def test_negative_decay(capsys, tmp_path):
-    err = fails_with(capsys, tmp_path, "--model.decay=-1e-6")
-    assert "model.decay must be 0 or positive" in err
+@pytest.mark.parametrize(
+    "flag, limit",
+    [
+        ("--model.decay=-1e-6", "NonNegativeFloat: -1e-6 does not conform to restriction v>=0"),
+        ("--model.label_smoothing=2.0", "ClosedUnitInterval: 2.0 does not conform to restriction v>=0 and v<=1"),
+        ("--early_stopping.patience=-1", "NonNegativeInt: -1 does not conform to restriction v>=0"),
+        ("--early_stopping.lr_stages=0", "PositiveInt: 0 does not conform to restriction v>0"),
+        ("--early_stopping.lr_factor=1", "OpenUnitInterval: 1 does not conform to restriction v>0 and v<1"),
+        ("--data.batch_size=0", "PositiveInt: 0 does not conform to restriction v>0"),
+        ("--data.val_split=-1", "NonNegativeInt: -1 does not conform to restriction v>=0"),
+    ],
+)
+def test_a_value_out_of_range_fails_while_parsing_naming_the_limit(refused, flag, limit):
+    err = refused("fit", flag)
+    assert f'Parser key "{flag[2:].split("=")[0]}"' in err and limit in err
 
 
-def test_typo_in_a_config_key(capsys, tmp_path):
+def test_limits_show_in_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--model.label_smoothing LABEL_SMOOTHING for ``loss: cross_entropy`` only. (type: ClosedUnitInterval" in help_text
+    assert "(type: NonNegativeInt, default: 5000)" in help_text  # data.val_split
+
+
+def test_typo_in_a_config_key(refused, tmp_path):
     config = tmp_path / "typo.yaml"
     config.write_text("model:\n  decya: 1.0e-6\n")
-    err = fails_with(capsys, tmp_path, f"--config={config}")
+    err = refused("fit", f"--config={config}")
     assert "model.decya" in err
 
 
@@ -121,3 +132,24 @@ def test_missing_data_without_network(capsys, tmp_path, monkeypatch):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "could not be downloaded" in err and "--data.source" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--data.val_split=600"], "data.val_split=600 leaves 0 of the 600 training images"),
+        (["--data.val_split=595", "--data.batch_size=1"], "holds out every training image of airplane"),
+        (["--data.source=nothere.tar.gz"], "The data source nothere.tar.gz was not found"),
+    ],
+    ids=["hold-out-too-large", "hold-out-takes-a-class", "missing-source"],
+)
+def test_data_mistakes_leave_no_run_directory(refused, synthetic_args, flags, message):
+    assert message in refused("fit", *synthetic_args, *flags)
+
+
+def test_truncated_archive_leaves_no_run_directory(refused, image_folder, tmp_path):
+    whole = write_tarball(image_folder, tmp_path / "cifar.tar.gz").read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(whole[: len(whole) // 2])
+    err = refused("fit", f"--data.source={tmp_path / 'cut.tar.gz'}", f"--data.data_dir={tmp_path / 'data'}")
+    assert "cut.tar.gz is truncated or corrupt" in err
+    assert not (tmp_path / "data").exists()  # no cache made from half an archive

@@ -106,3 +106,24 @@ def test_the_lightning_cli_points_to_the_predict_command(synthetic_args, capsys)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "python -m src.predict" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("failure", ["no_image_among_files", "missing_model"])
+def test_a_failed_prediction_leaves_an_existing_output_as_it_was(exported, tmp_path, capsys, failure):
+    output = tmp_path / "predictions.csv"
+    output.write_text("file,class\nearlier.png,cat\n")
+    (tmp_path / "notes.txt").write_text("not an image")
+    model = tmp_path / "gone.pt" if failure == "missing_model" else exported["torchscript"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(model), str(tmp_path / "notes.txt"), f"--output={output}"])
+    assert exit_info.value.code == 2
+    assert output.read_text() == "file,class\nearlier.png,cat\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "predictions.csv"]  # no partial file
+
+
+def test_an_unwritable_output_is_refused_before_classifying(exported, image_folder, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(exported["torchscript"]), str(image_folder / "test"), f"--output={tmp_path}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"Cannot write {tmp_path} (a folder)" in err and "Classified" not in err

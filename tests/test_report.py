@@ -151,3 +151,12 @@ def test_a_spread_band_stays_within_what_accuracy_and_loss_can_be(tmp_path):
     acc_y = acc_band.get_paths()[0].vertices[:, 1]
     assert acc_y.min() >= 0.0 and acc_y.max() <= 100.0
     assert all((c.get_paths()[0].vertices[:, 1] >= 0.0).all() for c in loss.collections)
+
+
+def test_a_damaged_results_file_is_named_and_the_other_runs_reported(sweep_dir, caplog):
+    damaged = sweep_dir / "sgd" / "seed_2" / "results.json"
+    damaged.write_text(damaged.read_text()[:100])  # cut off mid-write
+    rows = {r["config"]: r for r in summarize(collect(sweep_dir))}
+    assert f"left out {damaged}, which is not a readable run record" in caplog.text
+    assert (rows["sgd"]["runs"], rows["sgd"]["finished"], rows["sgd"]["unfinished"]) == (3, 2, 1)
+    assert len(rows) == 4

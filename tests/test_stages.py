@@ -102,6 +102,17 @@ def test_staged_script_runs_every_stage_from_the_previous_best(image_folder, dat
     assert (tmp_path / "adam_staged" / "stage_2" / "results.json").is_file()
 
 
+@pytest.mark.parametrize("flag", ["--stage=configs/sgd.yaml", "--save_d=elsewhere", "--nam=x"])
+def test_staged_script_refuses_its_own_flags_abbreviated(tmp_path, flag):
+    result = subprocess.run(
+        [sys.executable, "scripts/staged_fit.py", flag, f"--save_dir={tmp_path / 'runs'}"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert f"{flag.split('=')[0]} abbreviates --" in result.stderr and "write it in full" in result.stderr
+    assert "stage 1" not in result.stdout and not (tmp_path / "runs").exists()
+
+
 def test_resume_and_new_stage_together_are_refused(fit, first_stage, capsys):
     with pytest.raises(SystemExit) as exit_info:
         fit(*ADAM, "--ckpt_path=last", f"--new_stage_from={checkpoint_of(first_stage)}")

@@ -69,15 +69,15 @@ def test_a_restart_resumes_a_cut_off_run_and_a_failing_run_does_not_stop_the_swe
     shutil.copytree(small_sweep.dir / "adam" / "seed_42", run_dir)
     interrupted = {**results_of(run_dir), "stop_reason": "interrupted", "test_acc": None}
     (run_dir / "results.json").write_text(json.dumps(interrupted))
-    failing = tmp_path / "batch_size_0.yaml"  # parses, then fails when the run builds its data
-    failing.write_text("data:\n  batch_size: 0\n")
+    failing = tmp_path / "precision_64.yaml"  # parses, then the run refuses it
+    failing.write_text("trainer:\n  precision: 64\n")
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--configs", str(failing), "adam", "--seeds", "1", "--sweep_dir", str(tmp_path / "sweep"),
               *tiny_run_args])
     assert exit_info.value.code == 1  # something failed; everything else ran
     out = capsys.readouterr().out
-    assert "start batch_size_0 seed 42" in out and "FAILED (exit 2" in out
+    assert "start precision_64 seed 42" in out and "FAILED (exit 2" in out
     assert f"start adam seed 42 (resuming from {run_dir / 'checkpoints' / 'last.ckpt'})" in out
 
     resumed = results_of(run_dir)
@@ -85,9 +85,9 @@ def test_a_restart_resumes_a_cut_off_run_and_a_failing_run_does_not_stop_the_swe
     assert Path(resumed["resumed_from"]).name == "last.ckpt"
     assert [h["epoch"] for h in resumed["history"]] == [1, 2]  # continued, not started over
     recorded = json.loads((tmp_path / "sweep" / SWEEP_FILE).read_text())["runs"]
-    assert recorded["batch_size_0/seed_42"]["status"] == "failed"
-    assert recorded["batch_size_0/seed_42"]["returncode"] == 2
-    assert "data.batch_size must be at least 1" in Path(recorded["batch_size_0/seed_42"]["log"]).read_text()
+    assert recorded["precision_64/seed_42"]["status"] == "failed"
+    assert recorded["precision_64/seed_42"]["returncode"] == 2
+    assert "--trainer.precision 64 is not supported" in Path(recorded["precision_64/seed_42"]["log"]).read_text()
     assert recorded["adam/seed_42"]["status"] == "finished"
 
 

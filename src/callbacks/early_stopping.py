@@ -6,11 +6,11 @@ import logging
 from typing import Any
 
 import pytorch_lightning as pl
+from jsonargparse.typing import NonNegativeInt, OpenUnitInterval, PositiveInt
 from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 from torch import Tensor
 
-from src.errors import UserInputError
 from src.stages import restart_lr_schedule
 
 log = logging.getLogger(__name__)
@@ -32,19 +32,16 @@ class StagedEarlyStopping(EarlyStopping):
     def __init__(
         self,
         *args: Any,
+        patience: NonNegativeInt = 3,
         keras_patience: bool = False,
-        lr_stages: int = 1,
-        lr_factor: float = 0.1,
+        lr_stages: PositiveInt = 1,
+        lr_factor: OpenUnitInterval = 0.1,
         **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)
-        if lr_stages < 1 or not 0 < lr_factor < 1:
-            raise UserInputError(
-                f"early_stopping.lr_stages must be 1 or more and early_stopping.lr_factor between 0 and 1, "
-                f"got {lr_stages} and {lr_factor}."
-            )
+        # plain numbers: the parsed constrained types would not load from a weights-only checkpoint
+        super().__init__(*args, patience=int(patience), **kwargs)
         self.keras_patience = keras_patience
-        self.lr_stages, self.lr_factor = lr_stages, lr_factor
+        self.lr_stages, self.lr_factor = int(lr_stages), float(lr_factor)
         self.stage = 1
         self._trainer: pl.Trainer | None = None
         self._best_weights: dict[str, Tensor] | None = None

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch import Tensor
 
 from src.data.batches import Augmentation, TensorBatches, augment, to_float_nchw
@@ -54,21 +55,13 @@ class CIFAR10DataModule(pl.LightningDataModule):
         data_dir: str = "data",
         source: str | None = None,
         download: bool = True,
-        batch_size: int = 32,
-        eval_batch_size: int = 1000,
-        val_split: int = 5000,
+        batch_size: PositiveInt = 32,
+        eval_batch_size: PositiveInt = 1000,
+        val_split: NonNegativeInt = 5000,
         split_seed: int = 0,
         augment: Augmentation = "none",
     ) -> None:
         super().__init__()
-        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if value < 1:
-                raise UserInputError(f"data.{name} must be at least 1, got {value}.")
-        if val_split < 0:
-            raise UserInputError(
-                f"data.val_split must be 0 (validate on the test set) or a positive number of "
-                f"training images to hold out, got {val_split}."
-            )
         self.save_hyperparameters()
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self._given: dict[str, Split] | None = None
@@ -81,7 +74,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         return datamodule
 
     def prepare_data(self) -> None:
-        if self._given is None:
+        if self._given is None and not self.splits:  # the CLI loads the data before the trainer starts
             load_cifar10(self.hparams.data_dir, self.hparams.source, self.hparams.download)
 
     def setup(self, stage: str) -> None:
@@ -90,11 +83,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         data = self._given or load_cifar10(self.hparams.data_dir, self.hparams.source, download=False)
         train, test = data["train"], data["test"]
         val_split = self.hparams.val_split
-        if val_split >= len(train.labels):
-            raise UserInputError(
-                f"data.val_split={val_split} leaves no training images: the training set has "
-                f"{len(train.labels)}. Choose a smaller hold-out (default 5000)."
-            )
+        _check_training_size(len(train.labels), val_split, self.hparams.batch_size)
         if val_split == 0:
             log.warning(
                 "data.val_split=0: validating on the TEST set, as the notebook did. val_acc is then "
@@ -103,6 +92,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
             val = test
         else:
             held_out = stratified_holdout(train.labels, val_split, self.hparams.split_seed)
+            _check_every_class_trains(train.labels, held_out, val_split)
             val = Split(train.images[held_out], train.labels[held_out])
             train = Split(train.images[~held_out], train.labels[~held_out])
         self.splits = {name: _as_tensors(split) for name, split in (("train", train), ("val", val), ("test", test))}
@@ -154,6 +144,29 @@ class CIFAR10DataModule(pl.LightningDataModule):
         if self.trainer is not None and self.trainer.training:
             images = augment(images, self.hparams.augment)
         return images, labels
+
+
+def _check_training_size(images: int, val_split: int, batch_size: int) -> None:
+    left = max(images - val_split, 0)
+    if left < batch_size:
+        raise UserInputError(
+            f"data.val_split={val_split} leaves {left} of the {images} training images, fewer than one batch "
+            f"(data.batch_size={batch_size}). Hold out at most {max(images - batch_size, 0)} images "
+            "(default 5000), or lower data.batch_size."
+        )
+
+
+def _check_every_class_trains(labels: np.ndarray, held_out: np.ndarray, val_split: int) -> None:
+    """A class held out entirely could be validated but never learned."""
+    counts = np.bincount(labels, minlength=len(CLASSES))
+    left = np.bincount(labels[~held_out], minlength=len(CLASSES))
+    gone = [f"{CLASSES[c]} (all {counts[c]})" for c in np.flatnonzero((counts > 0) & (left == 0))]
+    if gone:
+        raise UserInputError(
+            f"data.val_split={val_split} holds out every training image of {', '.join(gone)}, leaving nothing "
+            "of that class to train on (the hold-out takes each class in proportion). Choose a smaller "
+            "data.val_split."
+        )
 
 
 def _as_tensors(split: Split) -> tuple[Tensor, Tensor]:

@@ -16,6 +16,8 @@ import io
 import logging
 import tarfile
 import time
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -49,14 +51,26 @@ def load_cifar10(data_dir: str | Path, source: str | Path | None = None, downloa
     data_dir = Path(data_dir)
     cache = data_dir / CACHE_NAME
     origin = str(Path(source).resolve()) if source else "torchvision"
-    if cache.is_file():
-        with np.load(cache) as stored:
-            if str(stored["origin"]) == origin:
-                return {s: Split(stored[f"{s}_images"], stored[f"{s}_labels"]) for s in SPLITS}
-            log.info("Cache %s was made from %s; rebuilding it from %s", cache, stored["origin"], origin)
+    stored = _read_cache(cache, origin) if cache.is_file() else None
+    if stored is not None:
+        return stored
     splits = read_image_folder(source) if source else _read_torchvision(data_dir, download)
     _write_cache(cache, splits, origin)
     return splits
+
+
+def _read_cache(cache: Path, origin: str) -> dict[str, Split] | None:
+    """The cached splits if ``cache`` was made from ``origin``; None (said why) when it must be rebuilt."""
+    try:
+        with np.load(cache) as stored:
+            if str(stored["origin"]) != origin:
+                log.info("Cache %s was made from %s; rebuilding it from %s", cache, stored["origin"], origin)
+                return None
+            return {s: Split(stored[f"{s}_images"], stored[f"{s}_labels"]) for s in SPLITS}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        log.warning("The cache %s is not a readable .npz file (%s); rebuilding it from %s",
+                    cache, type(err).__name__, origin)
+        return None
 
 
 def _write_cache(cache: Path, splits: dict[str, Split], origin: str) -> None:
@@ -95,9 +109,11 @@ def read_image_folder(source: str | Path) -> dict[str, Split]:
     elif source.is_file() and tarfile.is_tarfile(source):
         files = _files_in_tar(source)
     else:
+        problem = "is neither a directory nor a .tar(.gz) archive" if source.exists() else "was not found"
         raise UserInputError(
-            f"The data source {source} is neither a directory nor a .tar(.gz) archive. Give a folder "
-            "or archive holding train/<class>/* and test/<class>/* images."
+            f"The data source {source} {problem}{'' if source.is_absolute() else f' (in {Path.cwd()})'}. Give "
+            "a folder or archive holding train/<class>/* and test/<class>/* images, e.g. "
+            "--data.source ../shared/data/cifar10-jpg.tar.gz."
         )
     found: dict[str, dict[str, list[tuple[str, np.ndarray]]]] = {s: {} for s in SPLITS}
     started, count = time.perf_counter(), 0
@@ -165,8 +181,16 @@ def _files_in_directory(root: Path) -> Iterator[tuple[str, str, str, bytes]]:
 
 
 def _files_in_tar(archive: Path) -> Iterator[tuple[str, str, str, bytes]]:
-    with tarfile.open(archive) as tar:
-        for member in tar:
-            where = _split_and_class(PurePosixPath(member.name).parts) if member.isfile() else None
-            if where:
-                yield (*where, PurePosixPath(member.name).name, tar.extractfile(member).read())
+    read = 0
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                where = _split_and_class(PurePosixPath(member.name).parts) if member.isfile() else None
+                if where:
+                    yield (*where, PurePosixPath(member.name).name, tar.extractfile(member).read())
+                    read += 1
+    except (EOFError, OSError, tarfile.TarError, zlib.error) as err:
+        raise UserInputError(
+            f"The archive {archive} is truncated or corrupt: reading stopped after {read} images "
+            f"({type(err).__name__}: {err}). Copy or download it again, or give the unpacked folder."
+        ) from err

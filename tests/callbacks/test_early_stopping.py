@@ -42,9 +42,3 @@ def test_stages_run_in_one_fit_and_stop_after_the_last(fit):
     )
     assert results["stop_reason"] == "early_stopping"
     assert [h["lr"] for h in results["history"]] == pytest.approx([1e-9, 1e-9, 1e-10, 1e-11])
-
-
-@pytest.mark.parametrize("kwargs", [{"lr_stages": 0}, {"lr_factor": 1.5}])
-def test_rejects_meaningless_stage_settings(kwargs):
-    with pytest.raises(ValueError):
-        StagedEarlyStopping(monitor="val_acc", **kwargs)

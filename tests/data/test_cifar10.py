@@ -51,15 +51,22 @@ def test_val_split_zero_validates_on_the_test_set_and_says_so(datamodule, caplog
     assert "validating on the TEST set" in caplog.text
 
 
-def test_val_split_larger_than_the_training_set_is_refused(datamodule):
-    with pytest.raises(UserInputError, match="leaves no training images"):
-        datamodule(val_split=600)
+@pytest.mark.parametrize(
+    "val_split, message",
+    [
+        (600, "data.val_split=600 leaves 0 of the 600 training images, fewer than one batch"),
+        (580, "data.val_split=580 leaves 20 of the 600 training images, fewer than one batch .* at most 568"),
+    ],
+)
+def test_a_hold_out_that_leaves_less_than_a_batch_is_refused_with_the_numbers(datamodule, val_split, message):
+    with pytest.raises(UserInputError, match=message):
+        datamodule(val_split=val_split, batch_size=32)
 
 
-@pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"val_split": -1}])
-def test_bad_arguments_are_refused(kwargs):
-    with pytest.raises(UserInputError):
-        CIFAR10DataModule(**kwargs)
+def test_a_hold_out_that_takes_a_whole_class_is_refused_naming_it(datamodule):
+    # 595 of 60 per class: half the classes give all 60 images to validation
+    with pytest.raises(UserInputError, match=r"holds out every training image of airplane \(all 60\), automobile"):
+        datamodule(val_split=595, batch_size=1)
 
 
 def test_batches_are_scaled_to_unit_range_without_normalisation(datamodule):

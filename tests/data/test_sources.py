@@ -1,3 +1,4 @@
+import logging
 import shutil
 import urllib.request
 from pathlib import Path
@@ -86,6 +87,33 @@ def test_source_that_is_neither_folder_nor_archive(tmp_path):
     (tmp_path / "cifar.zip").write_bytes(b"PK")
     with pytest.raises(UserInputError, match="neither a directory nor a .tar"):
         read_image_folder(tmp_path / "cifar.zip")
+
+
+def test_truncated_archive_is_named_instead_of_an_eof_error(small_folder, tmp_path):
+    whole = write_tarball(small_folder, tmp_path / "cifar.tar.gz").read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(UserInputError, match="cut.tar.gz is truncated or corrupt: reading stopped after"):
+        read_image_folder(tmp_path / "cut.tar.gz")
+
+
+def test_missing_source_is_not_found(tmp_path):
+    with pytest.raises(UserInputError, match="nothere.tar.gz was not found"):
+        load_cifar10(tmp_path / "data", tmp_path / "nothere.tar.gz")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_damaged_cache_is_named_and_rebuilt_from_the_source(small_folder, tmp_path, caplog, damage):
+    data_dir = tmp_path / "data"
+    first = load_cifar10(data_dir, small_folder)
+    cache = data_dir / CACHE_NAME
+    whole = cache.read_bytes()
+    cache.write_bytes(b"not a cache" if damage == "garbage" else whole[: len(whole) // 2])
+    with caplog.at_level(logging.WARNING):
+        again = load_cifar10(data_dir, small_folder)
+    assert f"The cache {cache} is not a readable .npz file" in caplog.text
+    np.testing.assert_array_equal(again["train"].images, first["train"].images)
+    with np.load(cache) as rebuilt:  # and readable again
+        np.testing.assert_array_equal(rebuilt["train_images"], first["train"].images)
 
 
 def test_no_data_and_no_network_says_where_to_put_data(tmp_path, monkeypatch):
