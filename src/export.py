@@ -10,7 +10,6 @@ TorchScript extra file ``classes.json``, or the ONNX metadata property ``classes
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Literal
@@ -21,6 +20,7 @@ from torch import Tensor, nn
 from src.checkpoints import BEST_CHECKPOINTS, CHECKPOINT_DIR, best_candidates, best_checkpoint, load_checkpoint
 from src.data.batches import to_float_nchw
 from src.data.sources import CLASSES, IMAGE_SHAPE
+from src.commands import command_parser
 from src.errors import UserInputError, exit_on_user_error
 from src.model import KerasCifarCNN
 
@@ -113,10 +113,10 @@ def _export_onnx(classifier: ImageClassifier, output: Path) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m src.export",
-        description="Export a run's best checkpoint to one file that takes uint8 (N, 32, 32, 3) RGB "
-        "images and returns class probabilities.",
+    parser = command_parser(
+        "export",
+        "Export a run's best checkpoint to one file that takes uint8 (N, 32, 32, 3) RGB images and returns "
+        "class probabilities.",
     )
     parser.add_argument("run", type=Path, help="a run directory (runs/<config>/version_N) or a .ckpt file")
     parser.add_argument("--format", choices=list(SUFFIXES), default="torchscript")

@@ -7,9 +7,25 @@ hyperparameters around it vary.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from torch import nn
 
 NUM_CLASSES = 10
+
+
+def _conv_block(block: int, channels_in: int, channels: int) -> dict[str, nn.Module]:
+    """Keras' Conv2D 'same' + ReLU, Conv2D 'valid' + ReLU, MaxPool 2, Dropout .25, under the
+    layer names the checkpoints use (block 1: conv1, relu1, conv2, relu2, pool1, drop1)."""
+    first = 2 * block - 1
+    return {
+        f"conv{first}": nn.Conv2d(channels_in, channels, 3, padding="same"),
+        f"relu{first}": nn.ReLU(),
+        f"conv{first + 1}": nn.Conv2d(channels, channels, 3),
+        f"relu{first + 1}": nn.ReLU(),
+        f"pool{block}": nn.MaxPool2d(2),
+        f"drop{block}": nn.Dropout(0.25),
+    }
 
 
 def _keras_init(module: nn.Module) -> None:
@@ -27,22 +43,13 @@ class KerasCifarCNN(nn.Sequential):
     """
 
     def __init__(self, num_classes: int = NUM_CLASSES) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, 3, padding="same")
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(32, 32, 3)
-        self.relu2 = nn.ReLU()
-        self.pool1 = nn.MaxPool2d(2)
-        self.drop1 = nn.Dropout(0.25)
-        self.conv3 = nn.Conv2d(32, 64, 3, padding="same")
-        self.relu3 = nn.ReLU()
-        self.conv4 = nn.Conv2d(64, 64, 3)
-        self.relu4 = nn.ReLU()
-        self.pool2 = nn.MaxPool2d(2)
-        self.drop2 = nn.Dropout(0.25)
-        self.flatten = nn.Flatten()
-        self.dense1 = nn.Linear(64 * 6 * 6, 512)
-        self.relu5 = nn.ReLU()
-        self.drop3 = nn.Dropout(0.5)
-        self.dense2 = nn.Linear(512, num_classes)
+        super().__init__(OrderedDict({
+            **_conv_block(1, 3, 32),
+            **_conv_block(2, 32, 64),
+            "flatten": nn.Flatten(),
+            "dense1": nn.Linear(64 * 6 * 6, 512),
+            "relu5": nn.ReLU(),
+            "drop3": nn.Dropout(0.5),
+            "dense2": nn.Linear(512, num_classes),
+        }))
         self.apply(_keras_init)

@@ -11,7 +11,6 @@ on stderr and skipped: one bad file must not cost the predictions for all the ot
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -28,6 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from src.data.sources import CLASSES, IMAGE_SHAPE, decode_rgb
+from src.commands import command_parser
 from src.errors import UserInputError, exit_on_user_error
 from src.export import CLASSES_FILE, CLASSES_KEY, load_classifier
 from src.results import write_atomic
@@ -197,10 +197,10 @@ def _check_writable(output: Path) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m src.predict",
-        description="Classify images (32x32 RGB, any format Pillow reads) into a CSV of file, class and "
-        "probabilities. Files that are not such images are reported and skipped.",
+    parser = command_parser(
+        "predict",
+        "Classify images (32x32 RGB, any format Pillow reads) into a CSV of file, class and probabilities. "
+        "Files that are not such images are reported and skipped.",
     )
     parser.add_argument("model", type=Path, help="an exported model (.pt, .onnx), a run directory or a .ckpt")
     parser.add_argument("images", type=Path, nargs="+", help="image files or folders (searched recursively)")

@@ -10,7 +10,6 @@ finish.
 
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from src.commands import command_parser
 from src.errors import UserInputError
 from src.report import ConfigRuns, collect, write_report
 from src.results import RESULTS_FILE, read_record
@@ -93,8 +93,8 @@ def notebook_table(results_dir: Path) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for name, (claimed, claimed_text) in NOTEBOOK.items():
         group = groups.get(name)
-        values = [100 * v for v in group.values("test_acc")] if group else []
-        epochs = group.values("epochs") if group else []
+        values = [100 * v for v in group.test_accuracies] if group else []
+        epochs = group.values(lambda r: r.epochs) if group else []
         here = "not run yet"
         if values:
             std = f" ± {_std(values):.1f}" if len(values) > 1 else ""
@@ -137,8 +137,7 @@ def _std(values: list[float]) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m src.publish", description=__doc__.splitlines()[0],
-                                     allow_abbrev=False)
+    parser = command_parser("publish", __doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, nargs="?", help="a sweep's directory; omit to only regenerate")
     parser.add_argument("--to", type=Path, default=Path("results/notebook"), help="default: results/notebook")
     parser.add_argument("--readme", type=Path, default=Path("README.md"), help="default: README.md")

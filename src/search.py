@@ -22,7 +22,6 @@ machines can share.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ import pytorch_lightning as pl
 import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
+from src.commands import command_parser
 from src.errors import UserInputError
 from src.results import read_record
 from src.sweep import Progress, Run, check_run_args, describe, print_line, resolve_config, run_environments
@@ -271,9 +271,9 @@ def _mark_pruned(run_dir: Path, epoch: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m src.search", allow_abbrev=False,
-        description="Run an Optuna study over the space a YAML file declares. "
+    parser = command_parser(
+        "search",
+        "Run an Optuna study over the space a YAML file declares. "
         "Arguments it does not know (--trainer.max_epochs 10, --data.*) are passed to every trial.",
     )
     parser.add_argument("space", help="the space file, e.g. configs/search/optimizers.yaml")
