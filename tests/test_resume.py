@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 
 from src.cli import main
+from src.paths import CONFIG_DIR
 
 EPOCHS = ["--trainer.max_epochs=2", "--trainer.deterministic=true", "--test_after_fit=false"]
 
@@ -31,7 +32,7 @@ class InterruptAt(pl.Callback):
 @pytest.fixture
 def run(synthetic_args, tmp_path):
     def fit(*args: str) -> dict:
-        main(["fit", "--config=configs/sgd_nesterov.yaml", "--model.decay=1e-3", *EPOCHS, *args, *synthetic_args])
+        main(["fit", f"--config={CONFIG_DIR / 'sgd_nesterov.yaml'}", "--model.decay=1e-3", *EPOCHS, *args, *synthetic_args])
         return latest_results(tmp_path)
 
     return fit
