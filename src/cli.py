@@ -10,33 +10,34 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from pydoc import locate
 from typing import Any, TextIO
 
 import torch
 from jsonargparse import Namespace
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelSummary
+from pytorch_lightning.callbacks.progress import ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.utilities import rank_zero_only
+from tqdm.contrib.logging import logging_redirect_tqdm
 
+from src.callbacks.checkpoint import OneBasedCheckpoint
 from src.callbacks.divergence import DivergenceGuard, has_diverged
 from src.callbacks.early_stopping import StagedEarlyStopping
 from src.callbacks.run_results import RunResults
 from src.callbacks.tensorboard_hparams import TensorBoardHparams
+from src.console import LogLevel, log_run_result, log_run_start, quiet_lightning
 from src.data.cifar10 import CIFAR10DataModule
 from src.errors import UserInputError, exit_on_user_error
 from src.module import CifarClassifier
+from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.stages import load_checkpoint, stage_checkpoint
 
-BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-
-
-def latest_checkpoint() -> ModelCheckpoint:
-    """``last.ckpt`` after every epoch and on Ctrl-C/SIGTERM, for ``--ckpt_path last``.
-
-    Lightning 2.6 writes ``save_last`` only when a best checkpoint is written too, so a run
-    whose val_acc stopped improving would resume from an old epoch; this one always writes.
-    """
-    return ModelCheckpoint(filename="last", monitor=None, save_top_k=1, enable_version_counter=False, save_on_exception=True)
+# Callbacks every run needs (results.json, the divergence stop, the HPARAMS tab, resuming):
+# config keys of their own, so that they show in --print_config and config.yaml, and a
+# config's own trainer.callbacks list cannot drop them. Those without arguments show their class.
+REQUIRED_CALLBACKS = {"run_results": RunResults, "tensorboard_hparams": TensorBoardHparams}
 
 
 class ConciseArgumentParser(LightningArgumentParser):
@@ -51,13 +52,17 @@ class HparamLabCLI(LightningCLI):
     """LightningCLI with the project's defaults, run naming and a final test after ``fit``."""
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        if not BASE_CONFIG.is_file():  # jsonargparse would skip it silently: every run would lose its defaults
+            raise UserInputError(
+                f"The shared defaults {BASE_CONFIG} are missing, so this hparam-lab installation is incomplete "
+                f"(looked in {CONFIG_DIR} and in the package's configs/). Reinstall it with `pip install .` from "
+                "a checkout, which ships configs/ inside the package, or run from the checkout itself."
+            )
+        quiet_lightning("WARNING")  # until the arguments say otherwise
         defaults = {"default_config_files": [str(BASE_CONFIG)]}
         super().__init__(
             CifarClassifier,
             CIFAR10DataModule,
-            trainer_defaults={
-                "callbacks": [RunResults(), DivergenceGuard(), TensorBoardHparams(), latest_checkpoint()]
-            },
             parser_kwargs={
                 "prog": "python -m src.cli",
                 # base.yaml belongs to each subcommand's parser, or to the only one without subcommands
@@ -72,7 +77,24 @@ class HparamLabCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(StagedEarlyStopping, "early_stopping")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(OneBasedCheckpoint, "checkpoint")
+        # last.ckpt after every epoch and on Ctrl-C/SIGTERM, for --ckpt_path last. Lightning's
+        # save_last writes only when a best checkpoint is written too, so a run whose val_acc
+        # stopped improving would resume from an old epoch; this one always writes.
+        parser.add_lightning_class_args(OneBasedCheckpoint, "last_checkpoint")
+        parser.set_defaults(
+            {"last_checkpoint.filename": "last", "last_checkpoint.enable_version_counter": False,
+             "last_checkpoint.save_on_exception": True}
+        )
+        parser.add_lightning_class_args(DivergenceGuard, "divergence")
+        for key, callback in REQUIRED_CALLBACKS.items():
+            parser.add_lightning_class_args(callback, key, subclass_mode=True, required=True)
+            parser.set_defaults({key: {"class_path": f"{callback.__module__}.{callback.__qualname__}"}})
+        parser.add_argument(
+            "--log_level", type=LogLevel, default="WARNING",
+            help="Lightning's own messages: WARNING shows only its warnings; INFO adds its tips, accelerator "
+            "report and checkpoint restores, and the deprecation warnings raised inside it.",
+        )
         parser.add_argument(
             "--test_after_fit", type=bool, default=True,
             help="After fit, evaluate the best checkpoint on the test set (the notebook's evaluate).",
@@ -91,6 +113,11 @@ class HparamLabCLI(LightningCLI):
             help="With --new_stage_from: keep the optimizer's moments and decay counter instead of starting "
             "them afresh; with an unchanged config this continues a finished run for more epochs.",
         )
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        quiet_lightning((self.config[subcommand] if subcommand else self.config).log_level)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -123,6 +150,12 @@ class HparamLabCLI(LightningCLI):
             torch.save(staged, path)
             self.trainer.fit(**{**kwargs, "ckpt_path": str(path)})
 
+    @rank_zero_only
+    def before_fit(self) -> None:
+        config = self.config.fit
+        config_files = [config.get("__default_config__"), *(config.get("config") or [])]
+        log_run_start([f for f in config_files if f], config.seed_everything, self.datamodule, self.trainer)
+
     def before_predict(self) -> None:
         raise UserInputError(
             "`python -m src.cli predict` has no images to classify: the data module serves only CIFAR-10's "
@@ -131,11 +164,14 @@ class HparamLabCLI(LightningCLI):
         )
 
     def after_fit(self) -> None:
-        if not self.config.fit.test_after_fit or self.trainer.interrupted or has_diverged(self.trainer):
-            return
-        checkpoint = self.trainer.checkpoint_callback
-        has_best = checkpoint is not None and bool(checkpoint.best_model_path)
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if has_best else None)
+        if self.config.fit.test_after_fit and not self.trainer.interrupted and not has_diverged(self.trainer):
+            checkpoint = self.trainer.checkpoint_callback
+            best = checkpoint.best_model_path if checkpoint is not None else None
+            # the result is printed below, in one line with the run's other numbers
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
+        record = next(cb.record for cb in self.trainer.callbacks if isinstance(cb, RunResults))
+        if record and self.trainer.is_global_zero:
+            log_run_result(record)
 
 
 def _latest_version(run_dir: Path) -> str:
@@ -152,23 +188,19 @@ def _latest_version(run_dir: Path) -> str:
 def _drop_disabled_callbacks(trainer: Namespace) -> None:
     """Let ``--trainer.enable_progress_bar false`` (and the model summary's flag) switch off
     the progress bar and summary that base.yaml configures, instead of clashing with them."""
-    disabled = {
-        name
-        for name, flag in (("TQDMProgressBar", "enable_progress_bar"), ("ModelSummary", "enable_model_summary"))
+    disabled = tuple(
+        kind for kind, flag in ((ProgressBar, "enable_progress_bar"), (ModelSummary, "enable_model_summary"))
         if trainer.get(flag) is False
-    }
+    )
     if disabled and trainer.callbacks:
-        trainer.callbacks = [c for c in trainer.callbacks if c.class_path.rsplit(".", 1)[-1] not in disabled]
+        trainer.callbacks = [c for c in trainer.callbacks if not issubclass(locate(c.class_path), disabled)]
 
 
 def main(args: list[str] | None = None) -> None:
     project_log = logging.getLogger("src")
-    if not project_log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        project_log.addHandler(handler)
-        project_log.setLevel(logging.INFO)
-    with exit_on_user_error():
+    project_log.setLevel(logging.INFO)
+    # the project's messages to stderr as it is now, above any progress bar
+    with exit_on_user_error(), logging_redirect_tqdm([project_log]):
         HparamLabCLI(args=args)
 
 

@@ -25,7 +25,10 @@ def test_every_config_and_seed_runs_in_its_own_directory_seed_by_seed(small_swee
         results = results_of(run_dir)
         assert results["hparams"]["seed"] == outcome["seed"]
         assert results["config"] == outcome["config"]
-        assert "Seed set to" in (run_dir / "train.log").read_text()  # the run's own output, not the terminal's
+        log = (run_dir / "train.log").read_text()  # the run's own output, not the terminal's
+        assert f", seed {outcome['seed']}" in log
+        if outcome["status"] == "finished":
+            assert "epoch 2/2 - " in log  # a batch log gets one line per epoch
     recorded = json.loads((small_sweep.dir / SWEEP_FILE).read_text())
     assert set(recorded["runs"]) == {f"{c}/seed_{s}" for c in small_sweep.configs for s in (42, 43)}
     assert "--trainer.max_epochs=2" in recorded["overrides"]
