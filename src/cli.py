@@ -34,9 +34,10 @@ from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.stages import load_checkpoint, stage_checkpoint
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-# Callbacks every run needs (results.json, the divergence stop, the HPARAMS tab, resuming):
-# config keys of their own, so that they show in --print_config and config.yaml, and a
-# config's own trainer.callbacks list cannot drop them. Those without arguments show their class.
+# The callbacks every run needs (results.json, the HPARAMS tab, and below: the divergence stop and
+# last.ckpt for resuming) have config keys of their own, like early_stopping and checkpoint: they
+# show in --print_config and config.yaml, and a config's own trainer.callbacks list cannot drop
+# them. These two take no arguments and show as their class.
 REQUIRED_CALLBACKS = {"run_results": RunResults, "tensorboard_hparams": TensorBoardHparams}
 
 
@@ -169,7 +170,7 @@ class HparamLabCLI(LightningCLI):
             best = checkpoint.best_model_path if checkpoint is not None else None
             # the result is printed below, in one line with the run's other numbers
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
-        record = next(cb.record for cb in self.trainer.callbacks if isinstance(cb, RunResults))
+        record = next((cb.record for cb in self.trainer.callbacks if isinstance(cb, RunResults)), None)
         if record and self.trainer.is_global_zero:
             log_run_result(record)
 

@@ -37,13 +37,13 @@ def quiet_lightning(level: LogLevel) -> None:
 def log_run_start(config_files: list[Any], seed: Any, datamodule: Any, trainer: pl.Trainer) -> None:
     """What runs: config files, data, device and precision, and where the run is written."""
     data = datamodule.hparams
-    source = data.source or f"torchvision's CIFAR-10 in {data.data_dir}"
+    source = data.source or "torchvision's CIFAR-10" + (" (downloaded if missing)" if data.download else "")
     split = (
         "validating on the TEST set (val_split 0)" if data.val_split == 0
         else f"{data.val_split:,} training images held out for validation"
     )
-    log.info("config   %s, seed %s", " + ".join(str(f) for f in config_files), seed)
-    log.info("data     %s (decoded cache in %s), batch %d, %s", source, data.data_dir, data.batch_size, split)
+    log.info("config   %s, seed %s", " + ".join(_relative(f) for f in config_files), seed)
+    log.info("data     %s, cached in %s; batch %d; %s", source, data.data_dir, data.batch_size, split)
     log.info("device   %s, precision %s", _device(trainer), trainer.precision)
     log.info("run      %s", trainer.log_dir)
 
@@ -59,6 +59,12 @@ def log_run_result(record: RunRecord) -> None:
         parts.append(f"test_acc {record.test_acc:.4f}, test_loss {record.test_loss:.4f}{tested}")
     log.info("result   %s", "; ".join(parts))
     log.info("results  %s", Path(record.run_dir or ".") / RESULTS_FILE)
+
+
+def _relative(path: Any) -> str:
+    """``configs/base.yaml`` rather than its absolute path, when it lies below the working directory."""
+    absolute = Path(str(path)).resolve()
+    return str(absolute.relative_to(Path.cwd())) if absolute.is_relative_to(Path.cwd()) else str(path)
 
 
 def _device(trainer: pl.Trainer) -> str:
