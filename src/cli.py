@@ -14,6 +14,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from pydoc import locate
 from typing import Any
 
 import torch
@@ -21,9 +22,12 @@ import yaml
 from jsonargparse import Namespace
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning import Trainer
+from pytorch_lightning.callbacks import ModelSummary
+from pytorch_lightning.callbacks.progress import ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from src.arguments import ConciseArgumentParser
 from src.callbacks.checkpoints import ResumeCheckpoint, RunCheckpoint, RunInterrupted
@@ -32,16 +36,21 @@ from src.callbacks.early_stopping import StagedEarlyStopping
 from src.callbacks.run_results import RunResults
 from src.callbacks.tensorboard_hparams import TensorBoardHparams
 from src.checkpoints import SafeCheckpointIO, best_checkpoint, last_checkpoint, load_checkpoint
+from src.console import LogLevel, log_run_result, log_run_start, quiet_lightning
 from src.data.cifar10 import CIFAR10DataModule
 from src.errors import UserInputError, exit_on_user_error
 from src.module import CifarClassifier
+from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.preflight import check_run, lightning_config_errors
 from src.run_dir import RunClaim, check_resume_config, claim, release_all
 from src.stages import stage_checkpoint
 
-BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-
+# The callbacks every run needs (results.json, the HPARAMS tab, and below: the divergence stop and
+# last.ckpt for resuming) have config keys of their own, like early_stopping and checkpoint: they
+# show in --print_config and config.yaml, and a config's own trainer.callbacks list cannot drop
+# them. These two take no arguments and show as their class.
+REQUIRED_CALLBACKS = {"run_results": RunResults, "tensorboard_hparams": TensorBoardHparams}
 
 
 
@@ -49,13 +58,17 @@ class HparamLabCLI(LightningCLI):
     """LightningCLI with the project's defaults, run naming and a final test after ``fit``."""
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        if not BASE_CONFIG.is_file():  # jsonargparse would skip it silently: every run would lose its defaults
+            raise UserInputError(
+                f"The shared defaults {BASE_CONFIG} are missing, so this hparam-lab installation is incomplete "
+                f"(looked in {CONFIG_DIR} and in the package's configs/). Reinstall it with `pip install .` from "
+                "a checkout, which ships configs/ inside the package, or run from the checkout itself."
+            )
+        quiet_lightning("WARNING")  # until the arguments say otherwise
         defaults = {"default_config_files": [str(BASE_CONFIG)]}
         super().__init__(
             CifarClassifier,
             CIFAR10DataModule,
-            trainer_defaults={
-                "callbacks": [RunResults(), DivergenceGuard(), TensorBoardHparams(), ResumeCheckpoint()]
-            },
             parser_kwargs={
                 "prog": "python -m src.cli",
                 # base.yaml belongs to each subcommand's parser, or to the only one without subcommands
@@ -71,6 +84,17 @@ class HparamLabCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(StagedEarlyStopping, "early_stopping")
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        # last.ckpt after every epoch, and at the next safe point on Ctrl-C/SIGTERM, for --ckpt_path last
+        parser.add_lightning_class_args(ResumeCheckpoint, "last_checkpoint")
+        parser.add_lightning_class_args(DivergenceGuard, "divergence")
+        for key, callback in REQUIRED_CALLBACKS.items():
+            parser.add_lightning_class_args(callback, key, subclass_mode=True, required=True)
+            parser.set_defaults({key: {"class_path": f"{callback.__module__}.{callback.__qualname__}"}})
+        parser.add_argument(
+            "--log_level", type=LogLevel, default="WARNING",
+            help="Lightning's own messages: WARNING shows only its warnings; INFO adds its tips, accelerator "
+            "report and checkpoint restores, and the deprecation warnings raised inside it.",
+        )
         parser.add_argument(
             "--test_after_fit", type=bool, default=True,
             help="After fit, evaluate the best checkpoint on the test set (the notebook's evaluate).",
@@ -113,6 +137,13 @@ class HparamLabCLI(LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a plugin the user chose
             trainer.strategy.checkpoint_io = SafeCheckpointIO()
         return trainer
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        quiet_lightning(config.log_level)
+        check_run(subcommand, config)  # before Lightning reads the --ckpt_path file
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -163,11 +194,6 @@ class HparamLabCLI(LightningCLI):
             self._abandon_run_dir()
             raise
 
-    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        super().parse_arguments(parser, args)
-        subcommand = self.config.get("subcommand")  # before Lightning reads the --ckpt_path file
-        check_run(subcommand, self.config[subcommand] if subcommand else self.config)
-
     def _load_data(self) -> None:
         """Bad data (a damaged archive, a hold-out that leaves too little to train on) fails here,
         before anything is written into the run directory."""
@@ -178,7 +204,14 @@ class HparamLabCLI(LightningCLI):
             self._abandon_run_dir()
             raise
 
-    before_fit = before_validate = before_test = _load_data
+    before_validate = before_test = _load_data
+
+    def before_fit(self) -> None:
+        self._load_data()
+        if rank_zero_only.rank == 0:
+            config = self.config.fit
+            config_files = [config.get("__default_config__"), *(config.get("config") or [])]
+            log_run_start([f for f in config_files if f], config.seed_everything, self.datamodule, self.trainer)
 
     def fit(self, **kwargs: Any) -> None:
         """``Trainer.fit`` in the claimed run directory; a failed start leaves no new directory behind."""
@@ -214,11 +247,14 @@ class HparamLabCLI(LightningCLI):
         )
 
     def after_fit(self) -> None:
-        if not self.config.fit.test_after_fit or self.trainer.interrupted or has_diverged(self.trainer):
-            return
         record = next((cb.record for cb in self.trainer.callbacks if isinstance(cb, RunResults)), None)
-        best = best_checkpoint(record.run_dir, record) if record and record.run_dir else None
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=str(best) if best else None)
+        if self.config.fit.test_after_fit and not self.trainer.interrupted and not has_diverged(self.trainer):
+            best = best_checkpoint(record.run_dir, record) if record and record.run_dir else None
+            # the result is printed below, in one line with the run's other numbers
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=str(best) if best else None,
+                              verbose=False)
+        if record and self.trainer.is_global_zero:
+            log_run_result(record)
 
 
 def _latest_version(run_dir: Path) -> str:
@@ -235,13 +271,12 @@ def _latest_version(run_dir: Path) -> str:
 def _drop_disabled_callbacks(trainer: Namespace) -> None:
     """Let ``--trainer.enable_progress_bar false`` (and the model summary's flag) switch off
     the progress bar and summary that base.yaml configures, instead of clashing with them."""
-    disabled = {
-        name
-        for name, flag in (("TQDMProgressBar", "enable_progress_bar"), ("ModelSummary", "enable_model_summary"))
+    disabled = tuple(
+        kind for kind, flag in ((ProgressBar, "enable_progress_bar"), (ModelSummary, "enable_model_summary"))
         if trainer.get(flag) is False
-    }
+    )
     if disabled and trainer.callbacks:
-        trainer.callbacks = [c for c in trainer.callbacks if c.class_path.rsplit(".", 1)[-1] not in disabled]
+        trainer.callbacks = [c for c in trainer.callbacks if not issubclass(locate(c.class_path), disabled)]
 
 
 def resume_command(args: list[str]) -> str:
@@ -252,14 +287,11 @@ def resume_command(args: list[str]) -> str:
 
 def main(args: list[str] | None = None) -> None:
     project_log = logging.getLogger("src")
-    if not project_log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        project_log.addHandler(handler)
-        project_log.setLevel(logging.INFO)
+    project_log.setLevel(logging.INFO)
     given = sys.argv[1:] if args is None else args
     try:
-        with exit_on_user_error():
+        # the project's messages to stderr as it is now, above any progress bar
+        with exit_on_user_error(), logging_redirect_tqdm([project_log]):
             HparamLabCLI(args=args)
     except SIGTERMException:  # SIGTERM before our handler took over (during start-up)
         raise _interrupted(RunInterrupted(signal.SIGTERM, "while starting"), given) from None

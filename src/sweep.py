@@ -25,13 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from src.cli import BASE_CONFIG
-from src.cli import main as cli_main
 from src.errors import UserInputError
+from src.paths import BASE_CONFIG, CONFIG_DIR, PROJECT_ROOT
 from src.results import RunRecord, read_record, write_atomic
 
-CONFIG_DIR = BASE_CONFIG.parent
-PROJECT_ROOT = CONFIG_DIR.parent
 SWEEP_FILE = "sweep.json"
 LOG_FILE = "train.log"
 SET_BY_SWEEP = ("--seed_everything", "--run_name", "--trainer.logger", "--ckpt_path")
@@ -84,6 +81,8 @@ def check_run_args(config: Path, overrides: Sequence[str]) -> None:
                 f"{flag} is set by the sweep for each run (config, seed, run directory, checkpoint); "
                 "choose configs with --configs, seeds with --seeds/--first_seed and the directory with --sweep_dir."
             )
+    from src.cli import main as cli_main  # here, not above: Lightning takes seconds to import
+
     errors = io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
         warnings.simplefilter("ignore")  # Lightning's warning about args given beside sys.argv

@@ -1,11 +1,18 @@
 """The command line: every experiment config works, and mistakes get one clear message."""
 
+import logging
 from pathlib import Path
 
 import pytest
 import yaml
+from pytorch_lightning.callbacks import DeviceStatsMonitor, LearningRateMonitor, ModelCheckpoint
 
+from src.callbacks.console import EpochLog
+from src.callbacks.divergence import DivergenceGuard
+from src.callbacks.run_results import RunResults
+from src.callbacks.tensorboard_hparams import TensorBoardHparams
 from src.cli import BASE_CONFIG, HparamLabCLI, main
+from src.console import quiet_lightning
 from tests.synthetic import write_tarball
 
 CONFIGS = sorted(BASE_CONFIG.parent.glob("*.yaml"))
@@ -67,6 +74,46 @@ def test_flags_override_any_hyperparameter(capsys):
     assert resolved["early_stopping"]["patience"] == 9
 
 
+def test_callbacks_every_run_needs_show_in_the_config(capsys):
+    resolved = printed_config(capsys)
+    assert resolved["run_results"]["class_path"] == "src.callbacks.run_results.RunResults"
+    assert resolved["tensorboard_hparams"]["class_path"] == "src.callbacks.tensorboard_hparams.TensorBoardHparams"
+    assert resolved["divergence"]["check_every_n_steps"] == 10
+    assert resolved["last_checkpoint"]["filename"] == "last"
+    assert resolved["last_checkpoint"]["save_on_exception"] is True
+
+
+def callbacks_of(tmp_path: Path, *args: str) -> list:
+    cli = HparamLabCLI([*args, f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
+    return cli.trainer.callbacks
+
+
+def test_a_config_with_its_own_callbacks_keeps_the_required_ones(tmp_path):
+    own = tmp_path / "own_callbacks.yaml"
+    own.write_text("trainer:\n  callbacks:\n    - class_path: pytorch_lightning.callbacks.LearningRateMonitor\n")
+    callbacks = callbacks_of(tmp_path, f"--config={own}", "--divergence.check_every_n_steps=3")
+    kinds = {type(c) for c in callbacks}
+    assert {RunResults, TensorBoardHparams, DivergenceGuard, LearningRateMonitor} <= kinds
+    assert EpochLog not in kinds  # its list replaced base.yaml's optional ones, as base.yaml says
+    checkpoints = {c.filename for c in callbacks if isinstance(c, ModelCheckpoint)}
+    assert checkpoints == {"last", "best-epoch{epoch:03d}-val_acc{val_acc:.4f}"}
+    assert next(c for c in callbacks if isinstance(c, DivergenceGuard)).check_every_n_steps == 3
+
+
+def test_an_added_callback_keeps_base_yamls_and_the_required_ones(tmp_path):
+    callbacks = callbacks_of(tmp_path, "--trainer.callbacks+=pytorch_lightning.callbacks.DeviceStatsMonitor")
+    kinds = {type(c) for c in callbacks}
+    assert {DeviceStatsMonitor, EpochLog, LearningRateMonitor, RunResults, TensorBoardHparams, DivergenceGuard} <= kinds
+
+
+def test_log_level_info_brings_lightnings_messages_back(tmp_path):
+    try:
+        callbacks_of(tmp_path, "--log_level=INFO")
+        assert logging.getLogger("pytorch_lightning.utilities.rank_zero").isEnabledFor(logging.INFO)
+    finally:
+        quiet_lightning("WARNING")
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.stem)
 def test_config_runs_a_fast_dev_run_fit(synthetic_args, config):
     cli = HparamLabCLI(["fit", f"--config={config}", "--trainer.fast_dev_run=2", *synthetic_args])
@@ -117,6 +164,13 @@ def test_typo_in_a_config_key(refused, tmp_path):
     config.write_text("model:\n  decya: 1.0e-6\n")
     err = refused("fit", f"--config={config}")
     assert "model.decya" in err
+
+
+def test_missing_shared_defaults_are_refused_not_skipped(capsys, tmp_path, monkeypatch):
+    # jsonargparse skips a missing default config file silently; every run would lose base.yaml
+    monkeypatch.setattr("src.cli.BASE_CONFIG", tmp_path / "configs" / "base.yaml")
+    err = fails_with(capsys, tmp_path, "--print_config")
+    assert "base.yaml" in err and "incomplete" in err
 
 
 def test_missing_data_without_network(capsys, tmp_path, monkeypatch):

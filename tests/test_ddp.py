@@ -10,8 +10,10 @@ import torch
 from src.cli import HparamLabCLI
 from src.data.batches import to_float_nchw
 from src.module import CifarClassifier
+from src.paths import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
+SGD = f"--config={CONFIG_DIR / 'sgd.yaml'}"
 
 
 def test_ddp_run_reduces_metrics_over_ranks_and_writes_once(image_folder, data_dir, tmp_path):
@@ -19,7 +21,7 @@ def test_ddp_run_reduces_metrics_over_ranks_and_writes_once(image_folder, data_d
     data_args = [f"--data.source={image_folder}", f"--data.data_dir={data_dir}", "--data.val_split=100"]
     subprocess.run(
         [
-            sys.executable, "-m", "src.cli", "fit", "--config=configs/sgd.yaml", *data_args,
+            sys.executable, "-m", "src.cli", "fit", SGD, *data_args,
             "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
             "--trainer.max_epochs=2", "--trainer.enable_progress_bar=false", "--run_name=ddp",
             f"--trainer.logger.init_args.save_dir={runs}",
@@ -37,7 +39,7 @@ def test_ddp_run_reduces_metrics_over_ranks_and_writes_once(image_folder, data_d
     # validating the same checkpoint on the whole set gets the same number.
     best = next(p for p in (run_dir / "checkpoints").iterdir() if p.name.startswith("best-"))
     single = HparamLabCLI(
-        ["validate", "--config=configs/sgd.yaml", *data_args, f"--ckpt_path={best}",
+        ["validate", SGD, *data_args, f"--ckpt_path={best}",
          f"--trainer.logger.init_args.save_dir={tmp_path / 'validate'}", "--trainer.enable_progress_bar=false"]
     )
     assert float(single.trainer.callback_metrics["val_acc"]) == results["best_val_acc"]

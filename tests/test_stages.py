@@ -12,11 +12,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from src.cli import main
 from src.module import CifarClassifier
 from src.optim import KerasAdam
+from src.paths import CONFIG_DIR
 from src.stages import stage_checkpoint
 from tests.synthetic import quiet_fit_args
 
 ROOT = Path(__file__).resolve().parent.parent
-ADAM = ["--config=configs/adam.yaml", "--model.decay=1e-3", "--test_after_fit=false"]
+ADAM = [f"--config={CONFIG_DIR / 'adam.yaml'}", "--model.decay=1e-3", "--test_after_fit=false"]
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from src.callbacks.tensorboard_hparams import column_name
+
 RESULT_KEYS = {
     "config", "hparams", "epochs", "stop_reason", "best_val_acc", "best_epoch",
     "test_loss", "test_acc", "wall_time_s", "train_images_per_s",
@@ -46,9 +48,14 @@ def test_fit_leaves_a_complete_run_directory(fit):
 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["model"]["optimizer"]["class_path"] == "src.optim.KerasAdam"
+    # the whole truth: the callbacks every run gets are in it too
+    assert config["run_results"]["class_path"] == "src.callbacks.run_results.RunResults"
+    assert config["tensorboard_hparams"]["class_path"] == "src.callbacks.tensorboard_hparams.TensorBoardHparams"
+    assert config["divergence"]["check_every_n_steps"] == 10 and config["last_checkpoint"]["filename"] == "last"
     checkpoints = {p.name for p in (run_dir / "checkpoints").iterdir()}
     assert "last.ckpt" in checkpoints and any(name.startswith("best-") for name in checkpoints)
-    assert Path(results["tested_checkpoint"]).name.startswith("best-")
+    # checkpoint names count epochs as results.json does, from 1
+    assert Path(results["tested_checkpoint"]).name.startswith(f"best-epoch{results['best_epoch']:03d}-")
 
     events = EventAccumulator(str(run_dir))
     events.Reload()
@@ -66,12 +73,28 @@ def test_fit_leaves_a_complete_run_directory(fit):
         tag: plugin_data_pb2.HParamsPluginData.FromString(content)
         for tag, content in events.PluginTagToContent("hparams").items()  # the first of each tag: what TB reads
     }
-    metric_tags = {info.name.tag for info in summaries["_hparams_/experiment"].experiment.metric_infos}
-    assert {"hp/best_val_acc", "hp/test_acc", "hp/test_loss"} <= metric_tags
+    experiment = summaries["_hparams_/experiment"].experiment
+    metric_tags = [info.name.tag for info in experiment.metric_infos]
+    assert metric_tags[:2] == ["hp/test_acc", "hp/best_val_acc"] and "hp/test_loss" in metric_tags
     hparams = summaries["_hparams_/session_start_info"].session_start_info.hparams
-    assert hparams["optimizer"].string_value == "src.optim.KerasAdam"
-    assert hparams["optimizer_args/lr"].number_value == pytest.approx(1e-3)
+    assert hparams[column_name("optimizer")].string_value == "src.optim.KerasAdam"
+    assert hparams[column_name("lr")].number_value == pytest.approx(1e-3)
     assert hparams["stop_reason"].string_value == "max_epochs"
+
+
+def test_hparams_table_leads_with_what_experiments_vary(fit):
+    results = fit(*ADAM, "--trainer.max_epochs=1", "--test_after_fit=false")
+    events = EventAccumulator(results["run_dir"])
+    events.Reload()
+    content = events.PluginTagToContent("hparams")["_hparams_/experiment"]
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
+    names = [info.name for info in experiment.hparam_infos]
+    assert names == sorted(names)  # TensorBoard 2.15+ sorts the columns by name; older ones keep this order
+    columns = [info.display_name for info in experiment.hparam_infos]
+    # declared even though Adam has no momentum: TensorBoard takes every run's columns from one run
+    assert columns[:7] == ["optimizer", "lr", "decay", "momentum", "nesterov", "loss", "seed"]
+    assert {"config", "batch_size", "betas"} <= set(columns)
+    assert not {"data_dir", "source", "download", "channels_last", "compile", "foreach"} & set(columns)
 
 
 def test_run_name_defaults_to_the_config_name(fit, tmp_path):

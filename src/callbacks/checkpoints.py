@@ -11,6 +11,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
+from torch import Tensor
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,21 @@ class RunInterrupted(BaseException):
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint whose record follows the run directory when it is moved or copied.
+    """Lightning's ModelCheckpoint with two differences: ``{epoch}`` in a name counts from 1
+    (``best-epoch005-…`` is the fifth epoch, the one results.json calls epoch 5), and its record
+    follows the run directory when it is moved or copied.
 
     Lightning keeps only ``best_model_path`` (pointing at the old place) when a checkpoint's
     folder changed, and forgets the best score, so the first epoch after resuming would become
     "best" whatever its score. Here the stored paths are moved to the new folder instead.
     """
+
+    def format_checkpoint_name(
+        self, metrics: dict[str, Tensor], filename: str | None = None, ver: int | None = None, prefix: str | None = None
+    ) -> str:
+        if "epoch" in metrics:
+            metrics = {**metrics, "epoch": metrics["epoch"] + 1}
+        return super().format_checkpoint_name(metrics, filename, ver, prefix)
 
     @property
     def state_key(self) -> str:

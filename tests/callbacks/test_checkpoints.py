@@ -1,6 +1,9 @@
-"""The project's checkpoint callbacks stay compatible with Lightning's and follow a moved run."""
+"""The project's checkpoint callbacks: names count epochs from 1 as results.json does, state stays
+compatible with Lightning's, and the record follows a moved run."""
 
 from pathlib import Path
+
+import torch
 
 from pytorch_lightning.callbacks import ModelCheckpoint
 
@@ -23,3 +26,14 @@ def test_a_moved_run_keeps_its_best_scores_and_paths(tmp_path):
     assert callback.best_model_score == 0.7
     assert callback.best_model_path == str(new / "best-epoch001.ckpt")
     assert callback.best_k_models == {str(new / "best-epoch001.ckpt"): 0.7}
+
+
+def test_the_fifth_epoch_is_named_epoch_005():
+    checkpoint = RunCheckpoint(filename="best-epoch{epoch:03d}-val_acc{val_acc:.4f}", auto_insert_metric_name=False)
+    name = checkpoint.format_checkpoint_name({"epoch": torch.tensor(4), "val_acc": torch.tensor(0.5)})
+    assert name == "best-epoch005-val_acc0.5000.ckpt"  # Lightning's current_epoch 4 is the fifth epoch
+
+
+def test_state_key_is_lightnings_so_older_checkpoints_resume_and_stage():
+    arguments = {"monitor": "val_acc", "mode": "max"}
+    assert RunCheckpoint(**arguments).state_key == ModelCheckpoint(**arguments).state_key

@@ -1,0 +1,58 @@
+"""What a training run prints: what runs, the model summary, progress, one line per epoch and the
+result, and Lightning's own chatter only when asked for."""
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from src.console import quiet_lightning
+from src.paths import CONFIG_DIR
+from tests.synthetic import quiet_fit_args
+
+ROOT = Path(__file__).resolve().parent.parent
+LIGHTNING_CHATTER = (
+    "Tip:", "litlogger", "GPU available", "TPU available", "Seed set", "already configured", "LeafSpec",
+    "Restoring states", "`Trainer.fit` stopped", "Test metric",
+)
+
+
+def test_a_run_shows_what_matters_and_no_lightning_chatter(image_folder, data_dir, tmp_path):
+    command = [
+        sys.executable, "-m", "src.cli", "fit", f"--config={CONFIG_DIR / 'sgd.yaml'}",
+        *quiet_fit_args(image_folder, data_dir, tmp_path), "--trainer.max_epochs=1",
+        "--trainer.enable_progress_bar=true", "--trainer.enable_model_summary=true",
+    ]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=300)
+    output = run.stdout + run.stderr
+    for chatter in LIGHTNING_CHATTER:
+        assert chatter not in output
+    for line in ("config   ", "data     ", "device   ", "run      ", "result   max_epochs after 1 epoch", "results  "):
+        assert line in output
+    assert "Total params" in output  # the model summary
+    assert "Epoch 1/1" in output and "Epoch 0" not in output  # the bar counts epochs as the lines do
+    assert "Validation" not in output and "Sanity" not in output  # no nested bars: nothing to leave behind
+    assert output.count("epoch 1/1 - ") == 1
+
+
+def test_the_run_says_what_runs_and_where_its_results_are(fit, caplog):
+    with caplog.at_level(logging.INFO, logger="src"):
+        results = fit("--trainer.max_epochs=1")
+    said = "\n".join(r.getMessage() for r in caplog.records if r.name == "src.console")
+    assert "base.yaml" in said and "seed 42" in said
+    assert "held out for validation" in said and "precision 32-true" in said
+    assert f"run      {results['run_dir']}" in said
+    assert f"test_acc {results['test_acc']:.4f}" in said and f"{results['run_dir']}/results.json" in said
+
+
+@pytest.mark.parametrize("level,shown", [("WARNING", False), ("INFO", True)])
+def test_lightning_info_messages_need_log_level_info(level, shown):
+    quiet_lightning(level)
+    try:
+        assert logging.getLogger("pytorch_lightning.utilities.rank_zero").isEnabledFor(logging.INFO) is shown
+        assert logging.getLogger("lightning_fabric.utilities.seed").isEnabledFor(logging.INFO) is shown
+        assert logging.getLogger("pytorch_lightning.callbacks.model_summary").isEnabledFor(logging.INFO)
+    finally:
+        quiet_lightning("WARNING")
