@@ -51,7 +51,7 @@ def test_fit_leaves_a_complete_run_directory(fit):
     # the whole truth: the callbacks every run gets are in it too
     assert config["run_results"]["class_path"] == "src.callbacks.run_results.RunResults"
     assert config["tensorboard_hparams"]["class_path"] == "src.callbacks.tensorboard_hparams.TensorBoardHparams"
-    assert config["divergence"]["check_every_n_steps"] == 10 and config["last_checkpoint"]["filename"] == "last"
+    assert config["divergence"]["check_every_n_steps"] == 10 and "last_checkpoint" in config
     checkpoints = {p.name for p in (run_dir / "checkpoints").iterdir()}
     assert "last.ckpt" in checkpoints and any(name.startswith("best-") for name in checkpoints)
     # checkpoint names count epochs as results.json does, from 1
