@@ -53,7 +53,6 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 REQUIRED_CALLBACKS = {"run_results": RunResults, "tensorboard_hparams": TensorBoardHparams}
 
 
-
 class HparamLabCLI(LightningCLI):
     """LightningCLI with the project's defaults, run naming and a final test after ``fit``."""
 
