@@ -259,9 +259,10 @@ def plot_test_acc(rows: list[dict], groups: list[ConfigRuns]) -> Figure:
         labels.append(row["config"] + ("" if group.finished else f" ({_runs(row)})"))
         values = 100 * np.array(group.test_accuracies)
         if values.size:
-            ax.scatter(values, np.full(values.size, y), color="0.55", s=14, zorder=2, label="single seed")
-            ax.errorbar(values.mean(), y, xerr=values.std(ddof=1) if values.size > 1 else None, fmt="o",
-                        color="C0", capsize=4, zorder=3, label="mean ± std")
+            ax.scatter(values, np.full(values.size, y), color="0.35", s=18, zorder=2, label="single seed")
+        if values.size > 1:  # with one seed there is no spread to show
+            ax.errorbar(values.mean(), y, xerr=values.std(ddof=1), fmt="o", color="C0", capsize=4, zorder=3,
+                        label="mean ± std over seeds")
         notebook = NOTEBOOK.get(row["config"], (None, ""))[0]
         if notebook is not None:
             ax.scatter(100 * notebook, y, marker="x", color="C3", zorder=3, label="notebook (2017, one full run)")

@@ -160,3 +160,15 @@ def test_a_damaged_results_file_is_named_and_the_other_runs_reported(sweep_dir, 
     assert f"left out {damaged}, which is not a readable run record" in caplog.text
     assert (rows["sgd"]["runs"], rows["sgd"]["finished"], rows["sgd"]["unfinished"]) == (3, 2, 1)
     assert len(rows) == 4
+
+
+def test_a_config_with_one_seed_shows_that_seed_not_a_spread(tmp_path):
+    write_run(tmp_path, "once", 1, 0.6)
+    for seed, acc in ((1, 0.7), (2, 0.72)):
+        write_run(tmp_path, "twice", seed, acc)
+    groups = collect(tmp_path)
+    ax = plot_test_acc(summarize(groups), groups).axes[0]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "single seed" in legend and "mean ± std over seeds" in legend
+    (means,) = [line for line in ax.lines if line.get_marker() == "o"]  # one mean mark: twice's
+    assert means.get_xdata()[0] == pytest.approx(71.0)
