@@ -15,6 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from src.commands import command_parser
@@ -54,8 +55,7 @@ def within_seed_noise(values: list[float], claimed: float) -> str:
     if len(values) < 2:
         return "– (needs 2 seeds)"
     n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    mean, std = float(np.mean(values)), float(np.std(values, ddof=1))
     half_width = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std * math.sqrt(1 + 1 / n)
     if abs(claimed - mean) <= half_width:
         return "yes"
@@ -97,8 +97,8 @@ def notebook_table(results_dir: Path) -> str:
         epochs = group.values(lambda r: r.epochs) if group else []
         here = "not run yet"
         if values:
-            std = f" ± {_std(values):.1f}" if len(values) > 1 else ""
-            here = f"{sum(values) / len(values):.1f}{std} (n={len(values)})"
+            std = f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else ""
+            here = f"{np.mean(values):.1f}{std} (n={len(values)})"
         cells = (
             f"`{name}`", *describe_config(name), claimed_text, here,
             f"{min(epochs):.0f}–{max(epochs):.0f}" if len(epochs) > 1 else (f"{epochs[0]:.0f}" if epochs else "–"),
@@ -129,11 +129,6 @@ def _short(value: float) -> str:
         return f"{value:g}"
     mantissa, exponent = f"{value:.0e}".split("e")
     return f"{mantissa}e{int(exponent)}"
-
-
-def _std(values: list[float]) -> float:
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def main(argv: list[str] | None = None) -> None:
