@@ -14,7 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from src.errors import UserInputError
 from src.losses import LossName, build_loss
-from src.model import NUM_CLASSES, KerasCifarCNN
+from src.model import NUM_CLASSES, ByteMaskDropout, KerasCifarCNN
 from src.optim import KerasRMSprop, keras_decay
 
 STAGES = ("train", "val", "test")
@@ -34,6 +34,9 @@ class CifarClassifier(pl.LightningModule):
         label_smoothing: for ``loss: cross_entropy`` only.
         channels_last: NHWC memory layout, faster for convolutions on CPU and GPU alike.
         compile: run the network through ``torch.compile`` (slow first steps, faster later).
+        fast_dropout: draw the CPU dropout masks from random bytes
+            (:class:`~src.model.ByteMaskDropout`): the same dropout, faster steps, other masks
+            for a seed than the default's.
     """
 
     def __init__(
@@ -44,13 +47,14 @@ class CifarClassifier(pl.LightningModule):
         label_smoothing: ClosedUnitInterval = 0.0,
         channels_last: bool = True,
         compile: bool = False,
+        fast_dropout: bool = False,
     ) -> None:
         super().__init__()
         _check_optimizer(optimizer)
         self.save_hyperparameters(ignore=["optimizer"])
         self.optimizer_factory = optimizer
         self.loss_fn = build_loss(loss, label_smoothing)
-        self.net = KerasCifarCNN()
+        self.net = KerasCifarCNN(dropout=ByteMaskDropout if fast_dropout else torch.nn.Dropout)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.example_input_array = torch.zeros(1, 3, 32, 32)
@@ -67,6 +71,7 @@ class CifarClassifier(pl.LightningModule):
         )
         for metric in self.metrics.values():
             metric.persistent(True)  # a run resumed mid-epoch reports the same epoch means
+        self._logged_this_epoch: set[str] = set()
 
     def configure_model(self) -> None:
         if self.hparams.compile:
@@ -82,9 +87,28 @@ class CifarClassifier(pl.LightningModule):
         # one copy of the batch mean per image: a per-image mean over the epoch (Keras' figure)
         self.metrics[f"{stage}_loss"].update(loss.detach().expand(len(labels)))
         self.metrics[f"{stage}_acc"].update(logits.detach(), labels)
+        self._log_epoch_metrics(stage)
+        return loss
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        # Logged once per epoch, by its first step: Lightning keeps the metric objects, computes
+        # them as the epoch ends and resets them. A self.log at every step costs more Python than
+        # the metric updates themselves. (Not in on_train_epoch_start: an epoch resumed midway
+        # does not run it.)
+        if stage in self._logged_this_epoch:
+            return
+        self._logged_this_epoch.add(stage)
         for name in ("loss", "acc"):
             self.log(f"{stage}_{name}", self.metrics[f"{stage}_{name}"], on_step=False, on_epoch=True)
-        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self._logged_this_epoch.discard("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._logged_this_epoch.discard("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._logged_this_epoch.discard("test")
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._step(batch, "train")

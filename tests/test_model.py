@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from src.model import KerasCifarCNN
+from src.model import ByteMaskDropout, KerasCifarCNN
 
 KERAS_PARAMETER_COUNTS = {
     "conv1": 896,
@@ -55,3 +55,52 @@ def test_kernels_are_glorot_uniform_and_biases_zero(name):
 def test_dropout_rates_match_keras():
     rates = [m.p for m in KerasCifarCNN().modules() if isinstance(m, nn.Dropout)]
     assert rates == [0.25, 0.25, 0.5]
+
+
+def test_fast_dropout_network_has_the_same_layers_rates_and_parameters():
+    fast, default = KerasCifarCNN(dropout=ByteMaskDropout), KerasCifarCNN()
+    assert [m.p for m in fast.modules() if isinstance(m, ByteMaskDropout)] == [0.25, 0.25, 0.5]
+    assert fast.state_dict().keys() == default.state_dict().keys()  # checkpoints load either way
+
+
+@pytest.mark.parametrize("p", [0.25, 0.5])
+@pytest.mark.parametrize("layout", ["flat", "nchw", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_byte_mask_dropout_keeps_each_element_with_probability_1_minus_p_scaled_up(p, layout, dtype):
+    torch.manual_seed(0)
+    x = torch.rand(64, 32, 15, 15).add_(0.5).to(dtype)  # no zeros of its own
+    x = {"flat": x.flatten(1), "nchw": x, "channels_last": x.contiguous(memory_format=torch.channels_last)}[layout]
+    y = ByteMaskDropout(p).train()(x)
+    kept = y != 0
+    count = kept.numel()
+    assert abs(kept.float().mean().item() - (1 - p)) < 5 * math.sqrt(p * (1 - p) / count)  # 5 sigma
+    torch.testing.assert_close(y[kept], (x * (1 / (1 - p))).to(dtype)[kept])
+    assert y.dtype == dtype and y.stride() == x.stride()
+    # independent elements: neighbours along every axis agree only as often as chance says
+    for dim in range(x.dim()):
+        both = (kept.narrow(dim, 1, x.shape[dim] - 1) & kept.narrow(dim, 0, x.shape[dim] - 1)).float().mean()
+        assert abs(both.item() - (1 - p) ** 2) < 0.01
+
+
+def test_byte_mask_dropout_backward_passes_gradient_through_the_kept_elements_only():
+    torch.manual_seed(0)
+    x = torch.rand(8, 512).add_(0.5).requires_grad_()
+    y = ByteMaskDropout(0.5).train()(x)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, (y != 0).float() * 2)
+
+
+def test_byte_mask_dropout_masks_follow_the_seed_and_differ_between_calls():
+    layer, x = ByteMaskDropout(0.25).train(), torch.ones(32, 512)
+    torch.manual_seed(7)
+    first, second = layer(x), layer(x)
+    torch.manual_seed(7)
+    assert torch.equal(layer(x), first)  # a seeded (or resumed, RNG restored) run draws the same masks
+    assert not torch.equal(first, second)
+
+
+def test_byte_mask_dropout_is_the_identity_in_eval_mode_and_refuses_rates_it_cannot_draw_exactly():
+    x = torch.rand(4, 10)
+    assert torch.equal(ByteMaskDropout(0.5).eval()(x), x)
+    with pytest.raises(ValueError, match="multiple of 1/256"):
+        ByteMaskDropout(0.3)
