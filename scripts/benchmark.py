@@ -21,9 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import tempfile
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -31,12 +33,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from src.cli import HparamLabCLI
-from src.data.batches import to_float_nchw
-from src.data.cifar10 import CIFAR10DataModule
-from src.data.sources import Split
-from src.model import KerasCifarCNN
-from src.optim import KerasRMSprop, keras_decay
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's src, installed or not
+
+from src.cli import HparamLabCLI  # noqa: E402
+from src.data.batches import to_float_nchw  # noqa: E402
+from src.data.cifar10 import CIFAR10DataModule  # noqa: E402
+from src.data.sources import Split  # noqa: E402
+from src.model import KerasCifarCNN  # noqa: E402
+from src.optim import KerasRMSprop, keras_decay  # noqa: E402
 
 BATCH = 32
 EPOCH_IMAGES = 45_000
