@@ -6,12 +6,16 @@ timed) through
 * ``fit``: the project's own path, ``python -m src.cli fit`` with ``configs/base.yaml``
   (its callbacks, logger and progress bar) on in-memory data, and
 * ``plain``: a minimal PyTorch loop over the same model, optimizer, decay and data layout,
+* ``keras`` (with ``--peer keras``, CPU only): the same network, optimizer, decay and data trained
+  by Keras 3 on TensorFlow through ``model.fit`` (scripts/keras_peer.py, in a subprocess of its
+  own so the two frameworks never share a process or thread pools; ``pip install -e ".[peer]"``),
 
 and measures the machine's matrix-multiply rate, from which the arithmetic floor follows:
 the model's FLOPs per image (forward + backward) divided by that rate.
 
     python scripts/benchmark.py                      # CPU; and the GPU too when there is one
     python scripts/benchmark.py --steps 300 --json benchmark.json
+    python scripts/benchmark.py --peer keras --peer_python /path/to/venv-with-tensorflow/bin/python
 
 Random images stand in for CIFAR-10: speed does not depend on pixel values.
 """
@@ -20,32 +24,43 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from src.cli import HparamLabCLI
-from src.data.batches import to_float_nchw
-from src.data.cifar10 import CIFAR10DataModule
-from src.data.sources import Split
-from src.model import KerasCifarCNN
-from src.optim import KerasRMSprop, keras_decay
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's src, installed or not
+
+from keras_peer import random_arrays  # noqa: E402 - beside this script, first on sys.path when it runs
+from src.cli import HparamLabCLI  # noqa: E402
+from src.data.batches import to_float_nchw  # noqa: E402
+from src.data.cifar10 import CIFAR10DataModule  # noqa: E402
+from src.data.sources import Split  # noqa: E402
+from src.errors import UserInputError, exit_on_user_error  # noqa: E402
+from src.model import KerasCifarCNN  # noqa: E402
+from src.optim import KerasRMSprop, keras_decay  # noqa: E402
+from src.results import machine  # noqa: E402
 
 BATCH = 32
 EPOCH_IMAGES = 45_000
+IMAGES, SEED = 16_000, 0  # the random training images every path trains on
 AUTOCAST = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni")  # what CPU bf16 and int8 speed hinge on
+PEER_SCRIPT = Path(__file__).resolve().parent / "keras_peer.py"
+PEER_ENV = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}  # the peer is TensorFlow on the CPU
 
 
 def random_split(count: int, seed: int) -> Split:
-    rng = np.random.default_rng(seed)
-    return Split(rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, count))
+    return Split(*random_arrays(count, seed))
 
 
 def sync(device: torch.device) -> None:
@@ -135,50 +150,128 @@ def fit_path(device: torch.device, precision: str, steps: int, warmup: int, data
     return steps * BATCH / (timer.end - timer.start)
 
 
+def run_peer(python: str, *args: str) -> dict[str, Any]:
+    """The Keras peer's JSON line, run by ``python`` in a process of its own; a failure to start it
+    or a missing TensorFlow is a :class:`UserInputError` (the peer's own ``error:`` line)."""
+    try:
+        run = subprocess.run([python, str(PEER_SCRIPT), *args, "--json=-"], capture_output=True, text=True,
+                             env={**os.environ, **PEER_ENV})
+    except OSError as err:
+        raise UserInputError(f"--peer_python {python} cannot run: {err}") from None
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    if run.returncode == 2 and errors:
+        raise UserInputError(errors[-1].removeprefix("error: "))
+    if run.returncode != 0:
+        raise RuntimeError(f"the Keras peer ({python} {PEER_SCRIPT.name} {' '.join(args)}) failed with status "
+                           f"{run.returncode}:\n{run.stderr[-4000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def describe_machine(peer: dict[str, Any] | None = None, cpuinfo: str | None = None) -> dict[str, Any]:
+    """Where the numbers came from: CPU, cores, the flags that decide bf16 speed, and each framework's
+    version and threads (torch's defaults; TensorFlow's 0 means its default, one per core)."""
+    described = {**machine(CPU_FLAGS, cpuinfo), "torch": torch.__version__,
+                 "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads()}
+    if peer:
+        described.update({key: peer[key] for key in ("tensorflow", "keras", "tf_intra_op_threads", "tf_inter_op_threads")})
+    return described
+
+
+def machine_line(described: dict[str, Any]) -> str:
+    """``describe_machine``'s dictionary as the one line printed above the table."""
+    flags = ", ".join(described["cpu_flags"]) or "none of " + ", ".join(CPU_FLAGS)
+    line = (f"{described['cpu']}, {described['cpu_count']} cores, flags: {flags}; torch {described['torch']} "
+            f"({described['torch_threads']} threads, {described['torch_interop_threads']} inter-op)")
+    if "tensorflow" in described:
+        threads = [described["tf_intra_op_threads"], described["tf_inter_op_threads"]]
+        line += (f"; TensorFlow {described['tensorflow']} + Keras {described['keras']} (intra-op/inter-op threads: "
+                 + "/".join(str(t or "default") for t in threads) + ")")
+    return line
+
+
+def fit_over_keras(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per device and precision, the project's ``fit`` images/s over the Keras peer's: above 1, ``fit`` is faster."""
+    rate = {(r["device"], r["precision"], r["path"]): r["images_per_s"] for r in rows}
+    return {f"{device} {precision}": rate[device, precision, "fit"] / keras
+            for (device, precision, path), keras in rate.items()
+            if path == "keras" and (device, precision, "fit") in rate}
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The Markdown table of ``rows``, each against the plain loop at its device and precision,
+    then a line per precision with ``fit`` / ``keras`` when the peer ran."""
+    lines = ["| device | precision | path | images/s | vs plain | epoch (45k) s | matmul TFLOP/s | floor images/s |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        plain = next(r for r in rows if (r["device"], r["precision"], r["path"]) == (row["device"], row["precision"], "plain"))
+        lines.append(f"| {row['device']} | {row['precision']} | {row['path']} | {row['images_per_s']:.0f} | "
+                     f"{row['images_per_s'] / plain['images_per_s']:.2f} | {row['epoch_s']:.1f} | "
+                     f"{row['matmul_tflops']:.2f} | {row['floor_images_per_s']:.0f} |")
+    ratios = fit_over_keras(rows)
+    if ratios:
+        lines.append("")
+        lines += [f"fit / keras, {where}: {ratio:.2f}" for where, ratio in ratios.items()]
+    return "\n".join(lines)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per measurement")
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps first")
     parser.add_argument("--repeats", type=int, default=3, help="measurements of each variant; the best is reported")
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    parser.add_argument("--peer", choices=["keras"], help="also train the same network with this framework (CPU only)")
+    parser.add_argument("--peer_python", default=sys.executable,
+                        help="a python that has TensorFlow and Keras 3, for --peer keras (default: this one)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
+    if args.peer and "cpu" not in args.devices:
+        parser.error("--peer keras runs on the CPU; add cpu to --devices")
 
-    data = random_split(16_000, 0)
+    with exit_on_user_error():  # before any timing: a missing TensorFlow is one error paragraph, exit 2
+        peer = run_peer(args.peer_python, "--check") if args.peer else None
+    described = describe_machine(peer)
+    data = random_split(IMAGES, SEED)
     per_image = flops_per_image()
-    rows = []
+    rows, peer_runs = [], {}
     for name in args.devices:
         device = torch.device(name)
         precisions = ["32-true", "bf16-mixed"] + (["16-mixed"] if device.type == "cuda" else [])
-        for precision in precisions:
-            matmul_dtype = AUTOCAST[precision] or torch.float32
-            tflops = matmul_tflops(device, matmul_dtype)
-            floor = tflops * 1e12 / per_image
-            variants = {
-                "fit": lambda: fit_path(device, precision, args.steps, args.warmup, data, []),
-                "fit compile": lambda: fit_path(device, precision, args.steps, args.warmup, data, ["--model.compile=true"]),
-                "fit NCHW": lambda: fit_path(device, precision, args.steps, args.warmup, data, ["--model.channels_last=false"]),
-                "plain": lambda: plain_loop(device, precision, args.steps, args.warmup, data),
-            }
-            rates: dict[str, list[float]] = {label: [] for label in variants}
-            for _ in range(args.repeats):  # interleaved, so drifts in clock speed hit every variant alike
-                for label, measure in variants.items():
-                    rates[label].append(measure())
-            for label, values in rates.items():
-                rows.append(dict(device=name, precision=precision, path=label, images_per_s=max(values),
-                                 all_images_per_s=[round(v, 1) for v in values], matmul_tflops=tflops,
-                                 floor_images_per_s=floor, epoch_s=EPOCH_IMAGES / max(values)))
+        tflops = {precision: matmul_tflops(device, AUTOCAST[precision] or torch.float32) for precision in precisions}
 
-    print(f"\n{platform.processor() or platform.machine()}, torch {torch.__version__}, batch {BATCH}, "
-          f"best of {args.repeats} x {args.steps} timed steps, {per_image / 1e6:.1f} MFLOP per image (forward + backward)\n")
-    print("| device | precision | path | images/s | vs plain | epoch (45k) s | matmul TFLOP/s | floor images/s |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
-    for row in rows:
-        plain = next(r for r in rows if (r["device"], r["precision"], r["path"]) == (row["device"], row["precision"], "plain"))
-        print(f"| {row['device']} | {row['precision']} | {row['path']} | {row['images_per_s']:.0f} | "
-              f"{row['images_per_s'] / plain['images_per_s']:.2f} | {row['epoch_s']:.1f} | {row['matmul_tflops']:.2f} | "
-              f"{row['floor_images_per_s']:.0f} |")
-    report = {"torch": torch.__version__, "batch": BATCH, "steps": args.steps, "flops_per_image": per_image, "rows": rows}
+        def keras(precision: str) -> float:
+            peer_runs[precision] = run_peer(args.peer_python, f"--precision={precision}", f"--steps={args.steps}",
+                                            f"--warmup={args.warmup}", f"--images={IMAGES}", f"--seed={SEED}")
+            return peer_runs[precision]["images_per_s"]
+
+        rates: dict[tuple[str, str], list[float]] = {}
+        for _ in range(args.repeats):  # interleaved, so drifts in clock speed hit every variant alike
+            for precision in precisions:
+                variants = {
+                    "fit": lambda: fit_path(device, precision, args.steps, args.warmup, data, []),
+                    "fit compile": lambda: fit_path(device, precision, args.steps, args.warmup, data, ["--model.compile=true"]),
+                    "fit NCHW": lambda: fit_path(device, precision, args.steps, args.warmup, data, ["--model.channels_last=false"]),
+                    "plain": lambda: plain_loop(device, precision, args.steps, args.warmup, data),
+                }
+                if args.peer == "keras" and device.type == "cpu":
+                    variants["keras"] = lambda: keras(precision)
+                for label, measure in variants.items():
+                    rates.setdefault((precision, label), []).append(measure())
+        for (precision, label), values in rates.items():
+            floor = tflops[precision] * 1e12 / per_image
+            row = dict(device=name, precision=precision, path=label, images_per_s=max(values),
+                       all_images_per_s=[round(v, 1) for v in values], matmul_tflops=tflops[precision],
+                       floor_images_per_s=floor, epoch_s=EPOCH_IMAGES / max(values))
+            if label == "keras":  # how the last peer run at this precision ran: policy, jit_compile, params
+                row["peer"] = {k: v for k, v in peer_runs[precision].items() if k not in ("images_per_s", "precision")}
+            rows.append(row)
+
+    print(f"\n{machine_line(described)}\nbatch {BATCH}, best of {args.repeats} x {args.steps} timed steps "
+          f"after {args.warmup} untimed, {per_image / 1e6:.1f} MFLOP per image (forward + backward)\n")
+    print(format_table(rows))
+    report = {"machine": described, "torch": torch.__version__, "batch": BATCH, "steps": args.steps,
+              "warmup": args.warmup, "repeats": args.repeats, "flops_per_image": per_image, "rows": rows,
+              "fit_over_keras": fit_over_keras(rows)}
     print("\n" + json.dumps(report))
     if args.json:
         with open(args.json, "w") as out:

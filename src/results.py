@@ -12,7 +12,7 @@ import os
 import platform
 import secrets
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -129,13 +129,10 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
 def environment(device: str, precision: str) -> dict[str, Any]:
     """What a reader needs to trust a number: where, at what precision, with which code."""
     commit, dirty = _git_state()
-    cpu_model, flags = _cpu()
     return {
         "device": device,
         "precision": precision,
-        "cpu": cpu_model,
-        "cpu_flags": [f for f in CPU_FLAGS if f in flags],
-        "cpu_count": os.cpu_count(),
+        **machine(),
         "python": platform.python_version(),
         **{name.replace("-", "_"): _version(name) for name in ("torch", "pytorch-lightning", "torchmetrics")},
         "git_commit": commit,
@@ -162,16 +159,20 @@ def _git_state() -> tuple[str | None, bool | None]:
         return None, None
 
 
-def _cpu() -> tuple[str, set[str]]:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-                break
-    except OSError:
-        pass
-    return model, flags
+def machine(flags: Iterable[str] = CPU_FLAGS, cpuinfo: str | None = None) -> dict[str, Any]:
+    """The CPU model, its core count and which of ``flags`` it has: what speed and low-precision
+    numerics depend on. ``cpuinfo`` is /proc/cpuinfo's text, read when not given."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    model, present = platform.processor() or platform.machine(), set()
+    for line in cpuinfo.splitlines():  # the first processor's entry speaks for all
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            model = value.strip()
+        elif key.strip() == "flags":
+            present = set(value.split())
+            break
+    return {"cpu": model, "cpu_flags": [f for f in flags if f in present], "cpu_count": os.cpu_count()}

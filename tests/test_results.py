@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from src.results import SCHEMA_VERSION, RunRecord, atomic_file, read_record, write_atomic
+from src.results import SCHEMA_VERSION, RunRecord, atomic_file, machine, read_record, write_atomic
 
 
 def test_a_record_round_trips_through_its_file(tmp_path):
@@ -60,3 +60,21 @@ def test_a_binary_atomic_write_replaces_whole_with_the_usual_permissions(tmp_pat
     umask = os.umask(0)
     os.umask(umask)
     assert path.read_bytes() == b"new" and path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by others
+
+
+FAKE_CPUINFO = """processor\t: 0
+model name\t: Example CPU 9000
+flags\t\t: fpu sse2 avx2 avx512f avx512_vnni amx_tile
+bugs\t\t: none
+
+processor\t: 1
+model name\t: Example CPU 9000
+flags\t\t: fpu sse2 avx2 avx512f avx512_vnni amx_tile
+"""
+
+
+def test_the_machine_is_described_by_its_cpu_model_cores_and_the_flags_asked_for():
+    described = machine(("avx512f", "avx512_bf16", "amx_tile", "avx512_vnni"), cpuinfo=FAKE_CPUINFO)
+    assert described == {"cpu": "Example CPU 9000", "cpu_flags": ["avx512f", "amx_tile", "avx512_vnni"],
+                         "cpu_count": os.cpu_count()}
+    assert machine(cpuinfo="")["cpu_flags"] == []  # no cpuinfo (not Linux): no flags claimed

@@ -1,0 +1,56 @@
+"""scripts/benchmark.py's parts that need no timing: the machine it describes, its table, and
+how it refuses a Keras peer it cannot run, before any timing starts."""
+
+import sys
+
+import pytest
+
+from src.errors import UserInputError
+from tests.test_results import FAKE_CPUINFO
+
+PEER = {"tensorflow": "9.1", "keras": "9.2", "tf_intra_op_threads": 0, "tf_inter_op_threads": 3}
+
+
+def row(path, images_per_s, precision="32-true"):
+    return dict(device="cpu", precision=precision, path=path, images_per_s=images_per_s, epoch_s=45_000 / images_per_s,
+                matmul_tflops=0.5, floor_images_per_s=4000.0)
+
+
+def test_the_machine_line_names_cpu_flags_and_each_frameworks_version_and_threads(scripts):
+    benchmark = scripts("benchmark")
+    described = benchmark.describe_machine(PEER, cpuinfo=FAKE_CPUINFO)
+    assert described["cpu"] == "Example CPU 9000" and described["cpu_flags"] == ["avx512f", "amx_tile", "avx512_vnni"]
+    line = benchmark.machine_line(described)
+    assert line.startswith("Example CPU 9000, ") and "flags: avx512f, amx_tile, avx512_vnni" in line
+    assert f"torch {described['torch']} ({described['torch_threads']} threads" in line
+    assert "TensorFlow 9.1 + Keras 9.2 (intra-op/inter-op threads: default/3)" in line
+    assert "TensorFlow" not in benchmark.machine_line(benchmark.describe_machine(None, cpuinfo=""))
+
+
+def test_the_table_compares_each_path_with_plain_and_fit_with_keras_per_precision(scripts):
+    rates = {("32-true", "fit"): 300.0, ("32-true", "plain"): 400.0, ("32-true", "keras"): 200.0,
+             ("bf16-mixed", "fit"): 150.0, ("bf16-mixed", "plain"): 160.0}
+    rows = [row(path, rate, precision) for (precision, path), rate in rates.items()]
+    lines = scripts("benchmark").format_table(rows).splitlines()
+    keras = next(line for line in lines if "| keras |" in line).split("|")
+    assert keras[5].strip() == f"{200 / 400:.2f}"
+    assert lines[-1] == f"fit / keras, cpu 32-true: {300 / 200:.2f}"  # bf16 had no peer: no line of its own
+    assert not any("fit / keras" in line for line in scripts("benchmark").format_table(rows[3:]).splitlines())
+
+
+def test_a_peer_python_without_tensorflow_is_refused_before_any_timing(scripts, without_tensorflow, monkeypatch, capsys):
+    benchmark = scripts("benchmark")
+    timed = []
+    monkeypatch.setattr(benchmark, "matmul_tflops", lambda *args: timed.append(args))
+    monkeypatch.setattr(sys, "argv", ["benchmark.py", "--peer", "keras", "--peer_python", sys.executable])
+    with pytest.raises(SystemExit) as exited:
+        benchmark.main()
+    assert exited.value.code == 2 and not timed
+    out, err = capsys.readouterr()
+    (line,) = err.splitlines()
+    assert line.startswith("error: ") and 'pip install -e ".[peer]"' in line and "| device |" not in out
+
+
+def test_a_peer_python_that_cannot_run_is_a_user_error(scripts, tmp_path):
+    with pytest.raises(UserInputError, match="--peer_python .* cannot run"):
+        scripts("benchmark").run_peer(str(tmp_path / "no-python"), "--check")
