@@ -46,7 +46,7 @@ from src.data.batches import to_float_nchw  # noqa: E402
 from src.data.cifar10 import CIFAR10DataModule  # noqa: E402
 from src.data.sources import Split  # noqa: E402
 from src.errors import UserInputError, exit_on_user_error  # noqa: E402
-from src.model import KerasCifarCNN  # noqa: E402
+from src.model import ByteMaskDropout, KerasCifarCNN  # noqa: E402
 from src.optim import KerasRMSprop, keras_decay  # noqa: E402
 from src.results import machine  # noqa: E402
 
@@ -55,6 +55,7 @@ EPOCH_IMAGES = 45_000
 IMAGES, SEED = 16_000, 0  # the random training images every path trains on
 AUTOCAST = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni")  # what CPU bf16 and int8 speed hinge on
+FAST = " fast_dropout"  # the paths with --model.fast_dropout, each against the plain loop with it
 PEER_SCRIPT = Path(__file__).resolve().parent / "keras_peer.py"
 PEER_ENV = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}  # the peer is TensorFlow on the CPU
 
@@ -88,10 +89,12 @@ def flops_per_image() -> float:
     return counter.get_total_flops() / BATCH
 
 
-def plain_loop(device: torch.device, precision: str, steps: int, warmup: int, data: Split) -> float:
+def plain_loop(device: torch.device, precision: str, steps: int, warmup: int, data: Split,
+               fast_dropout: bool = False) -> float:
     """Images/s of the shortest honest loop: slice, scale, forward, loss, backward, step."""
     torch.manual_seed(0)
-    model = KerasCifarCNN().to(device, memory_format=torch.channels_last)
+    model = KerasCifarCNN(dropout=ByteMaskDropout if fast_dropout else torch.nn.Dropout)
+    model = model.to(device, memory_format=torch.channels_last)
     optimizer = KerasRMSprop(model.parameters(), lr=1e-4)
     decay = keras_decay(optimizer, 1e-6)
     images, labels = torch.from_numpy(data.images).to(device), torch.from_numpy(data.labels).to(device)
@@ -192,9 +195,9 @@ def machine_line(described: dict[str, Any]) -> str:
 def fit_over_keras(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Per device and precision, the project's ``fit`` images/s over the Keras peer's: above 1, ``fit`` is faster."""
     rate = {(r["device"], r["precision"], r["path"]): r["images_per_s"] for r in rows}
-    return {f"{device} {precision}": rate[device, precision, "fit"] / keras
-            for (device, precision, path), keras in rate.items()
-            if path == "keras" and (device, precision, "fit") in rate}
+    return {f"{device} {precision}{fit.removeprefix('fit')}": rate[device, precision, fit] / keras
+            for (device, precision, path), keras in rate.items() if path == "keras"
+            for fit in ("fit", f"fit{FAST}") if (device, precision, fit) in rate}
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -203,7 +206,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| device | precision | path | images/s | vs plain | epoch (45k) s | matmul TFLOP/s | floor images/s |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
-        plain = next(r for r in rows if (r["device"], r["precision"], r["path"]) == (row["device"], row["precision"], "plain"))
+        same_loop = "plain" + (FAST if row["path"].endswith(FAST) else "")
+        plain = next(r for r in rows if (r["device"], r["precision"], r["path"]) == (row["device"], row["precision"], same_loop))
         lines.append(f"| {row['device']} | {row['precision']} | {row['path']} | {row['images_per_s']:.0f} | "
                      f"{row['images_per_s'] / plain['images_per_s']:.2f} | {row['epoch_s']:.1f} | "
                      f"{row['matmul_tflops']:.2f} | {row['floor_images_per_s']:.0f} |")
@@ -249,9 +253,10 @@ def main() -> None:
             for precision in precisions:
                 variants = {
                     "fit": lambda: fit_path(device, precision, args.steps, args.warmup, data, []),
-                    "fit compile": lambda: fit_path(device, precision, args.steps, args.warmup, data, ["--model.compile=true"]),
-                    "fit NCHW": lambda: fit_path(device, precision, args.steps, args.warmup, data, ["--model.channels_last=false"]),
+                    f"fit{FAST}": lambda: fit_path(device, precision, args.steps, args.warmup, data,
+                                                   ["--model.fast_dropout=true"]),
                     "plain": lambda: plain_loop(device, precision, args.steps, args.warmup, data),
+                    f"plain{FAST}": lambda: plain_loop(device, precision, args.steps, args.warmup, data, fast_dropout=True),
                 }
                 if args.peer == "keras" and device.type == "cpu":
                     variants["keras"] = lambda: keras(precision)
