@@ -20,12 +20,14 @@ import yaml
 
 from src.commands import command_parser
 from src.errors import UserInputError
-from src.report import ConfigRuns, collect, write_report
+from src.report import ConfigRuns, collect, compare, write_report
 from src.results import RESULTS_FILE, read_record
 from src.sweep import CONFIG_DIR, NOTEBOOK
 
 PUBLISHED_FILES = (RESULTS_FILE, "config.yaml", "hparams.yaml", "events.out.tfevents.*")
-TABLE_START, TABLE_END = "<!-- experiments-table:start -->", "<!-- experiments-table:end -->"
+# The README's generated parts sit between <!-- NAME:start/end --> markers; each comes from a folder of results/.
+EXPERIMENTS_TABLE, PRECISION_TABLE = "experiments-table", "precision-table"
+RESULTS_ROOT = Path("results")
 CONFIDENCE = 0.95
 
 
@@ -108,19 +110,56 @@ def notebook_table(results_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_readme(readme: Path, table: str) -> None:
-    """Replace the table between the README's markers."""
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def precision_table(results_dir: Path) -> str:
+    """The README's float32-against-bf16 table: one config trained in each precision
+    (``results_dir/<precision>/<config>/seed_<S>``), and whether their test accuracies differ
+    by more than seed noise (Welch's t-test, as the report's)."""
+    groups = {}
+    for precision_dir in sorted(p for p in results_dir.glob("*") if p.is_dir()):
+        for group in collect(precision_dir):
+            groups[f"{group.name}, {precision_dir.name}"] = group
+    if not groups:
+        return "No runs published yet.\n"
+    lines = ["| config, precision | runs | test acc. % (mean ± std) | best val acc. % | epochs |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for name, group in groups.items():
+        test = [100 * v for v in group.test_accuracies]
+        val = [100 * v for v in group.values(lambda r: r.best_val_acc)]
+        epochs = group.values(lambda r: r.epochs)
+        lines.append(f"| {name} | {len(group.finished)} | {_mean_std(test)} | {_mean_std(val)} | "
+                     f"{min(epochs):.0f}–{max(epochs):.0f} |")
+    for comparison in compare([ConfigRuns(name, group.runs) for name, group in groups.items()]):
+        verdict = "differs by more than seed noise" if comparison.beyond_noise else "within seed noise"
+        lines.append(f"\n{comparison.better} against {comparison.worse}: {100 * comparison.difference:+.2f} points "
+                     f"of test accuracy, Welch's p = {comparison.p_value:.2f}: {verdict}.")
+    return "\n".join(lines) + "\n"
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "–"
+    return f"{np.mean(values):.1f}" + (f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else "")
+
+
+def update_readme(readme: Path, table: str, name: str = EXPERIMENTS_TABLE) -> None:
+    """Replace what sits between the README's ``name`` markers with ``table``."""
     text = readme.read_text()
-    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    start_marker, end_marker = _markers(name)
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
-        raise UserInputError(f"{readme} has no {TABLE_START} … {TABLE_END} markers to put the table between.")
-    readme.write_text(text[: start + len(TABLE_START)] + "\n" + table + text[end:])
+        raise UserInputError(f"{readme} has no {start_marker} … {end_marker} markers to put the table between.")
+    readme.write_text(text[: start + len(start_marker)] + "\n" + table + text[end:])
 
 
-def readme_table(readme: Path) -> str:
-    """The table the README shows now, between its markers."""
+def readme_table(readme: Path, name: str = EXPERIMENTS_TABLE) -> str:
+    """What the README shows now between its ``name`` markers."""
     text = readme.read_text()
-    return text[text.index(TABLE_START) + len(TABLE_START) : text.index(TABLE_END)].lstrip("\n")
+    start_marker, end_marker = _markers(name)
+    return text[text.index(start_marker) + len(start_marker) : text.index(end_marker)].lstrip("\n")
 
 
 def _short(value: float) -> str:
@@ -134,7 +173,9 @@ def _short(value: float) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = command_parser("publish", __doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, nargs="?", help="a sweep's directory; omit to only regenerate")
-    parser.add_argument("--to", type=Path, default=Path("results/notebook"), help="default: results/notebook")
+    parser.add_argument("--to", type=Path, default=RESULTS_ROOT / "notebook",
+                        help="where the runs go (default results/notebook; results/precision/<precision> for "
+                        "the float32-against-bf16 runs)")
     parser.add_argument("--readme", type=Path, default=Path("README.md"), help="default: README.md")
     args = parser.parse_args(argv)
     try:
@@ -142,13 +183,16 @@ def main(argv: list[str] | None = None) -> None:
             if not args.sweep_dir.is_dir():
                 raise UserInputError(f"{args.sweep_dir} is not a directory; give the --sweep_dir of a sweep.")
             print(f"published {len(publish_runs(args.sweep_dir, args.to))} complete runs to {args.to}")
-        if any(args.to.glob(f"*/*/{RESULTS_FILE}")):
-            write_report(args.to)
-        update_readme(args.readme, notebook_table(args.to))
+        notebook = RESULTS_ROOT / "notebook"
+        for folder in {args.to, notebook}:
+            if any(folder.glob(f"*/*/{RESULTS_FILE}")):
+                write_report(folder)
+        update_readme(args.readme, notebook_table(notebook))
+        update_readme(args.readme, precision_table(RESULTS_ROOT / "precision"), PRECISION_TABLE)
     except UserInputError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(f"updated the experiments table in {args.readme}")
+    print(f"updated the experiments and precision tables in {args.readme}")
 
 
 if __name__ == "__main__":

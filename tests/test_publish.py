@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from src.publish import describe_config, notebook_table, publish_runs, readme_table, update_readme, within_seed_noise
+from src.publish import (
+    PRECISION_TABLE, describe_config, notebook_table, precision_table, publish_runs, readme_table, update_readme,
+    within_seed_noise,
+)
 from src.results import RunRecord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,6 +17,28 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_readme_experiments_table_is_what_results_say():
     # regenerate with: python -m src.publish
     assert readme_table(ROOT / "README.md") == notebook_table(ROOT / "results" / "notebook")
+
+
+def test_the_readme_precision_table_is_what_results_say():
+    # regenerate with: python -m src.publish
+    assert readme_table(ROOT / "README.md", PRECISION_TABLE) == precision_table(ROOT / "results" / "precision")
+
+
+def write_runs(folder, config, test_accuracies):
+    for seed, test_acc in enumerate(test_accuracies):
+        RunRecord(config=config, stop_reason="max_epochs", epochs=12, best_val_acc=test_acc + 0.01,
+                  test_acc=test_acc).write(folder / config / f"seed_{seed}")
+
+
+def test_the_precision_table_compares_each_precision_and_says_whether_they_differ(tmp_path):
+    write_runs(tmp_path / "float32", "rmsprop_baseline", [0.70, 0.71, 0.72])
+    write_runs(tmp_path / "bf16", "rmsprop_baseline", [0.70, 0.715, 0.72])
+    table = precision_table(tmp_path)
+    assert "| rmsprop_baseline, float32 | 3 | 71.0 ± 1.0 | 72.0 ± 1.0 | 12–12 |" in table
+    assert "within seed noise" in table and "more than" not in table
+
+    write_runs(tmp_path / "bf16", "rmsprop_baseline", [0.60, 0.601, 0.602])
+    assert "differs by more than seed noise" in precision_table(tmp_path)
 
 
 def test_publishing_copies_complete_runs_without_checkpoints(small_sweep, tmp_path):
