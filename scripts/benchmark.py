@@ -48,6 +48,7 @@ from src.data.sources import Split  # noqa: E402
 from src.errors import UserInputError, exit_on_user_error  # noqa: E402
 from src.model import ByteMaskDropout, KerasCifarCNN  # noqa: E402
 from src.optim import KerasRMSprop, keras_decay  # noqa: E402
+from src.publish import update_readme  # noqa: E402
 from src.results import machine  # noqa: E402
 
 BATCH = 32
@@ -55,6 +56,7 @@ EPOCH_IMAGES = 45_000
 IMAGES, SEED = 16_000, 0  # the random training images every path trains on
 AUTOCAST = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni")  # what CPU bf16 and int8 speed hinge on
+BENCHMARK_TABLE = "benchmark-table"
 FAST = " fast_dropout"  # the paths with --model.fast_dropout, each against the plain loop with it
 PEER_SCRIPT = Path(__file__).resolve().parent / "keras_peer.py"
 PEER_ENV = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}  # the peer is TensorFlow on the CPU
@@ -218,6 +220,16 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def readme_tables(saved: list[Path]) -> str:
+    """The README's performance tables: for each saved ``--json`` result, its machine line and table."""
+    parts = []
+    for path in saved:
+        report = json.loads(path.read_text())
+        parts.append(f"`{path.name}`: {machine_line(report['machine'])}; batch {report['batch']}, best of "
+                     f"{report['repeats']} x {report['steps']} timed steps\n\n{format_table(report['rows'])}\n")
+    return "\n".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per measurement")
@@ -228,7 +240,14 @@ def main() -> None:
     parser.add_argument("--peer_python", default=sys.executable,
                         help="a python that has TensorFlow and Keras 3, for --peer keras (default: this one)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--readme", metavar="JSON", nargs="+",
+                        help="measure nothing: put these saved results' tables into README.md (between its "
+                        f"{BENCHMARK_TABLE} markers) and stop")
     args = parser.parse_args()
+    if args.readme:
+        with exit_on_user_error():
+            update_readme(Path("README.md"), readme_tables([Path(p) for p in args.readme]), BENCHMARK_TABLE)
+        return
     if args.peer and "cpu" not in args.devices:
         parser.error("--peer keras runs on the CPU; add cpu to --devices")
 

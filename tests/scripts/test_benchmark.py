@@ -2,10 +2,12 @@
 how it refuses a Keras peer it cannot run, before any timing starts."""
 
 import sys
+from pathlib import Path
 
 import pytest
 
 from src.errors import UserInputError
+from src.publish import readme_table
 from tests.test_results import FAKE_CPUINFO
 
 PEER = {"tensorflow": "9.1", "keras": "9.2", "tf_intra_op_threads": 0, "tf_inter_op_threads": 3}
@@ -54,3 +56,13 @@ def test_a_peer_python_without_tensorflow_is_refused_before_any_timing(scripts, 
 def test_a_peer_python_that_cannot_run_is_a_user_error(scripts, tmp_path):
     with pytest.raises(UserInputError, match="--peer_python .* cannot run"):
         scripts("benchmark").run_peer(str(tmp_path / "no-python"), "--check")
+
+
+def test_the_readme_performance_tables_are_what_the_saved_results_say(scripts):
+    # regenerate with: python scripts/benchmark.py --readme results/benchmark/*.json
+    benchmark = scripts("benchmark")
+    root = Path(__file__).resolve().parents[2]
+    saved = sorted((root / "results" / "benchmark").glob("*.json"))
+    assert saved
+    expected = benchmark.readme_tables(saved)
+    assert readme_table(root / "README.md", benchmark.BENCHMARK_TABLE) == expected
