@@ -12,6 +12,7 @@ the model's FLOPs per image (forward + backward) divided by that rate.
 
     python scripts/benchmark.py                      # CPU; and the GPU too when there is one
     python scripts/benchmark.py --steps 300 --json benchmark.json
+    python scripts/benchmark.py --sweep              # a whole sweep, one run at a time against packed
 
 Random images stand in for CIFAR-10: speed does not depend on pixel values.
 """
@@ -21,9 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -34,9 +38,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from src.cli import HparamLabCLI
 from src.data.batches import to_float_nchw
 from src.data.cifar10 import CIFAR10DataModule
-from src.data.sources import Split
+from src.data.sources import CACHE_NAME, Split, _write_cache
 from src.model import KerasCifarCNN
 from src.optim import KerasRMSprop, keras_decay
+from src.sweep import SWEEP_FILE, usable_cores
 
 BATCH = 32
 EPOCH_IMAGES = 45_000
@@ -99,6 +104,48 @@ def plain_loop(device: torch.device, precision: str, steps: int, warmup: int, da
     return steps * BATCH / (time.perf_counter() - start)
 
 
+def sweep_rate(parallel: str, runs: int, steps: int, data_dir: Path, sweep_dir: Path) -> dict:
+    """Trained images per second of wall time of a whole ``python -m src.sweep`` of ``runs`` runs
+    of ``steps`` steps: start-up, evaluation and all, which is what a user waits for."""
+    command = [
+        sys.executable, "-m", "src.sweep", "--configs=rmsprop_baseline", f"--seeds={runs}", f"--parallel={parallel}",
+        f"--sweep_dir={sweep_dir}", f"--data.data_dir={data_dir}", "--data.val_split=1000",
+        "--trainer.max_epochs=1", f"--trainer.limit_train_batches={steps}",  # an epoch ends in validation
+    ]
+    start = time.perf_counter()
+    sweep = subprocess.run(command, cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if sweep.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed with status {sweep.returncode}:\n{sweep.stdout[-4000:]}")
+    plan = json.loads((sweep_dir / SWEEP_FILE).read_text())["plan"]
+    return dict(parallel=parallel, plan=plan["summary"], runs=runs, steps=steps, wall_s=seconds,
+                images_per_s=runs * steps * BATCH / seconds)
+
+
+def sweep_benchmark(steps: int, json_path: str | None) -> None:
+    """The same sweep of 2 x cores runs run one at a time and packed (``--parallel auto``), on random
+    images cached where the runs find CIFAR-10; prints each one's aggregate images/s and the ratio."""
+    runs = 2 * usable_cores()
+    with tempfile.TemporaryDirectory() as work:
+        data_dir = Path(work) / "data"
+        _write_cache(data_dir / CACHE_NAME, {"train": random_split(16_000, 0), "test": random_split(1000, 1)},
+                     "torchvision")  # the origin of a run given no --data.source
+        rows = [sweep_rate(parallel, runs, steps, data_dir, Path(work) / f"sweep_{parallel}")
+                for parallel in ("1", "auto")]
+    print(f"\n{platform.processor() or platform.machine()}, torch {torch.__version__}: a sweep of {runs} runs x "
+          f"{steps} steps at batch {BATCH}, wall time from start to end\n")
+    print("| --parallel | plan | wall s | images/s |")
+    print("| --- | --- | ---: | ---: |")
+    for row in rows:
+        print(f"| {row['parallel']} | {row['plan']} | {row['wall_s']:.1f} | {row['images_per_s']:.0f} |")
+    report = {"torch": torch.__version__, "batch": BATCH, "sweep": rows,
+              "packed_over_serial": rows[1]["images_per_s"] / rows[0]["images_per_s"]}
+    print(f"\npacked / one at a time: {report['packed_over_serial']:.2f}\n\n{json.dumps(report)}")
+    if json_path:
+        with open(json_path, "w") as out:
+            json.dump(report, out, indent=2)
+
+
 class StepTimer(pl.Callback):
     """Times training steps after the warm-up ones."""
 
@@ -142,7 +189,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="measurements of each variant; the best is reported")
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--sweep", action="store_true",
+                        help="instead: a sweep of 2 x cores runs of --steps steps, --parallel 1 against auto")
     args = parser.parse_args()
+    if args.sweep:
+        sweep_benchmark(args.steps, args.json)
+        return
 
     data = random_split(16_000, 0)
     per_image = flops_per_image()
