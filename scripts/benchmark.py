@@ -12,9 +12,11 @@ the model's FLOPs per image (forward + backward) divided by that rate.
 
     python scripts/benchmark.py                      # CPU; and the GPU too when there is one
     python scripts/benchmark.py --steps 300 --json benchmark.json
-    python scripts/benchmark.py --sweep              # a whole sweep, one run at a time against packed
 
 Random images stand in for CIFAR-10: speed does not depend on pixel values.
+
+With ``--sweep`` it times a whole ``python -m src.sweep`` instead, one run at a time against
+``--parallel auto``: what packing runs onto the machine gains a user.
 """
 
 from __future__ import annotations
@@ -132,8 +134,8 @@ def sweep_benchmark(steps: int, json_path: str | None) -> None:
                      "torchvision")  # the origin of a run given no --data.source
         rows = [sweep_rate(parallel, runs, steps, data_dir, Path(work) / f"sweep_{parallel}")
                 for parallel in ("1", "auto")]
-    print(f"\n{platform.processor() or platform.machine()}, torch {torch.__version__}: a sweep of {runs} runs x "
-          f"{steps} steps at batch {BATCH}, wall time from start to end\n")
+    print(f"\ntorch {torch.__version__}, {usable_cores()} cores: a sweep of {runs} runs x {steps} steps at "
+          f"batch {BATCH}, wall time from start to end\n")
     print("| --parallel | plan | wall s | images/s |")
     print("| --- | --- | ---: | ---: |")
     for row in rows:

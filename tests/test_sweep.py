@@ -128,10 +128,10 @@ def test_a_restart_resumes_a_cut_off_run_and_a_failing_run_does_not_stop_the_swe
         (["--configs", "sgd", "--trainer.maxx_epochs", "2"], "unrecognized arguments: --trainer.maxx_epochs 2"),
         (["--configs", "sgd", "--seed_everything", "1"], "--seed_everything is set by the sweep"),
         (["--configs", "sgd", "--seeds", "0"], "--seeds must be at least 1, got 0"),
-        (["--configs", "sgd", "--parallel", "0"], "--parallel takes auto or a whole number of runs of at least 1, got '0'"),
-        (["--configs", "sgd", "--parallel", "foo"], "--parallel takes auto or a whole number of runs of at least 1, got 'foo'"),
-        (["--configs", "sgd", "--runs_per_device", "0"], "--runs_per_device takes auto or a whole number of runs of at least 1"),
-        (["--configs", "sgd", "--parallel", "2", "--runs_per_device", "3"], "--runs_per_device 3 packs runs onto GPUs for --parallel auto"),
+        (["--configs", "sgd", "--parallel", "0"], "--parallel takes auto or a whole number of runs of at least 1"),
+        (["--configs", "sgd", "--parallel", "foo"], "a whole number of runs of at least 1, got 'foo'"),
+        (["--configs", "sgd", "--runs_per_device", "0"], "--runs_per_device takes auto or a whole number of runs"),
+        (["--configs", "sgd", "--parallel", "2", "--runs_per_device", "3"], "--runs_per_device 3 packs runs onto GPUs"),
     ],
     ids=["unknown config", "unknown flag", "seed flag", "no seeds", "parallel 0", "parallel foo", "runs_per_device 0",
          "parallel and runs_per_device"],
@@ -180,7 +180,8 @@ def test_an_explicit_parallel_is_taken_as_given_with_the_cores_shared_out():
 
 
 def test_the_users_omp_num_threads_is_kept_and_sets_how_many_fit(monkeypatch):
-    assert plan_packing(30, "auto", 16, user_threads=4) == Plan(4, 4, (None,) * 4, "auto: 16 cores at OMP_NUM_THREADS=4")
+    expected = Plan(4, 4, (None,) * 4, "auto: 16 cores at OMP_NUM_THREADS=4")
+    assert plan_packing(30, "auto", 16, user_threads=4) == expected
     assert plan_packing(30, 2, 16, user_threads=3).threads == 3
 
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
