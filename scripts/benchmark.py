@@ -18,6 +18,9 @@ the model's FLOPs per image (forward + backward) divided by that rate.
     python scripts/benchmark.py --peer keras --peer_python /path/to/venv-with-tensorflow/bin/python
 
 Random images stand in for CIFAR-10: speed does not depend on pixel values.
+
+With ``--sweep`` it times a whole ``python -m src.sweep`` instead, one run at a time against
+``--parallel auto``: what packing runs onto the machine gains a user.
 """
 
 from __future__ import annotations
@@ -44,12 +47,13 @@ from keras_peer import random_arrays  # noqa: E402 - beside this script, first o
 from src.cli import HparamLabCLI  # noqa: E402
 from src.data.batches import to_float_nchw  # noqa: E402
 from src.data.cifar10 import CIFAR10DataModule  # noqa: E402
-from src.data.sources import Split  # noqa: E402
+from src.data.sources import CACHE_NAME, Split, _write_cache  # noqa: E402
 from src.errors import UserInputError, exit_on_user_error  # noqa: E402
 from src.model import ByteMaskDropout, KerasCifarCNN  # noqa: E402
 from src.optim import KerasRMSprop, keras_decay  # noqa: E402
 from src.publish import update_readme  # noqa: E402
 from src.results import machine  # noqa: E402
+from src.sweep import SWEEP_FILE, usable_cores  # noqa: E402
 
 BATCH = 32
 EPOCH_IMAGES = 45_000
@@ -117,6 +121,48 @@ def plain_loop(device: torch.device, precision: str, steps: int, warmup: int, da
         decay.step()
     sync(device)
     return steps * BATCH / (time.perf_counter() - start)
+
+
+def sweep_rate(parallel: str, runs: int, steps: int, data_dir: Path, sweep_dir: Path) -> dict:
+    """Trained images per second of wall time of a whole ``python -m src.sweep`` of ``runs`` runs
+    of ``steps`` steps: start-up, evaluation and all, which is what a user waits for."""
+    command = [
+        sys.executable, "-m", "src.sweep", "--configs=rmsprop_baseline", f"--seeds={runs}", f"--parallel={parallel}",
+        f"--sweep_dir={sweep_dir}", f"--data.data_dir={data_dir}", "--data.val_split=1000",
+        "--trainer.max_epochs=1", f"--trainer.limit_train_batches={steps}",  # an epoch ends in validation
+    ]
+    start = time.perf_counter()
+    sweep = subprocess.run(command, cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if sweep.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed with status {sweep.returncode}:\n{sweep.stdout[-4000:]}")
+    plan = json.loads((sweep_dir / SWEEP_FILE).read_text())["plan"]
+    return dict(parallel=parallel, plan=plan["summary"], runs=runs, steps=steps, wall_s=seconds,
+                images_per_s=runs * steps * BATCH / seconds)
+
+
+def sweep_benchmark(steps: int, json_path: str | None) -> None:
+    """The same sweep of 2 x cores runs run one at a time and packed (``--parallel auto``), on random
+    images cached where the runs find CIFAR-10; prints each one's aggregate images/s and the ratio."""
+    runs = 2 * usable_cores()
+    with tempfile.TemporaryDirectory() as work:
+        data_dir = Path(work) / "data"
+        _write_cache(data_dir / CACHE_NAME, {"train": random_split(16_000, 0), "test": random_split(1000, 1)},
+                     "torchvision")  # the origin of a run given no --data.source
+        rows = [sweep_rate(parallel, runs, steps, data_dir, Path(work) / f"sweep_{parallel}")
+                for parallel in ("1", "auto")]
+    print(f"\ntorch {torch.__version__}, {usable_cores()} cores: a sweep of {runs} runs x {steps} steps at "
+          f"batch {BATCH}, wall time from start to end\n")
+    print("| --parallel | plan | wall s | images/s |")
+    print("| --- | --- | ---: | ---: |")
+    for row in rows:
+        print(f"| {row['parallel']} | {row['plan']} | {row['wall_s']:.1f} | {row['images_per_s']:.0f} |")
+    report = {"torch": torch.__version__, "batch": BATCH, "sweep": rows,
+              "packed_over_serial": rows[1]["images_per_s"] / rows[0]["images_per_s"]}
+    print(f"\npacked / one at a time: {report['packed_over_serial']:.2f}\n\n{json.dumps(report)}")
+    if json_path:
+        with open(json_path, "w") as out:
+            json.dump(report, out, indent=2)
 
 
 class StepTimer(pl.Callback):
@@ -243,10 +289,15 @@ def main() -> None:
     parser.add_argument("--readme", metavar="JSON", nargs="+",
                         help="measure nothing: put these saved results' tables into README.md (between its "
                         f"{BENCHMARK_TABLE} markers) and stop")
+    parser.add_argument("--sweep", action="store_true",
+                        help="instead: a sweep of 2 x cores runs of --steps steps, --parallel 1 against auto")
     args = parser.parse_args()
     if args.readme:
         with exit_on_user_error():
             update_readme(Path("README.md"), readme_tables([Path(p) for p in args.readme]), BENCHMARK_TABLE)
+        return
+    if args.sweep:
+        sweep_benchmark(args.steps, args.json)
         return
     if args.peer and "cpu" not in args.devices:
         parser.error("--peer keras runs on the CPU; add cpu to --devices")

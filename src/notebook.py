@@ -54,10 +54,11 @@ def run_config(
 
 def run_sweep(
     configs: Iterable[str] | None = None, seeds: int = 3, sweep_dir: str | Path = "runs/sweep",
-    overrides: Sequence[str] = (), parallel: int = 1, progress: Progress = print_line,
+    overrides: Sequence[str] = (), parallel: int | str = "auto", progress: Progress = print_line,
 ) -> Any:
-    """Run a sweep (default: every notebook experiment), write its report and return the
-    report's table: one row per config, best test accuracy first."""
+    """Run a sweep (default: every notebook experiment, ``parallel`` at once, by default as many as
+    the machine allows), write its report and return the report's table: one row per config, best
+    test accuracy first."""
     sweep(configs, seeds=seeds, sweep_dir=sweep_dir, overrides=overrides, parallel=parallel, progress=progress)
     paths = write_report(sweep_dir)
     progress(f"report: {paths['report.md']}")

@@ -37,7 +37,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from src.commands import command_parser
 from src.errors import UserInputError
 from src.results import read_record
-from src.sweep import Progress, Run, check_run_args, describe, print_line, resolve_config, run_environments
+from src.sweep import (
+    Progress,
+    Run,
+    check_run_args,
+    describe,
+    machine_plan,
+    print_line,
+    resolve_config,
+    run_environments,
+    trains_on_cpu,
+)
 
 RANGE_KEYS = {"low", "high", "log", "step"}
 PRUNER_KEYS = {"n_startup_trials", "n_warmup_steps"}
@@ -211,14 +221,13 @@ def search(
     study_name = study_name or Path(space_file).stem
     study_dir = Path(study_dir or Path("runs") / "search" / study_name).resolve()
     overrides = list(overrides)
-    for flags in examples(declared.space):
-        check_run_args(declared.config, [*overrides, *flags])
+    resolved = [check_run_args(declared.config, [*overrides, *flags]) for flags in examples(declared.space)]
     if storage is None:
         study_dir.mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{study_dir / 'study.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our one line per trial replaces Optuna's
     study = open_study(study_name, storage, declared.pruner, sampler_seed)
-    environments = run_environments(parallel)
+    environments = run_environments(machine_plan(n_trials, parallel, cpu_only=trains_on_cpu(resolved)))
 
     def objective(trial: optuna.Trial) -> float:
         flags = suggest(trial, declared.space)

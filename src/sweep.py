@@ -5,6 +5,9 @@ each, so a crash or a divergence ends that run only. Starting the same sweep aga
 runs that finished, resumes those that were cut off (from ``checkpoints/last.ckpt``) and
 retries those that failed; ``sweep.json`` keeps how every run went. Any argument this command
 does not know (``--trainer.max_epochs 5``, ``--data.…``) goes to every run.
+
+By default the runs share out the machine (:func:`plan_packing`): on CPUs one run per core with
+one thread each, on GPUs several runs per GPU, as cores and memory allow.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Literal
+
+import yaml
 
 from src.errors import UserInputError
 from src.paths import BASE_CONFIG, CONFIG_DIR, PROJECT_ROOT
@@ -34,6 +40,11 @@ LOG_FILE = "train.log"
 SET_BY_SWEEP = ("--seed_everything", "--run_name", "--trainer.logger", "--ckpt_path")
 
 Progress = Callable[[str], None]
+Count = int | Literal["auto"]
+
+# What one run takes, estimated high so that packing never runs a machine out of memory:
+HOST_GIB_PER_RUN = 1.5  # Python, torch, Lightning and CIFAR-10 as uint8, in the host's memory
+GPU_GIB_PER_RUN = 2.0  # the CUDA context, the data on the GPU, weights, activations, 1,000-image eval batches
 
 # The notebook's own results (test accuracy, one run each), as its prose gives them; the number
 # is drawn beside ours. Adam's 81.5% is its three-stage schedule, ``adam_auto_staged`` here.
@@ -72,9 +83,10 @@ def resolve_config(name: str) -> Path:
     )
 
 
-def check_run_args(config: Path, overrides: Sequence[str]) -> None:
+def check_run_args(config: Path, overrides: Sequence[str]) -> dict[str, Any]:
     """Parse a run's arguments in-process, as ``src.cli`` will, so that a typo in an override
-    stops the sweep with the parser's message before any run starts."""
+    stops the sweep with the parser's message before any run starts. Returns the run's resolved
+    config, which says where it will train."""
     for flag in overrides:
         if flag.split("=", 1)[0].startswith(SET_BY_SWEEP):
             raise UserInputError(
@@ -83,8 +95,8 @@ def check_run_args(config: Path, overrides: Sequence[str]) -> None:
             )
     from src.cli import main as cli_main  # here, not above: Lightning takes seconds to import
 
-    errors = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
+    printed, errors = io.StringIO(), io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
         warnings.simplefilter("ignore")  # Lightning's warning about args given beside sys.argv
         try:
             cli_main(["fit", f"--config={config}", *overrides, "--print_config"])
@@ -95,6 +107,7 @@ def check_run_args(config: Path, overrides: Sequence[str]) -> None:
                     f"The arguments for the {config.stem} runs are not valid: {message} "
                     "(see python -m src.cli fit --help)."
                 ) from None
+    return yaml.safe_load(printed.getvalue())
 
 
 @dataclass
@@ -180,26 +193,148 @@ def describe(outcome: dict) -> str:
     return f"{outcome['stop_reason']}, test_acc {test_acc} ({outcome['seconds']:.0f} s)"
 
 
-def run_environments(parallel: int) -> queue.Queue[dict[str, str]]:
-    """One environment per concurrent run: with several GPUs each run sees one of them
-    (``CUDA_VISIBLE_DEVICES``); on CPUs the cores are shared out instead of oversubscribed."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        gpus = [d.strip() for d in visible.split(",") if d.strip()]
-    else:
-        import torch
+def count_or_auto(value: int | str, flag: str) -> Count:
+    """``auto`` or a whole number of at least 1 (``--parallel``, ``--runs_per_device``)."""
+    if value == "auto":
+        return "auto"
+    count = int(value) if isinstance(value, str) and value.strip().isdigit() else value
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise UserInputError(f"{flag} takes auto or a whole number of runs of at least 1, got {value!r}.")
+    return count
 
-        gpus = [str(i) for i in range(torch.cuda.device_count())]
+
+@dataclass(frozen=True)
+class Plan:
+    """How a sweep shares out the machine; ``sweep.json`` records it."""
+
+    runs: int  # at once
+    threads: int | None  # each run's OMP_NUM_THREADS, which torch follows; None: torch's own default
+    devices: tuple[str | None, ...]  # each slot's CUDA_VISIBLE_DEVICES; None: the sweep's own
+    basis: str  # what set ``runs``: --parallel K, or the limit that bound auto
+
+    def describe(self) -> str:
+        """``4 at a time, 1 thread each (auto: 4 cores)``: the sweep's first line shows what was chosen."""
+        threads = "torch's default threads" if self.threads is None else (
+            f"{self.threads} thread{'s' if self.threads > 1 else ''} each")
+        gpus = list(dict.fromkeys(d for d in self.devices if d is not None))
+        where = f" on GPU{'s' if len(gpus) > 1 else ''} {','.join(gpus)}" if gpus else ""
+        return f"{self.runs} at a time{where}, {threads} ({self.basis})"
+
+
+def plan_packing(
+    todo: int,
+    parallel: Count,
+    cpu_cores: int,
+    memory_gib: float | None = None,
+    gpus: Sequence[str] = (),
+    gpu_memory_gib: Sequence[float] = (),
+    runs_per_device: Count = "auto",
+    user_threads: int | None = None,
+) -> Plan:
+    """Runs at once, threads per run and each slot's GPU, for ``todo`` runs on this hardware.
+
+    At batch 32 this small CNN is bound by per-op overhead, not arithmetic: on CPUs one
+    single-thread run per core trains more images per second in all than fewer runs with more
+    threads each, and on a GPU one run mostly waits for the CPU that feeds it. So ``auto`` runs
+    as many as the cores allow (one each, or ``user_threads`` each when OMP_NUM_THREADS is set),
+    on GPUs ``runs_per_device`` per GPU (auto: the cores and ``GPU_GIB_PER_RUN`` allow), never
+    more than ``todo`` or than the free host memory holds at ``HOST_GIB_PER_RUN``. An explicit
+    ``parallel`` is taken as given (a single run keeps all GPUs, as before). ``gpu_memory_gib``
+    lines up with ``gpus``; the cores are shared out among the runs at once.
+    """
+    core_slots = max(1, cpu_cores // (user_threads or 1))
+    if parallel != "auto":
+        runs, basis = max(1, min(parallel, todo)), f"--parallel {parallel}"
+        per_gpu = [-(-runs // len(gpus))] * len(gpus) if gpus and parallel > 1 else []
+    else:
+        cores = f"{cpu_cores} cores" + (f" at OMP_NUM_THREADS={user_threads}" if user_threads else "")
+        on_gpus = f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''}"
+        if not gpus:
+            per_gpu, limits = [], [(core_slots, cores)]
+        elif runs_per_device != "auto":
+            per_gpu = [runs_per_device] * len(gpus)
+            limits = [(sum(per_gpu), f"--runs_per_device {runs_per_device} on {on_gpus}")]
+        else:
+            by_cores = max(1, core_slots // len(gpus))
+            per_gpu = [min(by_cores, max(1, int(memory // GPU_GIB_PER_RUN))) for memory in gpu_memory_gib]
+            bound = cores if sum(per_gpu) == by_cores * len(gpus) else (
+                f"{'+'.join(f'{memory:.1f}' for memory in gpu_memory_gib)} GiB of GPU memory")
+            limits = [(sum(per_gpu), f"{bound} for {on_gpus}")]
+        limits.append((todo, f"{todo} run{'s' if todo != 1 else ''} to do"))
+        if memory_gib is not None:
+            limits.append((int(memory_gib // HOST_GIB_PER_RUN), f"{memory_gib:.1f} GiB of free memory"))
+        count, limit = min(limits, key=lambda pair: pair[0])
+        runs, basis = max(1, count), f"auto: {limit}"
+    # round robin over the GPUs, each up to its share
+    devices = [gpu for level in range(max(per_gpu, default=0)) for gpu, share in zip(gpus, per_gpu) if share > level]
+    threads = user_threads or (max(1, cpu_cores // runs) if runs > 1 else None)
+    return Plan(runs, threads, tuple(devices[:runs]) if devices else (None,) * runs, basis)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def free_memory_gib(meminfo: Path = Path("/proc/meminfo")) -> float | None:
+    """The memory new processes can take without swapping (MemAvailable); None where unknown."""
+    try:
+        for line in meminfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key == "MemAvailable":
+                return int(value.split()[0]) / 2**20  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def omp_threads() -> int | None:
+    """OMP_NUM_THREADS as the user set it, which the sweep keeps; None when unset or not a count."""
+    try:
+        threads = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return None
+    return threads if threads >= 1 else None
+
+
+def visible_gpus() -> tuple[list[str], list[float]]:
+    """The CUDA GPUs the runs can use, as CUDA_VISIBLE_DEVICES names them, and each one's memory in
+    GiB: the total, since asking for the free memory would hold a CUDA context here all sweep long."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and not visible.strip():
+        return [], []
+    import torch  # check_run_args has loaded it already; --help never gets here
+
+    count = torch.cuda.device_count()
+    names = [d.strip() for d in visible.split(",")][:count] if visible is not None else [str(i) for i in range(count)]
+    return names, [torch.cuda.get_device_properties(i).total_memory / 2**30 for i in range(len(names))]
+
+
+def trains_on_cpu(configs: Iterable[dict[str, Any]]) -> bool:
+    """Whether every run's resolved config sets ``trainer.accelerator: cpu``, so GPUs do not count."""
+    return all(str((config.get("trainer") or {}).get("accelerator")) == "cpu" for config in configs)
+
+
+def machine_plan(todo: int, parallel: Count, runs_per_device: Count = "auto", cpu_only: bool = False) -> Plan:
+    """:func:`plan_packing` for this machine."""
+    gpus, gpu_memory = ([], []) if cpu_only else visible_gpus()
+    return plan_packing(todo, parallel, usable_cores(), free_memory_gib(), gpus, gpu_memory, runs_per_device,
+                        omp_threads())
+
+
+def run_environments(plan: Plan) -> queue.Queue[dict[str, str]]:
+    """One environment per slot of ``plan``: its GPU (``CUDA_VISIBLE_DEVICES``) and the plan's
+    threads per run, so that the runs at once share the cores instead of oversubscribing them."""
     python_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
     base = {**os.environ, "PYTHONPATH": python_path}  # the runs use this checkout's src, as the sweep does
+    if plan.threads is not None:
+        base["OMP_NUM_THREADS"] = str(plan.threads)
     slots: queue.Queue[dict[str, str]] = queue.Queue()
-    for slot in range(parallel):
-        if len(gpus) > 1 and parallel > 1:
-            slots.put({**base, "CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]})
-        elif not gpus and parallel > 1 and "OMP_NUM_THREADS" not in os.environ:
-            slots.put({**base, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // parallel))})
-        else:
-            slots.put(base)
+    for device in plan.devices:
+        slots.put(base if device is None else {**base, "CUDA_VISIBLE_DEVICES": device})
     return slots
 
 
@@ -228,27 +363,34 @@ def sweep(
     first_seed: int = 42,
     sweep_dir: str | Path = "runs/sweep",
     overrides: Sequence[str] = (),
-    parallel: int = 1,
+    parallel: int | str = "auto",
     progress: Progress = print_line,
     epoch_progress: bool = False,
+    runs_per_device: int | str = "auto",
 ) -> list[dict]:
-    """Run ``configs`` (default: every notebook experiment) × ``seeds`` seeds under ``sweep_dir``.
+    """Run ``configs`` (default: every notebook experiment) × ``seeds`` seeds under ``sweep_dir``,
+    ``parallel`` at once (``auto``: as :func:`plan_packing` shares out the machine).
 
     Returns one outcome per run (``status``: ``complete`` for runs skipped as already done,
     ``finished``, ``diverged`` or ``failed``). ``progress`` gets one line per run start and
     end (and per epoch with ``epoch_progress``); the runs' own output goes to their ``train.log``.
     """
-    if seeds < 1 or parallel < 1:
-        raise UserInputError(f"--seeds and --parallel must be at least 1, got {seeds} and {parallel}.")
+    if seeds < 1:
+        raise UserInputError(f"--seeds must be at least 1, got {seeds}.")
+    parallel = count_or_auto(parallel, "--parallel")
+    runs_per_device = count_or_auto(runs_per_device, "--runs_per_device")
+    if parallel != "auto" and runs_per_device != "auto":
+        raise UserInputError(
+            f"--runs_per_device {runs_per_device} packs runs onto GPUs for --parallel auto, but --parallel is "
+            f"{parallel}: give one of them (--parallel K runs K at once, shared round robin over the GPUs)."
+        )
     paths = [resolve_config(name) for name in (configs or NOTEBOOK)]
     overrides = list(overrides)
-    for path in paths:
-        check_run_args(path, overrides)
+    resolved = [check_run_args(path, overrides) for path in paths]
     root = Path(sweep_dir).resolve()
     seed_list = range(first_seed, first_seed + seeds)
     # seed by seed: a sweep cut short has every config at least once before any has three
     runs = [Run(path, seed, root, path.stem, overrides) for seed in seed_list for path in paths]
-    record = SweepRecord(root, {"configs": [str(p) for p in paths], "seeds": list(seed_list), "overrides": overrides})
 
     outcomes = {}
     for run in runs:
@@ -256,10 +398,12 @@ def sweep(
         if done and done.is_complete:
             outcomes[run.label] = run.outcome("complete", done)
     todo = [run for run in runs if run.label not in outcomes]
+    plan = machine_plan(len(todo), parallel, runs_per_device, trains_on_cpu(resolved))
     progress(f"sweep {root}: {len(runs)} runs, {len(outcomes)} already complete, {len(todo)} to run, "
-             f"{parallel} at a time")
-
-    environments = run_environments(parallel)
+             f"{plan.describe()}")
+    record = SweepRecord(root, {"configs": [str(p) for p in paths], "seeds": list(seed_list), "overrides": overrides,
+                                "plan": {**asdict(plan), "summary": plan.describe()}})
+    environments = run_environments(plan)
 
     def start(index: int, run: Run) -> dict:
         env = environments.get()
@@ -273,7 +417,7 @@ def sweep(
         progress(f"[{index}/{len(todo)}] end   {run.label}: {describe(outcome)}")
         return outcome
 
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
+    with ThreadPoolExecutor(max_workers=plan.runs) as pool:
         for run, outcome in zip(todo, pool.map(start, range(1, len(todo) + 1), todo)):
             outcomes[run.label] = outcome
     failed = [o for o in outcomes.values() if o["status"] == "failed"]
@@ -295,15 +439,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--first_seed", type=int, default=42,
                         help="the seeds are first_seed, first_seed+1, … (default 42, base.yaml's)")
     parser.add_argument("--sweep_dir", default="runs/sweep", help="where the runs go (default runs/sweep)")
-    parser.add_argument("--parallel", type=int, default=1,
-                        help="runs at once; with several GPUs one per GPU (default 1)")
+    parser.add_argument("--parallel", default="auto", metavar="K|auto",
+                        help="runs at once, sharing the cores (OMP_NUM_THREADS) and GPUs (round robin) out among "
+                        "them (default auto: on CPUs one per core, one thread each; on GPUs see --runs_per_device)")
+    parser.add_argument("--runs_per_device", default="auto", metavar="N|auto",
+                        help="with --parallel auto on GPUs: runs sharing each GPU (default auto: as many as the "
+                        f"CPU cores and GPU memory allow, one core and {GPU_GIB_PER_RUN:g} GiB each)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args, overrides = build_parser().parse_known_args(argv)
     try:
-        outcomes = sweep(args.configs, args.seeds, args.first_seed, args.sweep_dir, overrides, args.parallel)
+        outcomes = sweep(args.configs, args.seeds, args.first_seed, args.sweep_dir, overrides, args.parallel,
+                         runs_per_device=args.runs_per_device)
     except UserInputError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -12,7 +12,7 @@ import pytest
 from src.cli import main
 from src.export import main as export_main
 from src.search import open_study, search
-from src.sweep import sweep
+from src.sweep import SWEEP_FILE, sweep
 from tests.synthetic import quiet_fit_args, write_image_folder
 
 
@@ -102,14 +102,17 @@ def tiny_run_args(image_folder: Path, data_dir: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def small_sweep(tmp_path_factory: pytest.TempPathFactory, tiny_run_args: list[str]) -> SimpleNamespace:
     """``adam``, ``sgd`` and an SGD at lr 1e6 that diverges, 2 seeds each, 2 runs at a time
-    (six subprocesses, the most expensive fixture here). Tests must not change its runs."""
+    (six subprocesses, the most expensive fixture here), with the plan sweep.json recorded for them
+    (a later start of the same sweep records its own). Tests must not change its runs."""
     root = tmp_path_factory.mktemp("small_sweep")
     diverging = root / "sgd_lr_1e6.yaml"
     diverging.write_text("model:\n  optimizer:\n    class_path: src.optim.KerasSGD\n    init_args:\n      lr: 1.0e6\n")
     lines: list[str] = []
     outcomes = sweep(["adam", "sgd", str(diverging)], seeds=2, sweep_dir=root / "sweep", overrides=tiny_run_args,
                      parallel=2, progress=lines.append)
-    return SimpleNamespace(dir=root / "sweep", outcomes=outcomes, lines=lines, configs=("adam", "sgd", "sgd_lr_1e6"))
+    plan = json.loads((root / "sweep" / SWEEP_FILE).read_text())["plan"]
+    return SimpleNamespace(dir=root / "sweep", outcomes=outcomes, lines=lines, configs=("adam", "sgd", "sgd_lr_1e6"),
+                           plan=plan)
 
 
 @pytest.fixture(scope="session")
