@@ -99,8 +99,7 @@ def notebook_table(results_dir: Path) -> str:
         epochs = group.values(lambda r: r.epochs) if group else []
         here = "not run yet"
         if values:
-            std = f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else ""
-            here = f"{np.mean(values):.1f}{std} (n={len(values)})"
+            here = f"{_mean_std(values)} (n={len(values)})"
         cells = (
             f"`{name}`", *describe_config(name), claimed_text, here,
             f"{min(epochs):.0f}–{max(epochs):.0f}" if len(epochs) > 1 else (f"{epochs[0]:.0f}" if epochs else "–"),
