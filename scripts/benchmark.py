@@ -4,7 +4,9 @@ For each precision it trains a fixed number of steps (after warm-up steps that a
 timed) through
 
 * ``fit``: the project's own path, ``python -m src.cli fit`` with ``configs/base.yaml``
-  (its callbacks, logger and progress bar) on in-memory data, and
+  (its callbacks, logger and progress bar) on in-memory data,
+* ``trainer``: the project's module and data under a bare ``pl.Trainer`` (no callbacks, logger
+  or progress bar): the floor Lightning's own loop sets for ``fit``,
 * ``plain``: a minimal PyTorch loop over the same model, optimizer, decay and data layout,
 * ``keras`` (with ``--peer keras``, CPU only): the same network, optimizer, decay and data trained
   by Keras 3 on TensorFlow through ``model.fit`` (scripts/keras_peer.py, in a subprocess of its
@@ -32,7 +34,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +54,7 @@ from src.data.cifar10 import CIFAR10DataModule  # noqa: E402
 from src.data.sources import CACHE_NAME, Split, _write_cache  # noqa: E402
 from src.errors import UserInputError, exit_on_user_error  # noqa: E402
 from src.model import ByteMaskDropout, KerasCifarCNN  # noqa: E402
+from src.module import CifarClassifier  # noqa: E402
 from src.optim import KerasRMSprop, keras_decay  # noqa: E402
 from src.publish import update_readme  # noqa: E402
 from src.results import machine  # noqa: E402
@@ -96,12 +101,21 @@ def flops_per_image() -> float:
 
 
 def plain_loop(device: torch.device, precision: str, steps: int, warmup: int, data: Split,
-               fast_dropout: bool = False) -> float:
-    """Images/s of the shortest honest loop: slice, scale, forward, loss, backward, step."""
+               fast_dropout: bool = False, compile_network: bool = False, compile_step: bool = False,
+               clock: Callable[[], float] = time.perf_counter) -> float:
+    """Images/s of the shortest honest loop: slice, scale, forward, loss, backward, step.
+
+    ``compile_network`` and ``compile_step`` put the network, or the optimizer's update, through
+    ``torch.compile`` (compiled during the warm-up steps); ``clock`` times the steps.
+    """
     torch.manual_seed(0)
     model = KerasCifarCNN(dropout=ByteMaskDropout if fast_dropout else torch.nn.Dropout)
     model = model.to(device, memory_format=torch.channels_last)
-    optimizer = KerasRMSprop(model.parameters(), lr=1e-4)
+    if compile_network:
+        model.compile()
+    # a tensor lr lets the decay change it without recompiling the update
+    optimizer = KerasRMSprop(model.parameters(), lr=torch.tensor(1e-4) if compile_step else 1e-4)
+    update = torch.compile(optimizer.step) if compile_step else optimizer.step
     decay = keras_decay(optimizer, 1e-6)
     images, labels = torch.from_numpy(data.images).to(device), torch.from_numpy(data.labels).to(device)
     order = torch.randperm(len(labels), device=device)
@@ -110,17 +124,17 @@ def plain_loop(device: torch.device, precision: str, steps: int, warmup: int, da
     for step in range(steps + warmup):
         if step == warmup:
             sync(device)
-            start = time.perf_counter()
+            start = clock()
         index = order[(step * BATCH) % (len(order) - BATCH) :][:BATCH]
         batch = to_float_nchw(images[index])
         with autocast:
             loss = F.cross_entropy(model(batch), labels[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        update()
         decay.step()
     sync(device)
-    return steps * BATCH / (time.perf_counter() - start)
+    return steps * BATCH / (clock() - start)
 
 
 def sweep_rate(parallel: str, runs: int, steps: int, data_dir: Path, sweep_dir: Path) -> dict:
@@ -151,39 +165,45 @@ def sweep_benchmark(steps: int, json_path: str | None) -> None:
                      "torchvision")  # the origin of a run given no --data.source
         rows = [sweep_rate(parallel, runs, steps, data_dir, Path(work) / f"sweep_{parallel}")
                 for parallel in ("1", "auto")]
-    print(f"\ntorch {torch.__version__}, {usable_cores()} cores: a sweep of {runs} runs x {steps} steps at "
-          f"batch {BATCH}, wall time from start to end\n")
-    print("| --parallel | plan | wall s | images/s |")
-    print("| --- | --- | ---: | ---: |")
-    for row in rows:
-        print(f"| {row['parallel']} | {row['plan']} | {row['wall_s']:.1f} | {row['images_per_s']:.0f} |")
-    report = {"torch": torch.__version__, "batch": BATCH, "sweep": rows,
+    report = {"machine": describe_machine(), "torch": torch.__version__, "batch": BATCH, "sweep": rows,
               "packed_over_serial": rows[1]["images_per_s"] / rows[0]["images_per_s"]}
-    print(f"\npacked / one at a time: {report['packed_over_serial']:.2f}\n\n{json.dumps(report)}")
+    print(f"\n{format_sweep(report)}\n\n{json.dumps(report)}")
     if json_path:
         with open(json_path, "w") as out:
             json.dump(report, out, indent=2)
 
 
-class StepTimer(pl.Callback):
-    """Times training steps after the warm-up ones."""
+def format_sweep(report: dict[str, Any]) -> str:
+    """A ``--sweep`` result as the line that says what ran, its table and the packed/serial ratio."""
+    first = report["sweep"][0]
+    lines = [f"a sweep of {first['runs']} runs x {first['steps']} steps at batch {report['batch']}, wall time "
+             "from start to end, start-up and evaluation included", "",
+             "| --parallel | plan | wall s | images/s |", "| --- | --- | ---: | ---: |"]
+    lines += [f"| {row['parallel']} | {row['plan']} | {row['wall_s']:.1f} | {row['images_per_s']:.0f} |"
+              for row in report["sweep"]]
+    return "\n".join(lines + ["", f"packed / one at a time: {report['packed_over_serial']:.2f}"])
 
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.end = warmup, 0.0, 0.0
+
+class StepTimer(pl.Callback):
+    """Times training steps after the warm-up ones, by ``clock``."""
+
+    def __init__(self, warmup: int, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.warmup, self.clock, self.start, self.end = warmup, clock, 0.0, 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
         if trainer.global_step == self.warmup:
             sync(pl_module.device)
-            self.start = time.perf_counter()
+            self.start = self.clock()
 
     def on_train_end(self, trainer, pl_module) -> None:  # noqa: ANN001
         sync(pl_module.device)
-        self.end = time.perf_counter()
+        self.end = self.clock()
 
 
-def fit_path(device: torch.device, precision: str, steps: int, warmup: int, data: Split, extra: list[str]) -> float:
+def fit_path(device: torch.device, precision: str, steps: int, warmup: int, data: Split, extra: list[str],
+             clock: Callable[[], float] = time.perf_counter) -> float:
     """Images/s through the project's CLI-configured Trainer, callbacks and data module."""
-    timer = StepTimer(warmup)
+    timer = StepTimer(warmup, clock)
     with tempfile.TemporaryDirectory() as runs:
         cli = HparamLabCLI(
             [
@@ -198,6 +218,20 @@ def fit_path(device: torch.device, precision: str, steps: int, warmup: int, data
         cli.trainer.callbacks.append(timer)
         datamodule = CIFAR10DataModule.from_arrays(data, random_split(1000, 1), val_split=1000)
         cli.trainer.fit(cli.model, datamodule=datamodule)
+    return steps * BATCH / (timer.end - timer.start)
+
+
+def trainer_floor(device: torch.device, precision: str, steps: int, warmup: int, data: Split,
+                  clock: Callable[[], float] = time.perf_counter) -> float:
+    """Images/s of the project's module and data under a Trainer with nothing else (no callbacks,
+    logger, progress bar or checkpoints): what Lightning's own loop costs, apart from the project's."""
+    timer = StepTimer(warmup, clock)
+    torch.manual_seed(0)
+    model = CifarClassifier(optimizer=partial(KerasRMSprop, lr=1e-4), decay=1e-6)
+    trainer = pl.Trainer(accelerator=device.type, devices=1, precision=precision, max_steps=steps + warmup,
+                         limit_val_batches=0, num_sanity_val_steps=0, logger=False, callbacks=[timer],
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=CIFAR10DataModule.from_arrays(data, random_split(1000, 1), val_split=1000))
     return steps * BATCH / (timer.end - timer.start)
 
 
@@ -267,12 +301,16 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def readme_tables(saved: list[Path]) -> str:
-    """The README's performance tables: for each saved ``--json`` result, its machine line and table."""
+    """The README's performance tables: for each saved ``--json`` result (of a benchmark or of a
+    ``--sweep``), its machine line and table."""
     parts = []
     for path in saved:
         report = json.loads(path.read_text())
-        parts.append(f"`{path.name}`: {machine_line(report['machine'])}; batch {report['batch']}, best of "
-                     f"{report['repeats']} x {report['steps']} timed steps\n\n{format_table(report['rows'])}\n")
+        if "sweep" in report:
+            parts.append(f"`{path.name}`: {machine_line(report['machine'])}; {format_sweep(report)}\n")
+        else:
+            parts.append(f"`{path.name}`: {machine_line(report['machine'])}; batch {report['batch']}, best of "
+                         f"{report['repeats']} x {report['steps']} timed steps\n\n{format_table(report['rows'])}\n")
     return "\n".join(parts)
 
 
@@ -325,6 +363,7 @@ def main() -> None:
                     "fit": lambda: fit_path(device, precision, args.steps, args.warmup, data, []),
                     f"fit{FAST}": lambda: fit_path(device, precision, args.steps, args.warmup, data,
                                                    ["--model.fast_dropout=true"]),
+                    "trainer": lambda: trainer_floor(device, precision, args.steps, args.warmup, data),
                     "plain": lambda: plain_loop(device, precision, args.steps, args.warmup, data),
                     f"plain{FAST}": lambda: plain_loop(device, precision, args.steps, args.warmup, data, fast_dropout=True),
                 }

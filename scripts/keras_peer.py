@@ -111,9 +111,15 @@ def step_timer(keras: Any, warmup: int, steps: int) -> Any:
     return StepTimer()
 
 
-def train(precision: str, steps: int, warmup: int, images: int, seed: int) -> dict[str, Any]:
-    """Images/s of ``steps`` timed steps of ``model.fit`` after ``warmup`` untimed ones, and how it ran."""
+def train(precision: str, steps: int, warmup: int, images: int, seed: int, inter_op_threads: int = 0) -> dict[str, Any]:
+    """Images/s of ``steps`` timed steps of ``model.fit`` after ``warmup`` untimed ones, and how it ran.
+
+    ``inter_op_threads`` 1 makes TensorFlow run a step's independent ops one after another, as
+    eager PyTorch does; 0 keeps its default.
+    """
     tf, keras = import_keras()
+    if inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op_threads)  # before TensorFlow starts
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(POLICIES[precision])
     model = build_model(keras)
@@ -162,15 +168,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps first")
     parser.add_argument("--images", type=int, default=16_000, help="random images to train on (as scripts/benchmark.py)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random images and of Keras")
+    parser.add_argument("--inter_op_threads", type=int, default=0,
+                        help="TensorFlow's threads for running independent ops at once (default 0: its own choice)")
     parser.add_argument("--check", action="store_true", help="only report versions: TensorFlow and Keras import")
     parser.add_argument("--json", default="-", help="where the JSON goes; - for stdout")
     args = parser.parse_args()
     if args.check:
         result = versions(*import_keras())
     else:
-        if args.images < BATCH or args.steps < 1 or args.warmup < 0:
-            parser.error("--images must be at least one batch, --steps at least 1 and --warmup not negative")
-        result = train(args.precision, args.steps, args.warmup, args.images, args.seed)
+        if args.images < BATCH or args.steps < 1 or args.warmup < 0 or args.inter_op_threads < 0:
+            parser.error("--images must be at least one batch, --steps at least 1, and --warmup and "
+                         "--inter_op_threads not negative")
+        result = train(args.precision, args.steps, args.warmup, args.images, args.seed, args.inter_op_threads)
     if args.json == "-":
         print(json.dumps(result), flush=True)
     else:

@@ -1,0 +1,109 @@
+"""Where a training step's time goes: CPU milliseconds per step of each way to train the fixed CNN.
+
+One thread and CPU time (``time.process_time``), so the figures hold on a busy machine and
+compare the work each path does, not how well it spreads over cores. The paths, each at
+batch 32 on random images, float32 and bf16-mixed:
+
+* ``plain``: scripts/benchmark.py's minimal loop; ``plain, compiled update``: the same with the
+  optimizer's update through ``torch.compile`` (one fused pass over the weights instead of
+  five), ``plain, compiled network``: with ``model.compile()``;
+* ``trainer``: the project's module under a bare Lightning Trainer, ``fit``: the project's path;
+and, apart, RMSprop's ``optimizer.step()`` alone on fixed gradients, eager and compiled.
+
+    python scripts/step_costs.py --steps 200 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmark.py, beside this script
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's src
+
+import benchmark  # noqa: E402
+from src.model import KerasCifarCNN  # noqa: E402
+from src.optim import KerasRMSprop  # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+def update_alone(compiled: bool, steps: int, warmup: int) -> float:
+    """Milliseconds of CPU per ``optimizer.step()`` of RMSprop over the network's weights."""
+    torch.manual_seed(0)
+    model = KerasCifarCNN()
+    for param in model.parameters():
+        param.grad = torch.randn_like(param)
+    optimizer = KerasRMSprop(model.parameters(), lr=torch.tensor(1e-4) if compiled else 1e-4)
+    update = torch.compile(optimizer.step) if compiled else optimizer.step
+    for _ in range(warmup):
+        update()
+    start = time.process_time()
+    for _ in range(steps):
+        update()
+    return (time.process_time() - start) / steps * 1000
+
+
+def paths(precision: str, steps: int, warmup: int) -> dict[str, Callable[[], float]]:
+    """Each path's measurement at ``precision``, as CPU milliseconds per training step."""
+    data = benchmark.random_split(benchmark.IMAGES, benchmark.SEED)
+    clock = time.process_time
+
+    def per_step(images_per_s: float) -> float:
+        return benchmark.BATCH / images_per_s * 1000
+
+    return {
+        "plain": lambda: per_step(benchmark.plain_loop(CPU, precision, steps, warmup, data, clock=clock)),
+        "plain, compiled update": lambda: per_step(
+            benchmark.plain_loop(CPU, precision, steps, warmup, data, compile_step=True, clock=clock)),
+        "plain, compiled network": lambda: per_step(
+            benchmark.plain_loop(CPU, precision, steps, warmup, data, compile_network=True, clock=clock)),
+        "trainer": lambda: per_step(benchmark.trainer_floor(CPU, precision, steps, warmup, data, clock=clock)),
+        "fit": lambda: per_step(benchmark.fit_path(CPU, precision, steps, warmup, data, [], clock=clock)),
+    }
+
+
+def format_table(costs: dict[tuple[str, str], float]) -> str:
+    """Markdown: a row per path, a column per precision, each also against ``plain``."""
+    precisions = list(dict.fromkeys(precision for precision, _ in costs))
+    names = list(dict.fromkeys(name for _, name in costs))
+    lines = ["| path | " + " | ".join(f"{p} ms/step | vs plain" for p in precisions) + " |",
+             "| --- |" + " ---: | ---: |" * len(precisions)]
+    for name in names:
+        cells = []
+        for precision in precisions:
+            cost, plain = costs.get((precision, name)), costs.get((precision, "plain"))
+            cells += [f"{cost:.2f}", f"{cost - plain:+.2f}"] if cost is not None and plain else ["", ""]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--steps", type=int, default=200, help="timed training steps per measurement")
+    parser.add_argument("--warmup", type=int, default=30, help="untimed steps first (compilation happens there)")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements of each path; the least is reported")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    costs: dict[tuple[str, str], list[float]] = {}
+    updates: dict[bool, list[float]] = {}
+    for _ in range(args.repeats):  # interleaved, so a drift in clock speed hits every path alike
+        for precision in ("32-true", "bf16-mixed"):
+            for name, measure in paths(precision, args.steps, args.warmup).items():
+                costs.setdefault((precision, name), []).append(measure())
+        for compiled in (False, True):
+            updates.setdefault(compiled, []).append(update_alone(compiled, args.steps, args.warmup))
+    described = benchmark.describe_machine()
+    print(f"\n{benchmark.machine_line(described)}\none thread, CPU time per step, least of {args.repeats} x "
+          f"{args.steps} steps at batch {benchmark.BATCH}\n")
+    print(format_table({key: min(values) for key, values in costs.items()}))
+    print(f"\nRMSprop's update alone, float32: {min(updates[False]):.2f} ms eager, {min(updates[True]):.2f} ms compiled")
+
+
+if __name__ == "__main__":
+    main()
