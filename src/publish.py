@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from src import findings
 from src.commands import command_parser
 from src.errors import UserInputError
 from src.report import ConfigRuns, collect, compare, write_report
@@ -109,6 +110,13 @@ def notebook_table(results_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def add_findings(report: Path, notebook: Path, protocol: Path) -> None:
+    """Append "What we found" (:mod:`src.findings`) to the notebook's ``report``, from the runs
+    under ``notebook`` and the notebook-protocol runs under ``protocol``."""
+    protocol_groups = collect(protocol) if any(protocol.glob(f"*/*/{RESULTS_FILE}")) else []
+    report.write_text(report.read_text() + "\n" + findings.markdown(collect(notebook), protocol_groups))
+
+
 def _markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
@@ -173,8 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = command_parser("publish", __doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, nargs="?", help="a sweep's directory; omit to only regenerate")
     parser.add_argument("--to", type=Path, default=RESULTS_ROOT / "notebook",
-                        help="where the runs go (default results/notebook; results/precision/<precision> for "
-                        "the float32-against-bf16 runs)")
+                        help="where the runs go (default results/notebook; results/notebook_protocol for the "
+                        "notebook's own protocol; results/precision/<precision> for the float32-against-bf16 runs)")
     parser.add_argument("--readme", type=Path, default=Path("README.md"), help="default: README.md")
     args = parser.parse_args(argv)
     try:
@@ -186,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
         for folder in {args.to, notebook}:
             if any(folder.glob(f"*/*/{RESULTS_FILE}")):
                 write_report(folder)
+        if any(notebook.glob(f"*/*/{RESULTS_FILE}")):
+            add_findings(notebook / "report.md", notebook, RESULTS_ROOT / "notebook_protocol")
         update_readme(args.readme, notebook_table(notebook))
         update_readme(args.readme, precision_table(RESULTS_ROOT / "precision"), PRECISION_TABLE)
     except UserInputError as err:

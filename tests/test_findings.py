@@ -1,0 +1,70 @@
+""""What we found": each notebook conclusion settled by the runs' own seed noise, never typed in."""
+
+from pathlib import Path
+
+import pytest
+
+from src.findings import CLAIMS, Claim, markdown, verdict
+from src.publish import add_findings
+from src.report import ConfigRuns, collect
+from src.results import RunRecord
+
+BEATS = Claim("a beats b", "a", "b")
+ALIKE = Claim("a and b train alike", "a", "b", same=True)
+
+
+def runs(name, accuracies):
+    return ConfigRuns(name, [RunRecord(config=name, stop_reason="early_stopping", epochs=30, test_acc=acc)
+                             for acc in accuracies])
+
+
+def groups(a, b):
+    return {"a": runs("a", a), "b": runs("b", b)}
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ([0.80, 0.81, 0.82], [0.70, 0.71, 0.72], "holds: better by 10.0 points"),
+    ([0.70, 0.71, 0.72], [0.80, 0.81, 0.82], "reversed: `b` is better by 10.0 points"),
+    ([0.70, 0.75, 0.80], [0.69, 0.74, 0.79], "not shown: ahead by 1.0 points"),
+    ([0.69, 0.74, 0.79], [0.70, 0.75, 0.80], "not shown: `b` is ahead, within seed noise (1.0 points"),
+])
+def test_a_claim_that_one_setting_beats_another_needs_a_gap_beyond_seed_noise(a, b, expected):
+    assert verdict(BEATS, groups(a, b)).startswith(expected)
+
+
+def test_a_claim_that_two_settings_train_alike_fails_only_on_a_real_difference():
+    assert verdict(ALIKE, groups([0.70, 0.75, 0.80], [0.69, 0.74, 0.79])).startswith("holds: no difference")
+    assert verdict(ALIKE, groups([0.70, 0.71, 0.72], [0.80, 0.81, 0.82])).startswith("does not hold: `b` is better")
+
+
+def test_a_claim_is_not_settled_before_each_side_has_two_finished_runs():
+    assert verdict(BEATS, groups([0.8, 0.9], [0.1])) == "not settled yet: 2 and 1 finished runs, 2 each needed"
+    assert verdict(BEATS, {"a": runs("a", [0.8, 0.9])}).startswith("not settled yet: 2 and 0")
+
+
+def test_the_section_lists_every_claim_and_the_lift_of_stopping_on_the_test_set():
+    ours = [runs("sgd", [0.76, 0.77, 0.78]), runs("rmsprop_baseline", [0.74, 0.75])]
+    text = markdown(ours, [runs("sgd", [0.80])])
+    assert all(f"| {claim.text} |" in text for claim in CLAIMS)
+    assert "| `sgd` | 80.0 (n=1) | 77.0 (n=3) | +3.0 |" in text
+    assert "SGD beats RMSprop | `sgd` vs `rmsprop_baseline`: 80.8% vs 77.2% (34 epochs) | holds" in text
+    assert "No notebook-protocol run is published yet" in markdown(ours)
+
+
+def test_publishing_appends_the_findings_to_the_notebooks_report(tmp_path):
+    for seed, acc in enumerate([0.76, 0.77]):
+        RunRecord(config="sgd", stop_reason="early_stopping", epochs=30, test_acc=acc).write(
+            tmp_path / "notebook" / "sgd" / f"seed_{seed}")
+    report = tmp_path / "report.md"
+    report.write_text("# Sweep report\n")
+    add_findings(report, tmp_path / "notebook", tmp_path / "no_protocol_yet")
+    text = report.read_text()
+    assert text.startswith("# Sweep report\n") and "## What we found" in text
+
+
+def test_the_published_report_says_what_the_published_runs_say():
+    # regenerate with: python -m src.publish
+    results = Path(__file__).resolve().parent.parent / "results"
+    protocol = results / "notebook_protocol"
+    expected = markdown(collect(results / "notebook"), collect(protocol) if protocol.is_dir() else [])
+    assert (results / "notebook" / "report.md").read_text().endswith(expected)
