@@ -13,6 +13,7 @@ update exactly (epsilon outside the root). SGD with momentum and Adam differ:
 from __future__ import annotations
 
 import math
+from types import MethodType
 from collections.abc import Callable, Iterable
 
 import torch
@@ -118,6 +119,30 @@ class KerasAdam(Optimizer):
                 exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                 param.addcdiv_(exp_avg, exp_avg_sq.sqrt().add_(group["eps"]), value=-step_size)
         return loss
+
+
+def compile_update(optimizer: Optimizer) -> Optimizer:
+    """Run ``optimizer``'s update through ``torch.compile``, in place, and return it.
+
+    Eager, an update is one pass over the weights per op (square, average, root, divide, add:
+    on CPU the update costs as much as a tenth of a step); compiled, it is one fused pass. The
+    gradients still come from the closure, outside the compiled code. Each group's lr becomes
+    a 0-dim tensor before every update, so the decay (which fills it in place) and a new stage
+    (which sets a float) never force a recompile. Results agree with the eager update to float
+    rounding, not bit for bit.
+    """
+    update = torch.compile(optimizer.step)
+
+    def step(self: Optimizer, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        loss = _evaluate(closure)
+        for group in self.param_groups:
+            if not isinstance(group["lr"], Tensor):
+                group["lr"] = torch.tensor(group["lr"])
+        update()
+        return loss
+
+    optimizer.step = MethodType(step, optimizer)  # a bound method, as lr schedulers expect to wrap
+    return optimizer
 
 
 def keras_decay(optimizer: Optimizer, decay: float) -> LambdaLR:

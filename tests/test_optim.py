@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from src.optim import KerasAdam, KerasRMSprop, KerasSGD, keras_decay
+from torch._dynamo.utils import counters
+
+from src.optim import KerasAdam, KerasRMSprop, KerasSGD, compile_update, keras_decay
+from src.stages import restart_lr_schedule
 
 STEPS = 200
 SHAPE = (7, 5)
@@ -39,11 +42,15 @@ def keras_adam(p, grads, lr, decay, beta1=0.9, beta2=0.999, eps=1e-8):
     return p
 
 
-def run_torch(optimizer_class, p0, grads, decay, **kwargs):
+def run_torch(optimizer_class, p0, grads, decay, compiled=False, restart_at=None, **kwargs):
     param = torch.nn.Parameter(torch.tensor(p0, dtype=torch.float32))
     optimizer = optimizer_class([param], **kwargs)
+    if compiled:
+        compile_update(optimizer)
     schedule = keras_decay(optimizer, decay)
-    for g in grads:
+    for t, g in enumerate(grads):
+        if t == restart_at:  # a new stage at a tenth of the lr: the optimizer's lr is set as a float
+            restart_lr_schedule(optimizer, schedule, [kwargs["lr"] / 10])
         param.grad = torch.tensor(g, dtype=torch.float32)
         optimizer.step()
         schedule.step()
@@ -73,6 +80,26 @@ def test_matches_keras_update_rule(problem, name, torch_class, reference, kwargs
     actual = run_torch(torch_class, p0, grads, decay, **kwargs)
     assert np.abs(expected - p0).max() > 1e-2  # the parameters really moved
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,torch_class,reference,kwargs", CASES, ids=[c[0] for c in CASES])
+def test_a_compiled_update_follows_the_same_rule_without_recompiling_as_lr_decays(problem, name, torch_class,
+                                                                                 reference, kwargs):
+    p0, grads = problem
+    torch._dynamo.reset()
+    counters.clear()
+    actual = run_torch(torch_class, p0, grads, 1e-2, compiled=True, **kwargs)
+    np.testing.assert_allclose(actual, reference(p0, grads, decay=1e-2, **kwargs), rtol=1e-5, atol=1e-5)
+    assert counters["stats"]["unique_graphs"] <= 3  # not one per lr: Adam's step count takes two
+
+
+def test_a_compiled_update_takes_the_lr_a_new_stage_sets():
+    p0 = np.random.default_rng(1).normal(size=SHAPE)
+    grads = [np.random.default_rng(t).normal(size=SHAPE) for t in range(40)]
+    eager = run_torch(KerasRMSprop, p0, grads, 1e-2, restart_at=20, lr=1e-3)
+    compiled = run_torch(KerasRMSprop, p0, grads, 1e-2, compiled=True, restart_at=20, lr=1e-3)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=1e-6)
+    assert np.abs(eager - run_torch(KerasRMSprop, p0, grads, 1e-2, lr=1e-3)).max() > 1e-4  # the stage mattered
 
 
 @pytest.mark.parametrize(
