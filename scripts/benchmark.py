@@ -8,6 +8,8 @@ timed) through
 * ``trainer``: the project's module and data under a bare ``pl.Trainer`` (no callbacks, logger
   or progress bar): the floor Lightning's own loop sets for ``fit``,
 * ``plain``: a minimal PyTorch loop over the same model, optimizer, decay and data layout,
+* ``fit fast`` and ``plain fast``: the same two with the fastest options that keep the training
+  semantics, byte-mask dropout and the compiled optimizer update,
 * ``keras`` (with ``--peer keras``, CPU only): the same network, optimizer, decay and data trained
   by Keras 3 on TensorFlow through ``model.fit`` (scripts/keras_peer.py, in a subprocess of its
   own so the two frameworks never share a process or thread pools; ``pip install -e ".[peer]"``),
@@ -66,7 +68,8 @@ IMAGES, SEED = 16_000, 0  # the random training images every path trains on
 AUTOCAST = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni")  # what CPU bf16 and int8 speed hinge on
 BENCHMARK_TABLE = "benchmark-table"
-FAST = " fast_dropout"  # the paths with --model.fast_dropout, each against the plain loop with it
+FAST = " fast"  # with byte-mask dropout and the compiled update (--model.fast_dropout, --model.compile_update)
+FAST_FLAGS = ["--model.fast_dropout=true", "--model.compile_update=true"]
 PEER_SCRIPT = Path(__file__).resolve().parent / "keras_peer.py"
 PEER_ENV = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}  # the peer is TensorFlow on the CPU
 
@@ -301,12 +304,16 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def readme_tables(saved: list[Path]) -> str:
-    """The README's performance tables: for each saved ``--json`` result (of a benchmark or of a
-    ``--sweep``), its machine line and table."""
+    """The README's performance tables: for each saved ``--json`` result (of a benchmark, of a
+    ``--sweep`` or of scripts/step_costs.py), its machine line and table."""
     parts = []
     for path in saved:
         report = json.loads(path.read_text())
-        if "sweep" in report:
+        if report.get("kind") == "step_costs":
+            from step_costs import format_report  # beside this script; it imports this module
+
+            parts.append(f"`{path.name}`: {machine_line(report['machine'])}; {format_report(report)}\n")
+        elif "sweep" in report:
             parts.append(f"`{path.name}`: {machine_line(report['machine'])}; {format_sweep(report)}\n")
         else:
             parts.append(f"`{path.name}`: {machine_line(report['machine'])}; batch {report['batch']}, best of "
@@ -361,11 +368,11 @@ def main() -> None:
             for precision in precisions:
                 variants = {
                     "fit": lambda: fit_path(device, precision, args.steps, args.warmup, data, []),
-                    f"fit{FAST}": lambda: fit_path(device, precision, args.steps, args.warmup, data,
-                                                   ["--model.fast_dropout=true"]),
+                    f"fit{FAST}": lambda: fit_path(device, precision, args.steps, args.warmup, data, FAST_FLAGS),
                     "trainer": lambda: trainer_floor(device, precision, args.steps, args.warmup, data),
                     "plain": lambda: plain_loop(device, precision, args.steps, args.warmup, data),
-                    f"plain{FAST}": lambda: plain_loop(device, precision, args.steps, args.warmup, data, fast_dropout=True),
+                    f"plain{FAST}": lambda: plain_loop(device, precision, args.steps, args.warmup, data,
+                                                       fast_dropout=True, compile_step=True),
                 }
                 if args.peer == "keras" and device.type == "cpu":
                     variants["keras"] = lambda: keras(precision)

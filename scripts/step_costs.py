@@ -10,12 +10,13 @@ batch 32 on random images, float32 and bf16-mixed:
 * ``trainer``: the project's module under a bare Lightning Trainer, ``fit``: the project's path;
 and, apart, RMSprop's ``optimizer.step()`` alone on fixed gradients, eager and compiled.
 
-    python scripts/step_costs.py --steps 200 --repeats 3
+    python scripts/step_costs.py --steps 200 --repeats 3 --json results/benchmark/step-costs-<cpu>.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -83,11 +84,21 @@ def format_table(costs: dict[tuple[str, str], float]) -> str:
     return "\n".join(lines)
 
 
+def format_report(report: dict) -> str:
+    """A saved ``--json`` result: what ran, the table and the update alone."""
+    costs = {(row["precision"], row["path"]): row["ms_per_step"] for row in report["rows"]}
+    update = report["update_ms"]
+    return (f"one thread, CPU time per step, least of {report['repeats']} x {report['steps']} steps at batch "
+            f"{report['batch']}\n\n{format_table(costs)}\n\nRMSprop's update alone, float32: "
+            f"{update['eager']:.2f} ms eager, {update['compiled']:.2f} ms compiled")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per measurement")
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps first (compilation happens there)")
     parser.add_argument("--repeats", type=int, default=3, help="measurements of each path; the least is reported")
+    parser.add_argument("--json", help="also write the results to this file (scripts/benchmark.py --readme shows it)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     costs: dict[tuple[str, str], list[float]] = {}
@@ -98,11 +109,17 @@ def main() -> None:
                 costs.setdefault((precision, name), []).append(measure())
         for compiled in (False, True):
             updates.setdefault(compiled, []).append(update_alone(compiled, args.steps, args.warmup))
-    described = benchmark.describe_machine()
-    print(f"\n{benchmark.machine_line(described)}\none thread, CPU time per step, least of {args.repeats} x "
-          f"{args.steps} steps at batch {benchmark.BATCH}\n")
-    print(format_table({key: min(values) for key, values in costs.items()}))
-    print(f"\nRMSprop's update alone, float32: {min(updates[False]):.2f} ms eager, {min(updates[True]):.2f} ms compiled")
+    report = {
+        "kind": "step_costs", "machine": benchmark.describe_machine(), "batch": benchmark.BATCH,
+        "steps": args.steps, "repeats": args.repeats,
+        "rows": [dict(precision=precision, path=name, ms_per_step=min(values), all_ms=[round(v, 3) for v in values])
+                 for (precision, name), values in costs.items()],
+        "update_ms": {"eager": min(updates[False]), "compiled": min(updates[True])},
+    }
+    print(f"\n{benchmark.machine_line(report['machine'])}\n{format_report(report)}\n\n{json.dumps(report)}")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(report, out, indent=2)
 
 
 if __name__ == "__main__":

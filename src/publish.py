@@ -121,14 +121,20 @@ def _markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
 
-def precision_table(results_dir: Path) -> str:
+def precision_table(results_dir: Path, float32_runs: Path = RESULTS_ROOT / "notebook") -> str:
     """The README's float32-against-bf16 table: one config trained in each precision
-    (``results_dir/<precision>/<config>/seed_<S>``), and whether their test accuracies differ
-    by more than seed noise (Welch's t-test, as the report's)."""
+    (``results_dir/<precision>/<config>/seed_<S>``; the float32 side defaults to the same config's
+    runs in ``float32_runs``, the notebook grid, which trains in float32), and whether their test
+    accuracies differ by more than seed noise (Welch's t-test, as the report's)."""
     groups = {}
     for precision_dir in sorted(p for p in results_dir.glob("*") if p.is_dir()):
         for group in collect(precision_dir):
             groups[f"{group.name}, {precision_dir.name}"] = group
+    configs = {name.split(", ")[0] for name in groups}
+    if configs and any(float32_runs.glob(f"*/*/{RESULTS_FILE}")):
+        for group in collect(float32_runs):
+            if group.name in configs:
+                groups.setdefault(f"{group.name}, float32", group)
     if not groups:
         return "No runs published yet.\n"
     lines = ["| config, precision | runs | test acc. % (mean ± std) | best val acc. % | epochs |",

@@ -33,12 +33,21 @@ def write_runs(folder, config, test_accuracies):
 def test_the_precision_table_compares_each_precision_and_says_whether_they_differ(tmp_path):
     write_runs(tmp_path / "float32", "rmsprop_baseline", [0.70, 0.71, 0.72])
     write_runs(tmp_path / "bf16", "rmsprop_baseline", [0.70, 0.715, 0.72])
-    table = precision_table(tmp_path)
+    table = precision_table(tmp_path, float32_runs=tmp_path / "no_grid")
     assert "| rmsprop_baseline, float32 | 3 | 71.0 ± 1.0 | 72.0 ± 1.0 | 12–12 |" in table
     assert "within seed noise" in table and "more than" not in table
 
     write_runs(tmp_path / "bf16", "rmsprop_baseline", [0.60, 0.601, 0.602])
-    assert "differs by more than seed noise" in precision_table(tmp_path)
+    assert "differs by more than seed noise" in precision_table(tmp_path, float32_runs=tmp_path / "no_grid")
+
+
+def test_the_float32_side_is_the_notebook_grids_runs_of_the_same_config(tmp_path):
+    write_runs(tmp_path / "precision" / "bf16", "rmsprop_baseline", [0.70, 0.715, 0.72])
+    write_runs(tmp_path / "notebook", "rmsprop_baseline", [0.70, 0.71, 0.72])
+    write_runs(tmp_path / "notebook", "sgd", [0.80, 0.81])  # another config: not part of the comparison
+    table = precision_table(tmp_path / "precision", float32_runs=tmp_path / "notebook")
+    assert "| rmsprop_baseline, float32 | 3 | 71.0 ± 1.0 |" in table and "sgd" not in table
+    assert "rmsprop_baseline, bf16 against rmsprop_baseline, float32" in table
 
 
 def test_publishing_copies_complete_runs_without_checkpoints(small_sweep, tmp_path):
