@@ -1,7 +1,6 @@
 """scripts/benchmark.py's parts that need no timing: the machine it describes, its table, and
 how it refuses a Keras peer it cannot run, before any timing starts."""
 
-import json
 import sys
 from pathlib import Path
 
@@ -69,16 +68,11 @@ def test_the_readme_performance_tables_are_what_the_saved_results_say(scripts):
     assert readme_table(root / "README.md", benchmark.BENCHMARK_TABLE) == expected
 
 
-def test_a_saved_sweep_result_renders_with_its_machine_and_packed_over_serial(scripts, tmp_path):
-    benchmark = scripts("benchmark")
+def test_a_saved_sweep_result_renders_with_its_machine_and_packed_over_serial(rendered):
     sweep = [dict(parallel="1", plan="1 run at a time", runs=4, steps=200, wall_s=40.0, images_per_s=640.0),
              dict(parallel="auto", plan="2 runs at a time, 1 thread each", runs=4, steps=200, wall_s=25.0,
                   images_per_s=1024.0)]
-    report = {"machine": benchmark.describe_machine(None, cpuinfo=FAKE_CPUINFO), "batch": 32, "sweep": sweep,
-              "packed_over_serial": 1024.0 / 640.0}
-    saved = tmp_path / "sweep.json"
-    saved.write_text(json.dumps(report))
-    lines = benchmark.readme_tables([saved]).splitlines()
+    lines = rendered({"batch": 32, "sweep": sweep, "packed_over_serial": 1024.0 / 640.0}, "sweep.json")
     assert lines[0].startswith("`sweep.json`: Example CPU 9000, ") and "a sweep of 4 runs x 200 steps" in lines[0]
     assert "| auto | 2 runs at a time, 1 thread each | 25.0 | 1024 |" in lines
     assert lines[-1] == "packed / one at a time: 1.60"
