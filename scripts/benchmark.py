@@ -303,6 +303,31 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _step_costs_table(costs: dict[tuple[str, str], float]) -> str:
+    """Markdown: a row per path, a column per precision, each also against ``plain``."""
+    precisions = list(dict.fromkeys(precision for precision, _ in costs))
+    names = list(dict.fromkeys(name for _, name in costs))
+    lines = ["| path | " + " | ".join(f"{p} ms/step | vs plain" for p in precisions) + " |",
+             "| --- |" + " ---: | ---: |" * len(precisions)]
+    for name in names:
+        cells = []
+        for precision in precisions:
+            cost, plain = costs.get((precision, name)), costs.get((precision, "plain"))
+            cells += [f"{cost:.2f}", f"{cost - plain:+.2f}"] if cost is not None and plain else ["", ""]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_step_costs(report: dict[str, Any]) -> str:
+    """A scripts/step_costs.py result: what ran, a row per path with a column per precision (each
+    also against ``plain``), and the optimizer's update alone."""
+    costs = {(row["precision"], row["path"]): row["ms_per_step"] for row in report["rows"]}
+    update = report["update_ms"]
+    return (f"one thread, CPU time per step, least of {report['repeats']} x {report['steps']} steps at batch "
+            f"{report['batch']}\n\n{_step_costs_table(costs)}\n\nRMSprop's update alone, float32: "
+            f"{update['eager']:.2f} ms eager, {update['compiled']:.2f} ms compiled")
+
+
 def readme_tables(saved: list[Path]) -> str:
     """The README's performance tables: for each saved ``--json`` result (of a benchmark, of a
     ``--sweep`` or of scripts/step_costs.py), its machine line and table."""
@@ -310,9 +335,7 @@ def readme_tables(saved: list[Path]) -> str:
     for path in saved:
         report = json.loads(path.read_text())
         if report.get("kind") == "step_costs":
-            from step_costs import format_report  # beside this script; it imports this module
-
-            parts.append(f"`{path.name}`: {machine_line(report['machine'])}; {format_report(report)}\n")
+            parts.append(f"`{path.name}`: {machine_line(report['machine'])}; {format_step_costs(report)}\n")
         elif "sweep" in report:
             parts.append(f"`{path.name}`: {machine_line(report['machine'])}; {format_sweep(report)}\n")
         else:

@@ -69,30 +69,6 @@ def paths(precision: str, steps: int, warmup: int) -> dict[str, Callable[[], flo
     }
 
 
-def format_table(costs: dict[tuple[str, str], float]) -> str:
-    """Markdown: a row per path, a column per precision, each also against ``plain``."""
-    precisions = list(dict.fromkeys(precision for precision, _ in costs))
-    names = list(dict.fromkeys(name for _, name in costs))
-    lines = ["| path | " + " | ".join(f"{p} ms/step | vs plain" for p in precisions) + " |",
-             "| --- |" + " ---: | ---: |" * len(precisions)]
-    for name in names:
-        cells = []
-        for precision in precisions:
-            cost, plain = costs.get((precision, name)), costs.get((precision, "plain"))
-            cells += [f"{cost:.2f}", f"{cost - plain:+.2f}"] if cost is not None and plain else ["", ""]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def format_report(report: dict) -> str:
-    """A saved ``--json`` result: what ran, the table and the update alone."""
-    costs = {(row["precision"], row["path"]): row["ms_per_step"] for row in report["rows"]}
-    update = report["update_ms"]
-    return (f"one thread, CPU time per step, least of {report['repeats']} x {report['steps']} steps at batch "
-            f"{report['batch']}\n\n{format_table(costs)}\n\nRMSprop's update alone, float32: "
-            f"{update['eager']:.2f} ms eager, {update['compiled']:.2f} ms compiled")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per measurement")
@@ -116,7 +92,8 @@ def main() -> None:
                  for (precision, name), values in costs.items()],
         "update_ms": {"eager": min(updates[False]), "compiled": min(updates[True])},
     }
-    print(f"\n{benchmark.machine_line(report['machine'])}\n{format_report(report)}\n\n{json.dumps(report)}")
+    print(f"\n{benchmark.machine_line(report['machine'])}\n{benchmark.format_step_costs(report)}\n")
+    print(json.dumps(report))
     if args.json:
         with open(args.json, "w") as out:
             json.dump(report, out, indent=2)

@@ -76,3 +76,18 @@ def test_a_saved_sweep_result_renders_with_its_machine_and_packed_over_serial(re
     assert lines[0].startswith("`sweep.json`: Example CPU 9000, ") and "a sweep of 4 runs x 200 steps" in lines[0]
     assert "| auto | 2 runs at a time, 1 thread each | 25.0 | 1024 |" in lines
     assert lines[-1] == "packed / one at a time: 1.60"
+
+
+def test_step_costs_show_each_path_against_the_plain_loop_at_its_own_precision(rendered):
+    costs = {("32-true", "plain"): 30.0, ("32-true", "fit"): 31.5, ("bf16-mixed", "plain"): 20.0,
+             ("bf16-mixed", "fit"): 21.25, ("32-true", "trainer"): 31.0}
+    rows = [dict(precision=precision, path=path, ms_per_step=ms) for (precision, path), ms in costs.items()]
+    report = {"kind": "step_costs", "batch": 32, "steps": 200, "repeats": 2, "rows": rows,
+              "update_ms": {"eager": 1.234, "compiled": 0.2}}
+    lines = rendered(report, "step-costs.json")
+    assert lines[0].startswith("`step-costs.json`: Example CPU 9000, ") and "least of 2 x 200 steps" in lines[0]
+    assert "| path | 32-true ms/step | vs plain | bf16-mixed ms/step | vs plain |" in lines
+    assert "| plain | 30.00 | +0.00 | 20.00 | +0.00 |" in lines
+    assert "| fit | 31.50 | +1.50 | 21.25 | +1.25 |" in lines
+    assert "| trainer | 31.00 | +1.00 |  |  |" in lines  # not measured in bf16: blank, not zero
+    assert lines[-1] == "RMSprop's update alone, float32: 1.23 ms eager, 0.20 ms compiled"
