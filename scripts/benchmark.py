@@ -70,6 +70,9 @@ CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni")  #
 BENCHMARK_TABLE = "benchmark-table"
 FAST = " fast"  # with byte-mask dropout and the compiled update (--model.fast_dropout, --model.compile_update)
 FAST_FLAGS = ["--model.fast_dropout=true", "--model.compile_update=true"]
+# oneDNN's and ATen's instruction-set caps: a CPU with avx512_bf16 measures as one without it
+# (ONEDNN_MAX_CPU_ISA=AVX512_CORE: AVX-512 without bf16 or VNNI; add ATEN_CPU_CAPABILITY=avx2 for AVX2 only)
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
 PEER_SCRIPT = Path(__file__).resolve().parent / "keras_peer.py"
 PEER_ENV = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}  # the peer is TensorFlow on the CPU
 
@@ -256,10 +259,12 @@ def run_peer(python: str, *args: str) -> dict[str, Any]:
 
 
 def describe_machine(peer: dict[str, Any] | None = None, cpuinfo: str | None = None) -> dict[str, Any]:
-    """Where the numbers came from: CPU, cores, the flags that decide bf16 speed, and each framework's
-    version and threads (torch's defaults; TensorFlow's 0 means its default, one per core)."""
+    """Where the numbers came from: CPU, cores, the flags that decide bf16 speed (and any cap on the
+    instruction sets the libraries use), and each framework's version and threads (torch's defaults;
+    TensorFlow's 0 means its default, one per core)."""
     described = {**machine(CPU_FLAGS, cpuinfo), "torch": torch.__version__,
-                 "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads()}
+                 "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
+                 "isa_caps": {name: os.environ[name] for name in ISA_CAPS if name in os.environ}}
     if peer:
         described.update({key: peer[key] for key in ("tensorflow", "keras", "tf_intra_op_threads", "tf_inter_op_threads")})
     return described
@@ -268,8 +273,11 @@ def describe_machine(peer: dict[str, Any] | None = None, cpuinfo: str | None = N
 def machine_line(described: dict[str, Any]) -> str:
     """``describe_machine``'s dictionary as the one line printed above the table."""
     flags = ", ".join(described["cpu_flags"]) or "none of " + ", ".join(CPU_FLAGS)
-    line = (f"{described['cpu']}, {described['cpu_count']} cores, flags: {flags}; torch {described['torch']} "
-            f"({described['torch_threads']} threads, {described['torch_interop_threads']} inter-op)")
+    line = f"{described['cpu']}, {described['cpu_count']} cores, flags: {flags}"
+    if described.get("isa_caps"):
+        line += " but measured as a CPU without them, " + ", ".join(f"{k}={v}" for k, v in described["isa_caps"].items())
+    line += (f"; torch {described['torch']} ({described['torch_threads']} threads, "
+             f"{described['torch_interop_threads']} inter-op)")
     if "tensorflow" in described:
         threads = [described["tf_intra_op_threads"], described["tf_inter_op_threads"]]
         line += (f"; TensorFlow {described['tensorflow']} + Keras {described['keras']} (intra-op/inter-op threads: "

@@ -29,6 +29,16 @@ def test_the_machine_line_names_cpu_flags_and_each_frameworks_version_and_thread
     assert "TensorFlow" not in benchmark.machine_line(benchmark.describe_machine(None, cpuinfo=""))
 
 
+def test_a_capped_instruction_set_is_named_beside_the_flags_it_hides(scripts, monkeypatch):
+    benchmark = scripts("benchmark")
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    line = benchmark.machine_line(benchmark.describe_machine(None, cpuinfo=FAKE_CPUINFO))
+    assert "flags: avx512f, amx_tile, avx512_vnni but measured as a CPU without them, ONEDNN_MAX_CPU_ISA=AVX512_CORE;" in line
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert "measured as" not in benchmark.machine_line(benchmark.describe_machine(None, cpuinfo=FAKE_CPUINFO))
+
+
 def test_the_table_compares_each_path_with_plain_and_fit_with_keras_per_precision(scripts):
     rates = {("32-true", "fit"): 300.0, ("32-true", "plain"): 400.0, ("32-true", "keras"): 200.0,
              ("bf16-mixed", "fit"): 150.0, ("bf16-mixed", "plain"): 160.0}
