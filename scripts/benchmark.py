@@ -121,8 +121,8 @@ def plain_loop(device: torch.device, precision: str, steps: int, warmup: int, da
         model.compile()
     # a tensor lr lets the decay change it without recompiling the update
     optimizer = KerasRMSprop(model.parameters(), lr=torch.tensor(1e-4) if compile_step else 1e-4)
-    update = torch.compile(optimizer.step) if compile_step else optimizer.step
     decay = keras_decay(optimizer, 1e-6)
+    update = torch.compile(optimizer.step) if compile_step else optimizer.step  # the step the decay wrapped
     images, labels = torch.from_numpy(data.images).to(device), torch.from_numpy(data.labels).to(device)
     order = torch.randperm(len(labels), device=device)
     dtype = AUTOCAST[precision]
