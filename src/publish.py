@@ -126,11 +126,11 @@ def precision_table(results_dir: Path, float32_runs: Path = RESULTS_ROOT / "note
     (``results_dir/<precision>/<config>/seed_<S>``; the float32 side defaults to the same config's
     runs in ``float32_runs``, the notebook grid, which trains in float32), and whether their test
     accuracies differ by more than seed noise (Welch's t-test, as the report's)."""
-    groups = {}
+    groups, configs = {}, set()
     for precision_dir in sorted(p for p in results_dir.glob("*") if p.is_dir()):
         for group in collect(precision_dir):
             groups[f"{group.name}, {precision_dir.name}"] = group
-    configs = {name.split(", ")[0] for name in groups}
+            configs.add(group.name)
     if configs and any(float32_runs.glob(f"*/*/{RESULTS_FILE}")):
         for group in collect(float32_runs):
             if group.name in configs:
