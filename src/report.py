@@ -203,7 +203,44 @@ def markdown(rows: list[dict], comparisons: list[Comparison], groups: list[Confi
                 *[f"- `{c.better}` and `{c.worse}`: {100 * c.difference:.1f} points apart (p = {c.p_value:.2g})"
                   for c in within],
             ]
+    text += ["", "## Where these ran", "", *where_they_ran(groups)]
     return "\n".join(text).rstrip() + "\n"
+
+
+def where_they_ran(groups: list[ConfigRuns]) -> list[str]:
+    """The machines, precisions, code and data behind the runs, with the run time each machine
+    gave: what a reader needs to weigh the numbers and to know what rerunning them costs."""
+    runs = [run for group in groups for run in group.runs]
+    machines: dict[tuple, list[RunRecord]] = {}
+    for run in runs:
+        env = run.environment
+        key = (env.get("device"), env.get("cpu"), env.get("cpu_count"), ", ".join(env.get("cpu_flags", [])),
+               env.get("precision"), env.get("torch"))
+        machines.setdefault(key, []).append(run)
+    header = ("device", "CPU", "cores", "CPU flags", "precision", "torch", "runs", "run time")
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for key, members in machines.items():
+        seconds = sum(run.wall_time_s or 0.0 for run in members)
+        lines.append("| " + " | ".join(_number(v) if v != "" else "–" for v in key)
+                     + f" | {len(members)} | {_duration(seconds)} |")
+    total = sum(run.wall_time_s or 0.0 for run in runs)
+    commits = sorted({str(run.environment.get("git_commit", ""))[:7] for run in runs} - {""})
+    data = sorted({_data_description(run.data) for run in runs if run.data})
+    return [
+        *lines, "",
+        f"Run time is each run's own wall time, its resumes included, {_duration(total)} over all "
+        f"{len(runs)} runs; runs that shared a machine overlap, so the sweep took less time than that.",
+        *([f"Code: commit {', '.join(commits)}."] if commits else []),
+        *([f"Data: {'; '.join(data)}."] if data else []),
+    ]
+
+
+def _data_description(data: dict) -> str:
+    counts = ", ".join(f"{data[f'{split}_images']:,} {split}" for split in ("train", "val", "test")
+                       if data.get(f"{split}_images"))
+    source = Path(str(data.get("source") or "torchvision's CIFAR-10")).name
+    stopping = "early stopping on the test set" if data.get("validates_on_test") else "held-out validation"
+    return f"`{source}` ({counts} images; {stopping})"
 
 
 def _epoch_matrix(group: ConfigRuns, key: str) -> np.ndarray:
@@ -320,7 +357,9 @@ def _percent(mean: float | None, std: float | None) -> str:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def _runs(row: dict) -> str:

@@ -14,6 +14,7 @@ from src.report import (
     plot_curves,
     plot_test_acc,
     summarize,
+    where_they_ran,
     write_report,
 )
 
@@ -21,7 +22,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def write_run(sweep_dir: Path, config: str, seed: int, test_acc: float | None, stop_reason: str = "max_epochs",
-              optimizer: str = "src.optim.KerasSGD", lr: float = 0.01) -> None:
+              optimizer: str = "src.optim.KerasSGD", lr: float = 0.01, environment: dict | None = None,
+              data: dict | None = None) -> None:
     """A results.json as a run leaves it; validation accuracy climbs to just above test accuracy."""
     final = test_acc if test_acc is not None else 0.1
     history = [
@@ -36,6 +38,7 @@ def write_run(sweep_dir: Path, config: str, seed: int, test_acc: float | None, s
                     "decay": 1e-6, "loss": "cross_entropy", "seed": seed},
         "epochs": 4, "best_val_acc": max(h["val_acc"] for h in history), "best_epoch": 4, "test_acc": test_acc,
         "test_loss": 1.0, "wall_time_s": 100.0 + seed, "train_images_per_s": 1000.0, "history": history,
+        "environment": environment or {}, "data": data or {},
     }))
 
 
@@ -172,3 +175,25 @@ def test_a_config_with_one_seed_shows_that_seed_not_a_spread(tmp_path):
     assert "single seed" in legend and "mean ± std over seeds" in legend
     (means,) = [line for line in ax.lines if line.get_marker() == "o"]  # one mean mark: twice's
     assert means.get_xdata()[0] == pytest.approx(71.0)
+
+
+def test_the_report_names_each_machine_and_precision_with_the_run_time_it_gave(tmp_path):
+    cpu = {"device": "cpu", "cpu": "AMD EPYC", "cpu_count": 2, "cpu_flags": ["avx512f", "avx512_bf16"],
+           "precision": "32-true", "torch": "2.14.1", "git_commit": "310af67af8df"}
+    gpu = cpu | {"device": "cuda", "precision": "bf16-mixed", "git_commit": "416908cabc"}
+    data = {"source": "/data/cifar10-jpg.tar.gz", "train_images": 45000, "val_images": 5000, "test_images": 10000,
+            "validates_on_test": False}
+    for seed in (1, 2, 3):  # wall times 101 + 102 + 103 s
+        write_run(tmp_path, "sgd", seed, 0.8, environment=cpu, data=data)
+    write_run(tmp_path, "adam", 7200, 0.7, environment=gpu, data=data)  # 7300 s
+    lines = where_they_ran(collect(tmp_path))
+    rows = [line for line in lines if line.startswith("| cpu") or line.startswith("| cuda")]
+    assert rows == [
+        "| cuda | AMD EPYC | 2 | avx512f, avx512_bf16 | bf16-mixed | 2.14.1 | 1 | 2.0 h |",
+        "| cpu | AMD EPYC | 2 | avx512f, avx512_bf16 | 32-true | 2.14.1 | 3 | 5.1 min |",
+    ]
+    text = "\n".join(lines)
+    assert "2.1 h over all 4 runs" in text
+    assert "commit 310af67, 416908c" in text
+    assert "`cifar10-jpg.tar.gz` (45,000 train, 5,000 val, 10,000 test images; held-out validation)" in text
+    assert "## Where these ran" in write_report(tmp_path)["report.md"].read_text()
