@@ -24,16 +24,21 @@ class EpochLog(pl.Callback):
     """
 
     def __init__(self) -> None:
-        self._started: float | None = None
+        self._started = time.perf_counter()
+        self._whole_epoch = True
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # An epoch resumed midway does not run on_train_epoch_start: its clock starts here.
+        self._started, self._whole_epoch = time.perf_counter(), False
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._started = time.perf_counter()
+        self._started, self._whole_epoch = time.perf_counter(), True
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
-        seconds = time.perf_counter() - (self._started or time.perf_counter())
-        parts = [f"epoch {_epoch_of(trainer)}", f"{seconds:.0f} s"]
+        seconds = time.perf_counter() - self._started
+        parts = [f"epoch {_epoch_of(trainer)}", f"{seconds:.0f} s" + ("" if self._whole_epoch else " since resuming")]
         parts += [f"{name} {float(trainer.callback_metrics[name]):.4f}" for name in EPOCH_METRICS
                   if name in trainer.callback_metrics]
         if trainer.optimizers:
