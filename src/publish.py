@@ -51,8 +51,9 @@ def publish_runs(sweep_dir: Path, dest: Path) -> list[Path]:
 
 
 def within_seed_noise(values: list[float], claimed: float) -> str:
-    """Whether one more run of ours could plausibly have given ``claimed``: inside the 95% prediction
-    interval ``mean ± t·s·√(1 + 1/n)`` of our runs (the notebook's figure is itself one run)."""
+    """Whether one more run of ours could plausibly have given ``claimed`` (accuracies in %): inside
+    the 95% prediction interval ``mean ± t·s·√(1 + 1/n)`` of our runs (the notebook's figure is itself
+    one run). The interval is shown too: with few seeds it is wide, and a "yes" says little."""
     from scipy import stats
 
     if len(values) < 2:
@@ -60,9 +61,10 @@ def within_seed_noise(values: list[float], claimed: float) -> str:
     n = len(values)
     mean, std = float(np.mean(values)), float(np.std(values, ddof=1))
     half_width = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std * math.sqrt(1 + 1 / n)
+    interval = f"{max(mean - half_width, 0.0):.1f}–{min(mean + half_width, 100.0):.1f}"
     if abs(claimed - mean) <= half_width:
-        return "yes"
-    return f"no, {'above' if claimed > mean else 'below'} ours"
+        return f"yes ({interval})"
+    return f"no, {'above' if claimed > mean else 'below'} {interval}"
 
 
 def describe_config(name: str) -> tuple[str, str, str]:

@@ -69,10 +69,11 @@ def test_an_unfinished_run_is_not_published(small_sweep, tmp_path):
 
 
 @pytest.mark.parametrize("values,claimed,verdict", [
-    ([70.0, 71.0, 72.0], 71.5, "yes"),
-    ([70.0, 71.0, 72.0], 80.8, "no, above ours"),
-    ([70.0, 71.0, 72.0], 60.0, "no, below ours"),
-    ([70.0, 71.0, 72.0], 75.5, "yes"),  # one more run of ours could land there: 71 ± 4.30·1·√(4/3) = 71 ± 5.0
+    ([70.0, 71.0, 72.0], 71.5, "yes (66.0–76.0)"),  # one more run of ours: 71 ± 4.30·1·√(4/3) = 71 ± 5.0
+    ([70.0, 71.0, 72.0], 80.8, "no, above 66.0–76.0"),
+    ([70.0, 71.0, 72.0], 60.0, "no, below 66.0–76.0"),
+    ([70.0, 71.0, 72.0], 75.5, "yes (66.0–76.0)"),
+    ([95.0, 99.0], 90.0, "yes (53.0–100.0)"),  # two seeds: t = 12.7, an interval as wide as it is weak
     ([70.0], 70.0, "– (needs 2 seeds)"),
 ])
 def test_the_notebook_figure_is_judged_against_one_more_run_of_ours(values, claimed, verdict):
