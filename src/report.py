@@ -274,14 +274,31 @@ def plot_curves(groups: list[ConfigRuns]) -> Figure:
             if len(group.runs) > 1:
                 band = np.clip(mean - std, low, high), np.clip(mean + std, low, high)
                 ax.fill_between(epochs, *band, color=colors(index), alpha=0.2, linewidth=0)
+            if key == "val_acc":  # a staged run stays one line; where each of its stages began is marked on it
+                starts = sorted({epoch for run in group.runs for epoch in _stage_starts(run)})
+                if starts:
+                    ax.scatter(starts, mean[np.array(starts) - 1], marker="v", s=45, color=colors(index),
+                               edgecolors="black", linewidths=0.6, zorder=3, label="a new lr stage begins")
     axes[0].set(title="Validation accuracy", xlabel="epoch", ylabel="val accuracy (%)")
     axes[1].set(title="Validation loss", xlabel="epoch", ylabel="val loss")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), title="config")
+    handles, labels = axes[1].get_legend_handles_labels()
+    stage_marks = [(h, text) for h, text in zip(*axes[0].get_legend_handles_labels()) if text.startswith("a new lr")]
+    for handle, text in stage_marks[:1]:
+        handles.append(handle)
+        labels.append(text)
+    axes[1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), title="config")
     figure.suptitle("Per epoch: mean over seeds, band ±1 std")
     return figure
+
+
+def _stage_starts(run: RunRecord) -> list[int]:
+    """Epochs (from 1) that began a new learning-rate stage: lr cut fivefold or more from one epoch to
+    the next. Keras' decay never does that: it at most halves lr between two epochs' ends."""
+    rates = [epoch.get("lr") for epoch in run.history]
+    return [i + 1 for i in range(1, len(rates)) if rates[i] and rates[i - 1] and rates[i] <= 0.2 * rates[i - 1]]
 
 
 def plot_test_acc(rows: list[dict], groups: list[ConfigRuns]) -> Figure:

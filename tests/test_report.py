@@ -197,3 +197,21 @@ def test_the_report_names_each_machine_and_precision_with_the_run_time_it_gave(t
     assert "commit 310af67, 416908c" in text
     assert "`cifar10-jpg.tar.gz` (45,000 train, 5,000 val, 10,000 test images; held-out validation)" in text
     assert "## Where these ran" in write_report(tmp_path)["report.md"].read_text()
+
+
+def test_a_staged_run_is_one_line_with_each_new_stage_marked(tmp_path):
+    write_run(tmp_path, "adam_auto_staged", 1, 0.78)
+    write_run(tmp_path, "rmsprop_decay_1e-2", 1, 0.40)
+    lrs = {"adam_auto_staged": [1e-3, 1e-3, 1e-4, 1e-5], "rmsprop_decay_1e-2": [6.6e-6, 3.4e-6, 2.3e-6, 1.7e-6]}
+    for config, rates in lrs.items():  # the second: decay 1e-2 roughly halving lr, which is no new stage
+        path = tmp_path / config / "seed_1" / "results.json"
+        record = json.loads(path.read_text())
+        for epoch, lr in zip(record["history"], rates):
+            epoch["lr"] = lr
+        path.write_text(json.dumps(record))
+    accuracy, loss = plot_curves(collect(tmp_path)).axes[:2]
+    assert len(accuracy.lines) == 2  # one line per config, the staged run included
+    (marks,) = accuracy.collections
+    assert marks.get_offsets()[:, 0].tolist() == [3, 4]  # the epochs that began stages 2 and 3
+    labels = [text.get_text() for text in loss.get_legend().get_texts()]
+    assert labels.count("a new lr stage begins") == 1
