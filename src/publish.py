@@ -105,7 +105,7 @@ def notebook_table(results_dir: Path) -> str:
             here = f"{_mean_std(values)} (n={len(values)})"
         cells = (
             f"`{name}`", *describe_config(name), claimed_text, here,
-            f"{min(epochs):.0f}–{max(epochs):.0f}" if len(epochs) > 1 else (f"{epochs[0]:.0f}" if epochs else "–"),
+            f"{min(epochs):.0f}–{max(epochs):.0f}" if min(epochs, default=0) != max(epochs, default=0) else (f"{epochs[0]:.0f}" if epochs else "–"),
             within_seed_noise(values, 100 * claimed) if values and claimed is not None else "–",
         )
         lines.append("| " + " | ".join(cells) + " |")
