@@ -105,7 +105,7 @@ def notebook_table(results_dir: Path) -> str:
             here = f"{_mean_std(values)} (n={len(values)})"
         cells = (
             f"`{name}`", *describe_config(name), claimed_text, here,
-            f"{min(epochs):.0f}–{max(epochs):.0f}" if min(epochs, default=0) != max(epochs, default=0) else (f"{epochs[0]:.0f}" if epochs else "–"),
+            _epoch_range(epochs),
             within_seed_noise(values, 100 * claimed) if values and claimed is not None else "–",
         )
         lines.append("| " + " | ".join(cells) + " |")
@@ -152,6 +152,14 @@ def precision_table(results_dir: Path, float32_runs: Path = RESULTS_ROOT / "note
         lines.append(f"\n{comparison.better} against {comparison.worse}: {100 * comparison.difference:+.2f} points "
                      f"of test accuracy, Welch's p = {comparison.p_value:.2f}: {verdict}.")
     return "\n".join(lines) + "\n"
+
+
+def _epoch_range(epochs: list[float]) -> str:
+    """``28–53`` over seeds, or one number when they all stopped at the same epoch."""
+    if not epochs:
+        return "–"
+    low, high = min(epochs), max(epochs)
+    return f"{low:.0f}" if low == high else f"{low:.0f}–{high:.0f}"
 
 
 def _mean_std(values: list[float]) -> str:

@@ -258,6 +258,7 @@ def plot_curves(groups: list[ConfigRuns]) -> Figure:
     """Validation accuracy and loss per epoch: one line per config (mean over its runs) with a
     ±1 standard deviation band where it has two or more."""
     figure, axes = plt.subplots(1, 2, figsize=(13, 5), layout="constrained")
+    stage_mark = None
     colors = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
     for index, group in enumerate(groups):
         label = group.name + (f" ({group.count('diverged')} diverged)" if group.count("diverged") else "")
@@ -277,18 +278,17 @@ def plot_curves(groups: list[ConfigRuns]) -> Figure:
             if key == "val_acc":  # a staged run stays one line; where each of its stages began is marked on it
                 starts = sorted({epoch for run in group.runs for epoch in _stage_starts(run)})
                 if starts:
-                    ax.scatter(starts, mean[np.array(starts) - 1], marker="v", s=45, color=colors(index),
-                               edgecolors="black", linewidths=0.6, zorder=3, label="a new lr stage begins")
+                    stage_mark = ax.scatter(starts, mean[np.array(starts) - 1], marker="v", s=45,
+                                            color=colors(index), edgecolors="black", linewidths=0.6, zorder=3)
     axes[0].set(title="Validation accuracy", xlabel="epoch", ylabel="val accuracy (%)")
     axes[1].set(title="Validation loss", xlabel="epoch", ylabel="val loss")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     handles, labels = axes[1].get_legend_handles_labels()
-    stage_marks = [(h, text) for h, text in zip(*axes[0].get_legend_handles_labels()) if text.startswith("a new lr")]
-    for handle, text in stage_marks[:1]:
-        handles.append(handle)
-        labels.append(text)
+    if stage_mark is not None:  # one legend entry for the marks of every staged config
+        handles.append(stage_mark)
+        labels.append("a new lr stage begins")
     axes[1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), title="config")
     figure.suptitle("Per epoch: mean over seeds, band ±1 std")
     return figure
