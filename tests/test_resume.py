@@ -5,11 +5,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from src.callbacks.run_results import CHECKPOINT_KEY
 from src.checkpoints import load_checkpoint
 from src.cli import main
 from src.results import RunRecord
@@ -62,6 +64,17 @@ def run_dir(tmp_path: Path) -> Path:
     return tmp_path / "runs" / "cut" / "version_0"
 
 
+def last_checkpoint(tmp_path: Path) -> Path:
+    return run_dir(tmp_path) / "checkpoints" / "last.ckpt"
+
+
+def resume_timed(fit_args: list[str]) -> float:
+    """Resumes the run; returns how long that took."""
+    started = time.perf_counter()
+    main([*fit_args, "--ckpt_path=last"])
+    return time.perf_counter() - started
+
+
 @pytest.mark.parametrize("signal_name,point", [
     ("SIGINT", "train"),          # Ctrl-C mid-epoch
     ("SIGTERM", "validation"),    # a scheduler's time limit while validating
@@ -81,10 +94,12 @@ def test_a_signal_stops_the_run_at_a_safe_point_and_resuming_ends_identically(
     cut = RunRecord.read(run_dir(tmp_path))
     assert cut.stop_reason == "interrupted"
 
-    main([*fit_args, "--ckpt_path=last"])
+    clock_at_last_safe_point = load_checkpoint(last_checkpoint(tmp_path))[CHECKPOINT_KEY]["wall_seconds"]
+    resuming_took = resume_timed(fit_args)
     resumed = RunRecord.read(run_dir(tmp_path))
     assert resumed.run_dir == str(run_dir(tmp_path))  # the same run, continued
-    assert resumed.wall_time_s > cut.wall_time_s  # the clock goes on across the interruption
+    # the clock goes on from last.ckpt: time after that safe point (a cut-off test) is not counted twice
+    assert clock_at_last_safe_point < resumed.wall_time_s <= clock_at_last_safe_point + resuming_took + 0.01
     assert_same_run(resumed, reference)
 
 
@@ -125,6 +140,15 @@ def test_a_resume_may_change_how_long_it_runs(fit_args, tmp_path):
     main([*fit_args, "--trainer.max_epochs=1", "--test_after_fit=false"])
     main([*fit_args, "--trainer.max_epochs=2", "--test_after_fit=false", "--ckpt_path=last"])
     assert RunRecord.read(run_dir(tmp_path)).epochs == 2
+
+
+def test_a_resumed_run_clock_goes_on_from_its_last_checkpoint(fit_args, tmp_path):
+    main([*fit_args, "--trainer.max_epochs=1", "--test_after_fit=false"])
+    checkpoint = load_checkpoint(last_checkpoint(tmp_path))
+    checkpoint[CHECKPOINT_KEY]["wall_seconds"] = an_hour_in = 3600.0  # a long first session
+    torch.save(checkpoint, last_checkpoint(tmp_path))
+    resuming_took = resume_timed([*fit_args, "--trainer.max_epochs=2", "--test_after_fit=false"])
+    assert an_hour_in < RunRecord.read(run_dir(tmp_path)).wall_time_s <= an_hour_in + resuming_took + 0.01
 
 
 def test_a_moved_run_keeps_its_best_checkpoint_record(fit_args, tmp_path):
