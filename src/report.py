@@ -217,19 +217,23 @@ def where_they_ran(groups: list[ConfigRuns]) -> list[str]:
         key = (env.get("device"), env.get("cpu"), env.get("cpu_count"), ", ".join(env.get("cpu_flags", [])),
                env.get("precision"), env.get("torch"))
         machines.setdefault(key, []).append(run)
-    header = ("device", "CPU", "cores", "CPU flags", "precision", "torch", "runs", "run time")
+    header = ("device", "CPU", "cores", "CPU flags", "precision", "torch", "runs", "run time", "per epoch")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for key, members in machines.items():
         seconds = sum(run.wall_time_s or 0.0 for run in members)
+        epochs = sum(run.epochs for run in members)
+        per_epoch = _duration(seconds / epochs if epochs else None)
         lines.append("| " + " | ".join(_number(v) if v != "" else "–" for v in key)
-                     + f" | {len(members)} | {_duration(seconds)} |")
+                     + f" | {len(members)} | {_duration(seconds)} | {per_epoch} |")
     total = sum(run.wall_time_s or 0.0 for run in runs)
     commits = sorted({str(run.environment.get("git_commit", ""))[:7] for run in runs} - {""})
     data = sorted({_data_description(run.data) for run in runs if run.data})
     return [
         *lines, "",
         f"Run time is each run's own wall time, its resumes included, {_duration(total)} over all "
-        f"{len(runs)} runs; runs that shared a machine overlap, so the sweep took less time than that.",
+        f"{len(runs)} runs; runs that shared a machine overlap, so the sweep took less time than that. "
+        "Per epoch is that run time over the epochs trained, start-up and the test included: what one "
+        "epoch cost on that machine, as the sweep shared it out.",
         *([f"Code: commit {', '.join(commits)}."] if commits else []),
         *([f"Data: {'; '.join(data)}."] if data else []),
     ]

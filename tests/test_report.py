@@ -177,7 +177,7 @@ def test_a_config_with_one_seed_shows_that_seed_not_a_spread(tmp_path):
     assert means.get_xdata()[0] == pytest.approx(71.0)
 
 
-def test_the_report_names_each_machine_and_precision_with_the_run_time_it_gave(tmp_path):
+def test_the_report_names_each_machine_and_precision_with_the_run_time_and_epoch_time_it_gave(tmp_path):
     cpu = {"device": "cpu", "cpu": "AMD EPYC", "cpu_count": 2, "cpu_flags": ["avx512f", "avx512_bf16"],
            "precision": "32-true", "torch": "2.14.1", "git_commit": "310af67af8df"}
     gpu = cpu | {"device": "cuda", "precision": "bf16-mixed", "git_commit": "416908cabc"}
@@ -189,8 +189,8 @@ def test_the_report_names_each_machine_and_precision_with_the_run_time_it_gave(t
     lines = where_they_ran(collect(tmp_path))
     rows = [line for line in lines if line.startswith("| cpu") or line.startswith("| cuda")]
     assert rows == [
-        "| cuda | AMD EPYC | 2 | avx512f, avx512_bf16 | bf16-mixed | 2.14.1 | 1 | 2.0 h |",
-        "| cpu | AMD EPYC | 2 | avx512f, avx512_bf16 | 32-true | 2.14.1 | 3 | 5.1 min |",
+        "| cuda | AMD EPYC | 2 | avx512f, avx512_bf16 | bf16-mixed | 2.14.1 | 1 | 2.0 h | 30.4 min |",
+        "| cpu | AMD EPYC | 2 | avx512f, avx512_bf16 | 32-true | 2.14.1 | 3 | 5.1 min | 26 s |",  # 306 s / 12 epochs
     ]
     text = "\n".join(lines)
     assert "2.1 h over all 4 runs" in text
