@@ -98,7 +98,7 @@ def test_a_signal_stops_the_run_at_a_safe_point_and_resuming_ends_identically(
     resuming_took = resume_timed(fit_args)
     resumed = RunRecord.read(run_dir(tmp_path))
     assert resumed.run_dir == str(run_dir(tmp_path))  # the same run, continued
-    # the clock goes on from last.ckpt: time after that safe point (a cut-off test) is not counted twice
+    # the clock goes on from last.ckpt's: time spent after that safe point (in a cut-off test) is not added
     assert clock_at_last_safe_point < resumed.wall_time_s <= clock_at_last_safe_point + resuming_took + 0.01
     assert_same_run(resumed, reference)
 
