@@ -3,8 +3,10 @@
 A sweep is a directory, ``SWEEP_DIR/<config>/seed_<S>/``, one ``python -m src.cli fit`` run
 each, so a crash or a divergence ends that run only. Starting the same sweep again skips the
 runs that finished, resumes those that were cut off (from ``checkpoints/last.ckpt``) and
-retries those that failed; ``sweep.json`` keeps how every run went. Any argument this command
-does not know (``--trainer.max_epochs 5``, ``--data.…``) goes to every run.
+retries those that failed; ``sweep.json`` keeps how every run went. Ctrl-C or SIGTERM stops
+the running runs at their next safe point and starts no more, so the same command goes on from
+there. Any argument this command does not know (``--trainer.max_epochs 5``, ``--data.…``) goes
+to every run.
 
 By default the runs share out the machine (:func:`plan_packing`): on CPUs one run per core with
 one thread each, on GPUs several runs per GPU, as cores and memory allow.
@@ -18,6 +20,7 @@ import io
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -155,9 +158,15 @@ class Run:
                 on_epoch(f"{self.label}: epoch {epoch['epoch']}, val_acc {epoch.get('val_acc', float('nan')):.4f}")
             seen = max(seen, len(history))
 
-    def execute(self, env: dict[str, str] | None = None, on_epoch: Progress | None = None) -> dict:
-        """Run it (output to ``train.log``) and say how it went: status ``finished``,
-        ``diverged`` or ``failed``, with the exit code and the run's results."""
+    def execute(
+        self,
+        env: dict[str, str] | None = None,
+        on_epoch: Progress | None = None,
+        on_start: Callable[[subprocess.Popen], None] | None = None,
+    ) -> dict:
+        """Run it (output to ``train.log``; ``on_start`` gets the process) and say how it went:
+        status ``finished``, ``diverged``, ``interrupted`` (stopped at a safe point by a signal) or
+        ``failed``, with the exit code and the run's results."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.time()
         command = self.command()
@@ -165,12 +174,16 @@ class Run:
             log.write(f"\n$ {' '.join(command)}\n")
             log.flush()
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            if on_start:
+                on_start(process)
             if on_epoch:
                 self._watch_epochs(process, on_epoch)
             process.wait()
         record = read_record(self.run_dir)
         if process.returncode == 0 and record and record.is_complete:
             status = "diverged" if record.stop_reason == "diverged" else "finished"
+        elif record and record.stop_reason == "interrupted":
+            status = "interrupted"
         else:
             status = "failed"
         return self.outcome(status, record, returncode=process.returncode, seconds=round(time.time() - started, 1),
@@ -189,6 +202,8 @@ def describe(outcome: dict) -> str:
     """One line on how a run ended."""
     if outcome["status"] == "failed":
         return f"FAILED (exit {outcome['returncode']}, stop_reason {outcome['stop_reason']}); see {outcome['log']}"
+    if outcome["status"] == "interrupted":
+        return f"interrupted at a safe point (exit {outcome['returncode']}); last.ckpt resumes it"
     test_acc = "-" if outcome["test_acc"] is None else f"{outcome['test_acc']:.4f}"
     return f"{outcome['stop_reason']}, test_acc {test_acc} ({outcome['seconds']:.0f} s)"
 
@@ -338,6 +353,59 @@ def run_environments(plan: Plan) -> queue.Queue[dict[str, str]]:
     return slots
 
 
+class SweepInterrupted(Exception):
+    """The sweep stopped on Ctrl-C or SIGTERM; every run it started stopped at a safe point."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"sweep stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention, as the runs use: 130 for SIGINT, 143 for SIGTERM."""
+        return 128 + self.signum
+
+
+class StopOnSignal:
+    """Ctrl-C or SIGTERM to the sweep: no run starts any more, and each running one gets one
+    SIGTERM and stops at its next safe point, so that a sweep signalled alone (``kill <pid>``)
+    leaves no run training unwatched. A run that heard the signal already (a terminal's Ctrl-C
+    and a scheduler's SIGTERM reach every process) takes the copy as the same request. Python
+    runs handlers in the main thread, so they are installed only from there."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._running: list[subprocess.Popen] = []
+        self._lock = threading.Lock()  # the main thread takes it only in the handler: never waits on itself
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self._stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def adopt(self, process: subprocess.Popen) -> None:
+        """A run's process, just started; one started as the signal came is stopped at once."""
+        with self._lock:
+            self._running.append(process)
+            late = self.signum is not None
+        if late:
+            process.send_signal(signal.SIGTERM)
+
+    def _stop(self, signum: int, frame: object) -> None:
+        with self._lock:
+            first = self.signum is None
+            self.signum = self.signum or signum
+            running = list(self._running)
+        if first:
+            for process in running:
+                process.send_signal(signal.SIGTERM)  # a no-op for a process that has ended
+
+
 class SweepRecord:
     """``sweep.json``: how every run of the sweep went, kept across restarts."""
 
@@ -374,6 +442,8 @@ def sweep(
     Returns one outcome per run (``status``: ``complete`` for runs skipped as already done,
     ``finished``, ``diverged`` or ``failed``). ``progress`` gets one line per run start and
     end (and per epoch with ``epoch_progress``); the runs' own output goes to their ``train.log``.
+    Ctrl-C or SIGTERM raises :class:`SweepInterrupted` once the runs it had started have stopped
+    (status ``interrupted``; those it did not start: ``not started``).
     """
     if seeds < 1:
         raise UserInputError(f"--seeds must be at least 1, got {seeds}.")
@@ -404,22 +474,31 @@ def sweep(
     record = SweepRecord(root, {"configs": [str(p) for p in paths], "seeds": list(seed_list), "overrides": overrides,
                                 "plan": {**asdict(plan), "summary": plan.describe()}})
     environments = run_environments(plan)
+    stop = StopOnSignal()
 
     def start(index: int, run: Run) -> dict:
         env = environments.get()
         try:
+            if stop.signum is not None:
+                return run.outcome("not started", read_record(run.run_dir))
             resume = run.resume_from()
             progress(f"[{index}/{len(todo)}] start {run.label}" + (f" (resuming from {resume})" if resume else ""))
-            outcome = run.execute(env, on_epoch=progress if epoch_progress else None)
+            outcome = run.execute(env, on_epoch=progress if epoch_progress else None, on_start=stop.adopt)
         finally:
             environments.put(env)
         record.update(run, outcome)
         progress(f"[{index}/{len(todo)}] end   {run.label}: {describe(outcome)}")
         return outcome
 
-    with ThreadPoolExecutor(max_workers=plan.runs) as pool:
+    with stop, ThreadPoolExecutor(max_workers=plan.runs) as pool:
         for run, outcome in zip(todo, pool.map(start, range(1, len(todo) + 1), todo)):
             outcomes[run.label] = outcome
+    if stop.signum is not None:
+        statuses = [o["status"] for o in outcomes.values()]
+        progress(f"sweep stopped by {signal.Signals(stop.signum).name}: {statuses.count('interrupted')} runs "
+                 f"stopped at a safe point, {statuses.count('not started')} not started; the same command goes on "
+                 "from there")
+        raise SweepInterrupted(stop.signum)
     failed = [o for o in outcomes.values() if o["status"] == "failed"]
     progress(f"sweep done: {len(runs) - len(failed)} of {len(runs)} runs complete"
              + (f", {len(failed)} failed" if failed else ""))
@@ -456,6 +535,8 @@ def main(argv: list[str] | None = None) -> None:
     except UserInputError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except SweepInterrupted as stopped:
+        raise SystemExit(stopped.exit_code) from None
     if any(o["status"] == "failed" for o in outcomes):
         raise SystemExit(1)
 

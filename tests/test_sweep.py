@@ -1,12 +1,16 @@
 """Sweeps: a directory per run, isolation from failures and divergence, restarts that skip
-finished runs and resume cut-off ones, and mistakes refused before any training."""
+finished runs and resume cut-off ones, a signal that stops them all at a safe point, and
+mistakes refused before any training."""
 
+import contextlib
 import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,6 +126,45 @@ def test_a_restart_resumes_a_cut_off_run_and_a_failing_run_does_not_stop_the_swe
     assert recorded["precision_64/seed_42"]["returncode"] == 2
     assert "--trainer.precision 64 is not supported" in Path(recorded["precision_64/seed_42"]["log"]).read_text()
     assert recorded["adam/seed_42"]["status"] == "finished"
+
+
+@pytest.mark.parametrize("signal_name, whole_group", [
+    ("SIGTERM", False),  # `kill <sweep pid>`: only the sweep hears it, and must stop its runs itself
+    ("SIGINT", True),    # Ctrl-C in a terminal: the runs hear it too, and the sweep's copy must not make it "twice"
+], ids=["kill the sweep", "Ctrl-C"])
+def test_a_signal_stops_the_running_run_at_a_safe_point_and_starts_no_more(tiny_run_args, tmp_path, signal_name,
+                                                                           whole_group):
+    sweep_dir = tmp_path / "sweep"
+    first_run = sweep_dir / "adam" / "seed_42"
+    long_runs = ["--trainer.max_epochs=500", "--early_stopping.patience=500"]
+    command = [sys.executable, "-m", "src.sweep", "--configs", "adam", "sgd", "--seeds", "1", "--parallel", "1",
+               "--sweep_dir", str(sweep_dir), *tiny_run_args, *long_runs]
+    sweep_process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+    signum = signal.Signals[signal_name]
+    try:
+        deadline = time.monotonic() + 300
+        while not (first_run / "checkpoints" / "last.ckpt").is_file():  # an epoch done: training is under way
+            assert sweep_process.poll() is None and time.monotonic() < deadline, "the first run never got going"
+            time.sleep(0.5)
+        if whole_group:
+            os.killpg(sweep_process.pid, signum)
+        else:
+            sweep_process.send_signal(signum)
+        out, err = sweep_process.communicate(timeout=300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sweep_process.pid, signal.SIGKILL)  # whatever happened, nothing keeps training
+
+    assert sweep_process.returncode == 128 + signum, err
+    assert "Traceback" not in err
+    assert f"end   adam seed 42: interrupted at a safe point (exit {128 + signum})" in out
+    assert f"sweep stopped by {signal_name}: 1 runs stopped at a safe point, 1 not started" in out
+    stopped = results_of(first_run)
+    assert stopped["stop_reason"] == "interrupted" and len(stopped["history"]) < 500
+    assert (first_run / "checkpoints" / "last.ckpt").is_file()
+    assert not (sweep_dir / "sgd").exists()
+    assert json.loads((sweep_dir / SWEEP_FILE).read_text())["runs"]["adam/seed_42"]["status"] == "interrupted"
 
 
 @pytest.mark.parametrize(

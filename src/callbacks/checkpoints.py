@@ -71,8 +71,9 @@ class ResumeCheckpoint(RunCheckpoint):
     metrics a checkpoint cannot resume): the run finishes the training step it is in, or the
     validation and epoch it is in, writes ``last.ckpt`` there and raises :class:`RunInterrupted`.
     A signal during the test after fit stops it at the next batch (the test reruns on resume).
-    A second Ctrl-C stops at once, without a checkpoint; ``last.ckpt`` then holds the last safe
-    point, as after ``kill -9``. Lightning writes ``save_last`` only with a new best checkpoint,
+    A Ctrl-C while a stop is pending stops at once, without a checkpoint; ``last.ckpt`` then holds
+    the last safe point, as after ``kill -9``. A repeated SIGTERM asks nothing new (a scheduler
+    signals every process of a job, a sweep passes its own signal on), so it changes nothing. Lightning writes ``save_last`` only with a new best checkpoint,
     which is why this one always writes.
     """
 
@@ -86,7 +87,9 @@ class ResumeCheckpoint(RunCheckpoint):
     # catching the signal --------------------------------------------------------------
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:
         if self.pending_signal is not None:
-            raise KeyboardInterrupt  # asked twice: stop now
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt  # Ctrl-C while stopping: stop now
+            return
         self.pending_signal = signum
         log.warning(
             "%s received: stopping at the next safe point (after this training step, or after this "

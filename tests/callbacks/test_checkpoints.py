@@ -1,8 +1,12 @@
 """The project's checkpoint callbacks: names count epochs from 1 as results.json does, state stays
-compatible with Lightning's, and the record follows a moved run."""
+compatible with Lightning's, the record follows a moved run, and a stop asked for twice by
+SIGTERM is still a stop at a safe point."""
 
+import os
+import signal
 from pathlib import Path
 
+import pytest
 import torch
 
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -37,3 +41,30 @@ def test_the_fifth_epoch_is_named_epoch_005():
 def test_state_key_is_lightnings_so_older_checkpoints_resume_and_stage():
     arguments = {"monitor": "val_acc", "mode": "max"}
     assert RunCheckpoint(**arguments).state_key == ModelCheckpoint(**arguments).state_key
+
+
+@pytest.fixture
+def caught_signals():
+    """A ResumeCheckpoint handling this process's SIGINT and SIGTERM, as during training."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    callback = ResumeCheckpoint()
+    callback.on_train_start(None, None)
+    yield callback
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_a_repeated_sigterm_keeps_the_stop_at_a_safe_point(caught_signals):
+    # a scheduler signals every process of a job, and a sweep passes its own signal on
+    os.kill(os.getpid(), signal.SIGTERM)
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert caught_signals.pending_signal == signal.SIGTERM
+
+
+@pytest.mark.parametrize("first", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_while_a_stop_is_pending_stops_at_once(caught_signals, first):
+    os.kill(os.getpid(), first)
+    os.kill(os.getpid(), signal.SIGTERM)  # the sweep's copy of a terminal's Ctrl-C changes nothing
+    assert caught_signals.pending_signal == first
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
