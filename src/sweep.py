@@ -398,12 +398,12 @@ class StopOnSignal:
 
     def _stop(self, signum: int, frame: object) -> None:
         with self._lock:
-            first = self.signum is None
-            self.signum = self.signum or signum
+            if self.signum is not None:
+                return  # the runs have their SIGTERM already
+            self.signum = signum
             running = list(self._running)
-        if first:
-            for process in running:
-                process.send_signal(signal.SIGTERM)  # a no-op for a process that has ended
+        for process in running:
+            process.send_signal(signal.SIGTERM)  # a no-op for a process that has ended
 
 
 class SweepRecord:

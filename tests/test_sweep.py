@@ -130,7 +130,7 @@ def test_a_restart_resumes_a_cut_off_run_and_a_failing_run_does_not_stop_the_swe
 
 @pytest.mark.parametrize("signal_name, whole_group", [
     ("SIGTERM", False),  # `kill <sweep pid>`: only the sweep hears it, and must stop its runs itself
-    ("SIGINT", True),    # Ctrl-C in a terminal: the runs hear it too, and the sweep's copy must not make it "twice"
+    ("SIGINT", True),    # Ctrl-C in a terminal: the runs hear it too (their extra copy: tests/callbacks)
 ], ids=["kill the sweep", "Ctrl-C"])
 def test_a_signal_stops_the_running_run_at_a_safe_point_and_starts_no_more(tiny_run_args, tmp_path, signal_name,
                                                                            whole_group):
@@ -162,7 +162,6 @@ def test_a_signal_stops_the_running_run_at_a_safe_point_and_starts_no_more(tiny_
     assert f"sweep stopped by {signal_name}: 1 runs stopped at a safe point, 1 not started" in out
     stopped = results_of(first_run)
     assert stopped["stop_reason"] == "interrupted" and len(stopped["history"]) < 500
-    assert (first_run / "checkpoints" / "last.ckpt").is_file()
     assert not (sweep_dir / "sgd").exists()
     assert json.loads((sweep_dir / SWEEP_FILE).read_text())["runs"]["adam/seed_42"]["status"] == "interrupted"
 

@@ -73,8 +73,9 @@ class ResumeCheckpoint(RunCheckpoint):
     A signal during the test after fit stops it at the next batch (the test reruns on resume).
     A Ctrl-C while a stop is pending stops at once, without a checkpoint; ``last.ckpt`` then holds
     the last safe point, as after ``kill -9``. A repeated SIGTERM asks nothing new (a scheduler
-    signals every process of a job, a sweep passes its own signal on), so it changes nothing. Lightning writes ``save_last`` only with a new best checkpoint,
-    which is why this one always writes.
+    signals every process of a job, a sweep passes its own signal on), so it changes nothing.
+    Lightning writes ``save_last`` only with a new best checkpoint, which is why this one always
+    writes.
     """
 
     def __init__(self, dirpath: str | None = None) -> None:
