@@ -18,13 +18,18 @@ Each trial is one ``src.cli fit`` subprocess at ``STUDY_DIR/trial_<N>/seed_<S>``
 ``val_acc`` after every epoch and stops when the pruner says it is hopeless. The study lives in
 SQLite inside STUDY_DIR unless ``--storage`` names a database URL that workers on several
 machines can share.
+
+Ctrl-C or SIGTERM stops the study at a safe point; the next search resumes the trials it cut off.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,7 @@ from typing import Any
 import optuna
 import pytorch_lightning as pl
 import yaml
+from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from src.commands import command_parser
@@ -40,6 +46,8 @@ from src.results import read_record
 from src.sweep import (
     Progress,
     Run,
+    StoppedBySignal,
+    StopOnSignal,
     check_run_args,
     describe,
     machine_plan,
@@ -51,6 +59,7 @@ from src.sweep import (
 
 RANGE_KEYS = {"low", "high", "log", "step"}
 PRUNER_KEYS = {"n_startup_trials", "n_warmup_steps"}
+RESUMES = "resumes"  # an enqueued trial's user attribute: the run directory it continues
 
 
 class OptunaPruning(pl.Callback):
@@ -199,10 +208,6 @@ def open_study(study_name: str, storage: str, pruner: dict[str, int], sampler_se
         ) from err
 
 
-class TrialFailed(Exception):
-    """A trial's run ended without results; Optuna records the trial as failed and goes on."""
-
-
 def search(
     space_file: str | Path,
     n_trials: int = 20,
@@ -216,7 +221,12 @@ def search(
     progress: Progress = print_line,
 ) -> tuple[optuna.Study, Path]:
     """Run ``n_trials`` more trials of the study declared in ``space_file``; return the study
-    and its directory. ``progress`` gets one line per trial start and end."""
+    and its directory. ``progress`` gets one line per trial start and end.
+
+    The search drives Optuna's ask-and-tell interface itself, so that Ctrl-C or SIGTERM can stop
+    it between trials: the running trials stop at a safe point and are failed in the study, each
+    with a copy enqueued that resumes its run first thing next time; then :class:`StoppedBySignal`.
+    """
     declared = load_space(space_file)
     study_name = study_name or Path(space_file).stem
     study_dir = Path(study_dir or Path("runs") / "search" / study_name).resolve()
@@ -227,9 +237,20 @@ def search(
         storage = f"sqlite:///{study_dir / 'study.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our one line per trial replaces Optuna's
     study = open_study(study_name, storage, declared.pruner, sampler_seed)
-    environments = run_environments(machine_plan(n_trials, parallel, cpu_only=trains_on_cpu(resolved)))
+    plan = machine_plan(n_trials, parallel, cpu_only=trains_on_cpu(resolved))
+    environments = run_environments(plan)
+    stop = StopOnSignal()
+    unstarted = iter(range(n_trials))
+    asking = threading.Lock()
+    interrupted: list[int] = []
 
-    def objective(trial: optuna.Trial) -> float:
+    def next_trial() -> optuna.Trial | None:
+        with asking:  # one at a time, so that the sampler sees every trial asked before
+            if stop.signum is not None or next(unstarted, None) is None:
+                return None
+            return study.ask()
+
+    def run_trial(trial: optuna.Trial) -> None:
         flags = suggest(trial, declared.space)
         pruning = [
             "--trainer.callbacks+=src.search.OptunaPruning", f"--trainer.callbacks.storage={storage}",
@@ -237,27 +258,47 @@ def search(
             f"--trainer.callbacks.study_name={study_name}", f"--trainer.callbacks.trial_id={trial._trial_id}",
             *[f"--trainer.callbacks.{key}={value}" for key, value in declared.pruner.items()],
         ]
-        run = Run(declared.config, seed, study_dir, f"trial_{trial.number:03d}", [*overrides, *flags, *pruning])
+        run = Run(declared.config, seed, study_dir, trial.user_attrs.get(RESUMES, f"trial_{trial.number:03d}"),
+                  [*overrides, *flags, *pruning])
         trial.set_user_attr("run_dir", str(run.run_dir))
-        progress(f"trial {trial.number} start: {' '.join(flags)}")
+        resume = run.resume_from()
+        if resume:
+            for epoch in read_record(run.run_dir).history:  # what it ran before, as if this trial had
+                if "val_acc" in epoch:
+                    trial.report(epoch["val_acc"], step=epoch["epoch"])
+        progress(f"trial {trial.number} start: {' '.join(flags)}" + (f" (resuming from {resume})" if resume else ""))
         env = environments.get()
         try:
-            outcome = run.execute(env)
+            outcome = run.execute(env, on_start=stop.adopt)
         finally:
             environments.put(env)
         pruned_at = _latest(study, trial).user_attrs.get("pruned_at_epoch")
         if pruned_at is not None:
             _mark_pruned(run.run_dir, pruned_at)
+            study.tell(trial, state=TrialState.PRUNED)
             progress(f"trial {trial.number} pruned after epoch {pruned_at}")
-            raise optuna.TrialPruned()
-        if outcome["status"] == "failed":
+        elif outcome["status"] in ("interrupted", "failed"):
+            study.tell(trial, state=TrialState.FAIL)
+            if outcome["status"] == "interrupted":
+                study.enqueue_trial(trial.params, user_attrs={RESUMES: run.name})
+                interrupted.append(trial.number)
             progress(f"trial {trial.number} {describe(outcome)}")
-            raise TrialFailed(outcome["log"])
-        value = read_record(run.run_dir).best_val_acc
-        progress(f"trial {trial.number} end: best val_acc {value:.4f}, {describe(outcome)}")
-        return value
+        else:
+            value = read_record(run.run_dir).best_val_acc
+            study.tell(trial, value)
+            progress(f"trial {trial.number} end: best val_acc {value:.4f}, {describe(outcome)}")
 
-    study.optimize(objective, n_trials=n_trials, n_jobs=parallel, catch=(TrialFailed,))
+    def work() -> None:
+        while (trial := next_trial()) is not None:
+            run_trial(trial)
+
+    with stop, ThreadPoolExecutor(max_workers=plan.runs) as pool:
+        for worker in [pool.submit(work) for _ in range(plan.runs)]:
+            worker.result()
+    if stop.signum is not None:
+        progress(f"search stopped by {signal.Signals(stop.signum).name}: {len(interrupted)} trials stopped at a safe "
+                 "point; the next search of this study resumes them before it starts new ones")
+        raise StoppedBySignal(stop.signum)
     states = [t.state.name.lower() for t in study.trials]
     summary = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
     best = study.best_trial if any(s == "complete" for s in states) else None
@@ -300,6 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     except UserInputError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except StoppedBySignal as stopped:
+        raise SystemExit(stopped.exit_code) from None
 
 
 if __name__ == "__main__":

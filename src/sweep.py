@@ -353,11 +353,11 @@ def run_environments(plan: Plan) -> queue.Queue[dict[str, str]]:
     return slots
 
 
-class SweepInterrupted(Exception):
-    """The sweep stopped on Ctrl-C or SIGTERM; every run it started stopped at a safe point."""
+class StoppedBySignal(Exception):
+    """A sweep or study stopped on Ctrl-C or SIGTERM; every run it started stopped at a safe point."""
 
     def __init__(self, signum: int) -> None:
-        super().__init__(f"sweep stopped by {signal.Signals(signum).name}")
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
         self.signum = signum
 
     @property
@@ -367,7 +367,7 @@ class SweepInterrupted(Exception):
 
 
 class StopOnSignal:
-    """Ctrl-C or SIGTERM to the sweep: no run starts any more, and each running one gets one
+    """Ctrl-C or SIGTERM to a sweep or study: no run starts any more, and each running one gets one
     SIGTERM and stops at its next safe point, so that a sweep signalled alone (``kill <pid>``)
     leaves no run training unwatched. A run that heard the signal already (a terminal's Ctrl-C
     and a scheduler's SIGTERM reach every process) takes the copy as the same request. Python
@@ -442,7 +442,7 @@ def sweep(
     Returns one outcome per run (``status``: ``complete`` for runs skipped as already done,
     ``finished``, ``diverged`` or ``failed``). ``progress`` gets one line per run start and
     end (and per epoch with ``epoch_progress``); the runs' own output goes to their ``train.log``.
-    Ctrl-C or SIGTERM raises :class:`SweepInterrupted` once the runs it had started have stopped
+    Ctrl-C or SIGTERM raises :class:`StoppedBySignal` once the runs it had started have stopped
     (status ``interrupted``; those it did not start: ``not started``).
     """
     if seeds < 1:
@@ -498,7 +498,7 @@ def sweep(
         progress(f"sweep stopped by {signal.Signals(stop.signum).name}: {statuses.count('interrupted')} runs "
                  f"stopped at a safe point, {statuses.count('not started')} not started; the same command goes on "
                  "from there")
-        raise SweepInterrupted(stop.signum)
+        raise StoppedBySignal(stop.signum)
     failed = [o for o in outcomes.values() if o["status"] == "failed"]
     progress(f"sweep done: {len(runs) - len(failed)} of {len(runs)} runs complete"
              + (f", {len(failed)} failed" if failed else ""))
@@ -535,7 +535,7 @@ def main(argv: list[str] | None = None) -> None:
     except UserInputError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    except SweepInterrupted as stopped:
+    except StoppedBySignal as stopped:
         raise SystemExit(stopped.exit_code) from None
     if any(o["status"] == "failed" for o in outcomes):
         raise SystemExit(1)

@@ -1,15 +1,29 @@
-"""The Optuna search: trials as runs, pruning from per-epoch val_acc, the space file and the
-study's database checked before any training."""
+"""The Optuna search: trials as runs, pruning from per-epoch val_acc, a signal that stops the
+study at a safe point and a next search that resumes it, the space file and the study's
+database checked before any training."""
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import optuna
 import pytest
 
 from src.errors import UserInputError
 from src.report import collect, summarize
-from src.search import examples, load_space, main, suggest
+from src.search import examples, load_space, main, search, suggest
 from src.sweep import CONFIG_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def results_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
 
 
 def test_a_study_runs_its_trials_and_prunes_the_hopeless_one(small_study):
@@ -29,6 +43,52 @@ def test_a_study_runs_its_trials_and_prunes_the_hopeless_one(small_study):
     assert pruned["stop_reason"] == "pruned" and pruned["epochs"] == 1
     assert "trial 1 pruned after epoch 1" in small_study.lines
     assert (small_study.dir / "study.db").is_file()  # SQLite inside the study's directory by default
+
+
+def test_ctrl_c_stops_the_study_at_a_safe_point_and_the_next_search_resumes_the_trial_first(tiny_run_args, tmp_path):
+    space = tmp_path / "adam_lr.yaml"
+    space.write_text("config: adam\nspace:\n  model.optimizer.lr: {low: 1.0e-4, high: 1.0e-3}\n")
+    study_dir = tmp_path / "study"
+    first_run = study_dir / "trial_000" / "seed_42"
+    long_runs = [*tiny_run_args, "--trainer.max_epochs=500", "--early_stopping.patience=500"]
+    search_process = subprocess.Popen(
+        [sys.executable, "-m", "src.search", str(space), "--n_trials", "2", "--study_dir", str(study_dir), *long_runs],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (first_run / "checkpoints" / "last.ckpt").is_file():  # an epoch done: training is under way
+            assert search_process.poll() is None and time.monotonic() < deadline, "the first trial never got going"
+            time.sleep(0.5)
+        os.killpg(search_process.pid, signal.SIGINT)  # as a terminal sends it: to the search and its run
+        out, err = search_process.communicate(timeout=300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(search_process.pid, signal.SIGKILL)  # whatever happened, nothing keeps training
+
+    assert search_process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "trial 0 interrupted at a safe point (exit 130)" in out
+    assert "search stopped by SIGINT: 1 trials stopped at a safe point" in out
+    stopped = results_of(first_run)
+    assert stopped["stop_reason"] == "interrupted"
+    assert not (study_dir / "trial_001").exists()  # no trial started after the signal
+    done = len(stopped["history"])
+
+    lines: list[str] = []
+    one_more_epoch = [*long_runs, f"--trainer.max_epochs={done + 1}"]
+    study, _ = search(space, n_trials=1, study_dir=study_dir, overrides=one_more_epoch, progress=lines.append)
+    cut_off, resumed = study.trials
+    assert cut_off.state == optuna.trial.TrialState.FAIL
+    assert resumed.state == optuna.trial.TrialState.COMPLETE and resumed.params == cut_off.params
+    assert f"trial 1 start: --model.optimizer.lr={cut_off.params['model.optimizer.lr']} (resuming from " in lines[0]
+    assert resumed.user_attrs["run_dir"] == str(first_run)  # the cut-off run, continued
+    results = results_of(first_run)
+    assert results["stop_reason"] == "max_epochs" and Path(results["resumed_from"]).name == "last.ckpt"
+    assert [h["epoch"] for h in results["history"]] == list(range(1, done + 2))  # continued, not started over
+    assert list(resumed.intermediate_values) == list(range(1, done + 2))  # its earlier epochs too, for the pruner
+    assert resumed.value == pytest.approx(results["best_val_acc"])
+    assert not (study_dir / "trial_001").exists()
 
 
 def test_the_report_works_on_a_study(small_study):
