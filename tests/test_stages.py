@@ -1,8 +1,6 @@
 """New stages from checkpoints: the notebook's recompile-with-a-new-lr, and continuing a run."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,6 @@ from src.paths import CONFIG_DIR
 from src.stages import stage_checkpoint
 from tests.synthetic import quiet_fit_args
 
-ROOT = Path(__file__).resolve().parent.parent
 ADAM = [f"--config={CONFIG_DIR / 'adam.yaml'}", "--model.decay=1e-3", "--test_after_fit=false"]
 
 
@@ -84,34 +81,6 @@ def test_continuing_a_finished_run_keeps_its_optimizer(fit, first_stage):
     assert [h["epoch"] for h in more["history"]] == [3]
     steps = 3 * 16  # the decay counter went on from the first run's 32 updates
     assert more["history"][0]["lr"] == pytest.approx(1e-3 / (1 + 1e-3 * steps))
-
-
-def test_staged_script_runs_every_stage_from_the_previous_best(image_folder, data_dir, tmp_path):
-    output = subprocess.run(
-        [
-            sys.executable, "scripts/staged_fit.py",
-            "--stages", "configs/adam.yaml", "configs/adam_stage2_lr_1e-4.yaml",
-            "--name=adam_staged", f"--save_dir={tmp_path}",
-            f"--data.source={image_folder}", f"--data.data_dir={data_dir}", "--data.val_split=100",
-            "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false",
-        ],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout
-    assert "stage 2/2" in output
-    rows = [line.split() for line in output.splitlines() if line[:1].isdigit()]
-    assert [row[0] for row in rows] == ["1", "2"] and [row[1] for row in rows] == ["1e-03", "1e-04"]
-    assert (tmp_path / "adam_staged" / "stage_2" / "results.json").is_file()
-
-
-@pytest.mark.parametrize("flag", ["--stage=configs/sgd.yaml", "--save_d=elsewhere", "--nam=x"])
-def test_staged_script_refuses_its_own_flags_abbreviated(tmp_path, flag):
-    result = subprocess.run(
-        [sys.executable, "scripts/staged_fit.py", flag, f"--save_dir={tmp_path / 'runs'}"],
-        cwd=ROOT, capture_output=True, text=True,
-    )
-    assert result.returncode == 2
-    assert f"{flag.split('=')[0]} abbreviates --" in result.stderr and "write it in full" in result.stderr
-    assert "stage 1" not in result.stdout and not (tmp_path / "runs").exists()
 
 
 def test_resume_and_new_stage_together_are_refused(fit, first_stage, capsys):
