@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import math
 import sys
@@ -31,7 +30,7 @@ from scipy import stats
 
 from src.errors import UserInputError
 from src.results import FINAL_STOP_REASONS, RESULTS_FILE, RunRecord
-from src.sweep import NOTEBOOK, SWEEP_FILE
+from src.sweep import NOTEBOOK, recorded_outcomes
 
 log = logging.getLogger(__name__)
 SIGNIFICANCE = 0.05
@@ -88,11 +87,14 @@ def collect(sweep_dir: Path) -> list[ConfigRuns]:
             continue
         name = record.config or path.parent.parent.name
         groups.setdefault(name, ConfigRuns(name)).runs.append(record)
-    sweep_file = sweep_dir / SWEEP_FILE
-    if sweep_file.is_file():
-        for outcome in json.loads(sweep_file.read_text())["runs"].values():
-            if outcome["status"] == "failed" and not (Path(outcome["run_dir"]) / RESULTS_FILE).is_file():
-                groups.setdefault(outcome["config"], ConfigRuns(outcome["config"])).failed_without_results += 1
+    try:
+        outcomes = recorded_outcomes(sweep_dir)
+    except ValueError as err:  # it only adds the failed runs that left no results: report the others
+        log.warning("warning: %s; runs that failed without results are not counted", err)
+        outcomes = {}
+    for outcome in outcomes.values():
+        if outcome.get("status") == "failed" and not (Path(outcome["run_dir"]) / RESULTS_FILE).is_file():
+            groups.setdefault(outcome["config"], ConfigRuns(outcome["config"])).failed_without_results += 1
     if not groups:
         raise UserInputError(f"No runs found in {sweep_dir}: expected <config>/<run>/{RESULTS_FILE} files there.")
     return list(groups.values())

@@ -406,13 +406,35 @@ class StopOnSignal:
             process.send_signal(signal.SIGTERM)  # a no-op for a process that has ended
 
 
+def recorded_outcomes(sweep_dir: Path) -> dict[str, dict]:
+    """The run outcomes ``sweep.json`` keeps (none before a first sweep); ``ValueError`` says why
+    a damaged one cannot be read."""
+    path = sweep_dir / SWEEP_FILE
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{path} is not valid JSON ({err})") from err
+    runs = record.get("runs", {}) if isinstance(record, dict) else None
+    if not (isinstance(runs, dict) and all(isinstance(outcome, dict) for outcome in runs.values())):
+        raise ValueError(f"{path} does not hold a sweep record (a JSON object whose runs map names to outcomes)")
+    return runs
+
+
 class SweepRecord:
     """``sweep.json``: how every run of the sweep went, kept across restarts."""
 
     def __init__(self, sweep_dir: Path, settings: dict) -> None:
         self.path = sweep_dir / SWEEP_FILE
-        old = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        self.data = {**settings, "runs": old.get("runs", {})}
+        try:
+            runs = recorded_outcomes(sweep_dir)
+        except ValueError as err:
+            raise UserInputError(
+                f"{err}. Move it aside or delete it, then start the sweep again: the run directories keep every "
+                "result, and the sweep records their outcomes afresh."
+            ) from err
+        self.data = {**settings, "runs": runs}
         self._lock = threading.Lock()
         self._save()
 

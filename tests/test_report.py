@@ -165,6 +165,13 @@ def test_a_damaged_results_file_is_named_and_the_other_runs_reported(sweep_dir, 
     assert len(rows) == 4
 
 
+def test_a_damaged_sweep_record_is_named_and_the_runs_reported(sweep_dir, caplog):
+    (sweep_dir / "sweep.json").write_text('{"runs": {"sgd/seed_9": {"status": "fai')  # cut off mid-write
+    rows = {r["config"]: r for r in summarize(collect(sweep_dir))}
+    assert f"warning: {sweep_dir / 'sweep.json'} is not valid JSON" in caplog.text
+    assert rows["sgd"]["runs"] == 3 and len(rows) == 4
+
+
 def test_a_config_with_one_seed_shows_that_seed_not_a_spread(tmp_path):
     write_run(tmp_path, "once", 1, 0.6)
     for seed, acc in ((1, 0.7), (2, 0.72)):

@@ -191,6 +191,21 @@ def test_mistakes_are_refused_before_any_run(capsys, tmp_path, args, message):
     assert not (tmp_path / "sweep").exists()
 
 
+@pytest.mark.parametrize("damaged", ['{"runs": {"sgd/seed_42": {"sta', '["sgd/seed_42"]', '{"runs": {"sgd/seed_42": 1}}'],
+                         ids=["cut off", "not an object", "not outcomes"])
+def test_a_damaged_sweep_record_is_refused_and_left_as_it_is(capsys, tmp_path, damaged):
+    (tmp_path / "sweep").mkdir()
+    record = tmp_path / "sweep" / SWEEP_FILE
+    record.write_text(damaged)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--configs", "sgd", "--seeds", "1", "--sweep_dir", str(tmp_path / "sweep")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: {record} " in err and "Move it aside or delete it" in err and "Traceback" not in err
+    assert record.read_text() == damaged
+    assert not (tmp_path / "sweep" / "sgd").exists()
+
+
 def test_unknown_config_lists_the_available_ones(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["--configs", "nope", "--sweep_dir", str(tmp_path)])
