@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from jsonargparse import Namespace
 from lightning_fabric.utilities.exceptions import MisconfigurationException
+from pytorch_lightning.accelerators import AcceleratorRegistry
 from pytorch_lightning.utilities import rank_zero_only
 
 from src.errors import UserInputError
@@ -121,9 +122,10 @@ def _check_accelerator(accelerator: object) -> None:
             f"--trainer.accelerator {accelerator}: no GPU is available ({reason}). "
             "Use --trainer.accelerator cpu, or auto to take a GPU when there is one."
         )
-    if name == "mps" and not torch.backends.mps.is_available():
+    elif name in AcceleratorRegistry and not AcceleratorRegistry[name]["accelerator"].is_available():
         raise UserInputError(
-            "--trainer.accelerator mps: Apple's MPS backend is not available here. Use --trainer.accelerator cpu."
+            f"--trainer.accelerator {accelerator}: Lightning finds no {name} device here (mps needs an Apple GPU, "
+            "tpu a TPU and the torch_xla package). Use --trainer.accelerator cpu, or auto to take what there is."
         )
 
 

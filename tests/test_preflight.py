@@ -30,6 +30,12 @@ def test_gpu_accelerator_without_a_gpu_is_refused(refused):
     assert "no GPU is available" in err and "--trainer.accelerator cpu" in err
 
 
+@pytest.mark.parametrize("accelerator", ["tpu", "mps"])
+def test_an_accelerator_lightning_finds_no_device_for_is_refused(refused, accelerator):
+    err = refused("fit", f"--trainer.accelerator={accelerator}")
+    assert f"Lightning finds no {accelerator} device here" in err and "--trainer.accelerator cpu" in err
+
+
 def test_disabling_checkpoints_is_refused_with_what_to_do_instead(refused):
     err = refused("fit", "--trainer.enable_checkpointing=false")
     assert "not supported" in err and "--ckpt_path runs/<name>/version_N/checkpoints/last.ckpt" in err
