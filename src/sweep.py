@@ -87,16 +87,19 @@ def resolve_config(name: str) -> Path:
 
 
 def check_run_args(config: Path, overrides: Sequence[str]) -> dict[str, Any]:
-    """Parse a run's arguments in-process, as ``src.cli`` will, so that a typo in an override
-    stops the sweep with the parser's message before any run starts. Returns the run's resolved
-    config, which says where it will train."""
+    """Parse and check a run's arguments in-process, as ``src.cli`` will, so that a typo in an
+    override or a setting that cannot work stops the sweep with one message before any run starts.
+    Returns the run's resolved config, which says where it will train."""
     for flag in overrides:
         if flag.split("=", 1)[0].startswith(SET_BY_SWEEP):
             raise UserInputError(
                 f"{flag} is set by the sweep for each run (config, seed, run directory, checkpoint); "
                 "choose configs with --configs, seeds with --seeds/--first_seed and the directory with --sweep_dir."
             )
+    from jsonargparse import dict_to_namespace
+
     from src.cli import main as cli_main  # here, not above: Lightning takes seconds to import
+    from src.preflight import check_run
 
     printed, errors = io.StringIO(), io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
@@ -110,7 +113,12 @@ def check_run_args(config: Path, overrides: Sequence[str]) -> dict[str, Any]:
                     f"The arguments for the {config.stem} runs are not valid: {message} "
                     "(see python -m src.cli fit --help)."
                 ) from None
-    return yaml.safe_load(printed.getvalue())
+    resolved = yaml.safe_load(printed.getvalue())
+    try:  # --print_config exits before the run's own checks of settings that cannot work
+        check_run("fit", dict_to_namespace(resolved))
+    except UserInputError as err:
+        raise UserInputError(f"The {config.stem} runs cannot work: {err}") from None
+    return resolved
 
 
 @dataclass

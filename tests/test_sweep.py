@@ -104,15 +104,16 @@ def test_a_restart_resumes_a_cut_off_run_and_a_failing_run_does_not_stop_the_swe
     shutil.copytree(small_sweep.dir / "adam" / "seed_42", run_dir)
     interrupted = {**results_of(run_dir), "stop_reason": "interrupted", "test_acc": None}
     (run_dir / "results.json").write_text(json.dumps(interrupted))
-    failing = tmp_path / "precision_64.yaml"  # parses, then the run refuses it
-    failing.write_text("trainer:\n  precision: 64\n")
+    failing = tmp_path / "crashing.yaml"  # killed at its first step, as by the out-of-memory killer
+    failing.write_text("trainer:\n  callbacks:\n    - class_path: tests.faults.SignalAt\n"
+                       "      init_args: {signal_name: SIGKILL, point: train, epoch: 1, step: 1}\n")
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--configs", str(failing), "adam", "--seeds", "1", "--sweep_dir", str(tmp_path / "sweep"),
               *tiny_run_args])
     assert exit_info.value.code == 1  # something failed; everything else ran
     out = capsys.readouterr().out
-    assert "start precision_64 seed 42" in out and "FAILED (exit 2" in out
+    assert "start crashing seed 42" in out and "FAILED (exit -9" in out
     assert f"start adam seed 42 (resuming from {run_dir / 'checkpoints' / 'last.ckpt'})" in out
 
     resumed = results_of(run_dir)
@@ -122,9 +123,9 @@ def test_a_restart_resumes_a_cut_off_run_and_a_failing_run_does_not_stop_the_swe
     assert Path(resumed["resumed_from"]).name == "last.ckpt"
     assert [h["epoch"] for h in resumed["history"]] == [1, 2]  # continued, not started over
     recorded = json.loads((tmp_path / "sweep" / SWEEP_FILE).read_text())["runs"]
-    assert recorded["precision_64/seed_42"]["status"] == "failed"
-    assert recorded["precision_64/seed_42"]["returncode"] == 2
-    assert "--trainer.precision 64 is not supported" in Path(recorded["precision_64/seed_42"]["log"]).read_text()
+    assert recorded["crashing/seed_42"]["status"] == "failed"
+    assert recorded["crashing/seed_42"]["returncode"] == -9
+    assert Path(recorded["crashing/seed_42"]["log"]).is_file()
     assert recorded["adam/seed_42"]["status"] == "finished"
 
 
@@ -177,9 +178,10 @@ def test_a_signal_stops_the_running_run_at_a_safe_point_and_starts_no_more(tiny_
         (["--configs", "sgd", "--parallel", "foo"], "a whole number of runs of at least 1, got 'foo'"),
         (["--configs", "sgd", "--runs_per_device", "0"], "--runs_per_device takes auto or a whole number of runs"),
         (["--configs", "sgd", "--parallel", "2", "--runs_per_device", "3"], "--runs_per_device 3 packs runs onto GPUs"),
+        (["--configs", "sgd", "--trainer.precision", "64"], "The sgd runs cannot work: --trainer.precision 64 is not"),
     ],
     ids=["unknown config", "unknown flag", "seed flag", "no seeds", "parallel 0", "parallel foo", "runs_per_device 0",
-         "parallel and runs_per_device"],
+         "parallel and runs_per_device", "setting that cannot work"],
 )
 def test_mistakes_are_refused_before_any_run(capsys, tmp_path, args, message):
     with pytest.raises(SystemExit) as exit_info:
