@@ -42,7 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from src.commands import command_parser
 from src.errors import UserInputError
-from src.results import read_record
+from src.results import RunRecord, read_record
 from src.sweep import (
     Progress,
     Run,
@@ -60,6 +60,7 @@ from src.sweep import (
 RANGE_KEYS = {"low", "high", "log", "step"}
 PRUNER_KEYS = {"n_startup_trials", "n_warmup_steps"}
 RESUMES = "resumes"  # an enqueued trial's user attribute: the run directory it continues
+ENDED = ("finished", "diverged")  # Run.execute's statuses of a run that has its results
 
 
 class OptunaPruning(pl.Callback):
@@ -263,7 +264,7 @@ def search(
         trial.set_user_attr("run_dir", str(run.run_dir))
         resume = run.resume_from()
         if resume:
-            for epoch in read_record(run.run_dir).history:  # what it ran before, as if this trial had
+            for epoch in (read_record(run.run_dir) or RunRecord()).history:  # what it ran before, as if this trial had
                 if "val_acc" in epoch:
                     trial.report(epoch["val_acc"], step=epoch["epoch"])
         progress(f"trial {trial.number} start: {' '.join(flags)}" + (f" (resuming from {resume})" if resume else ""))
@@ -273,18 +274,19 @@ def search(
         finally:
             environments.put(env)
         pruned_at = _latest(study, trial).user_attrs.get("pruned_at_epoch")
+        # a run that failed, was interrupted or diverged before its first validation has no value
+        value = (read_record(run.run_dir) or RunRecord()).best_val_acc if outcome["status"] in ENDED else None
         if pruned_at is not None:
             _mark_pruned(run.run_dir, pruned_at)
             study.tell(trial, state=TrialState.PRUNED)
             progress(f"trial {trial.number} pruned after epoch {pruned_at}")
-        elif outcome["status"] in ("interrupted", "failed"):
+        elif value is None:
             study.tell(trial, state=TrialState.FAIL)
             if outcome["status"] == "interrupted":
                 study.enqueue_trial(trial.params, user_attrs={RESUMES: run.name})
                 interrupted.append(trial.number)
             progress(f"trial {trial.number} {describe(outcome)}")
         else:
-            value = read_record(run.run_dir).best_val_acc
             study.tell(trial, value)
             progress(f"trial {trial.number} end: best val_acc {value:.4f}, {describe(outcome)}")
 
