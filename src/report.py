@@ -30,7 +30,7 @@ from scipy import stats
 
 from src.errors import UserInputError
 from src.results import FINAL_STOP_REASONS, RESULTS_FILE, RunRecord
-from src.sweep import NOTEBOOK, recorded_outcomes
+from src.sweep import NOTEBOOK, read_sweep_record
 
 log = logging.getLogger(__name__)
 SIGNIFICANCE = 0.05
@@ -88,7 +88,7 @@ def collect(sweep_dir: Path) -> list[ConfigRuns]:
         name = record.config or path.parent.parent.name
         groups.setdefault(name, ConfigRuns(name)).runs.append(record)
     try:
-        outcomes = recorded_outcomes(sweep_dir)
+        outcomes = read_sweep_record(sweep_dir)["runs"]
     except ValueError as err:  # it only adds the failed runs that left no results: report the others
         log.warning("warning: %s; runs that failed without results are not counted", err)
         outcomes = {}

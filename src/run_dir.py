@@ -38,7 +38,7 @@ RESUME_MAY_CHANGE = (
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def exclusive_lock(path: Path) -> Iterator[None]:
     """Holds an exclusive lock on ``path`` (waiting for it) while the block runs."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
@@ -81,7 +81,7 @@ def claim(name_dir: Path, version: int | str | None) -> RunClaim:
     Raises :class:`UserInputError` when another process is running that version.
     """
     missing = [d for d in (name_dir, *name_dir.parents) if not d.exists()]
-    with _locked(name_dir / LOCK_FILE):
+    with exclusive_lock(name_dir / LOCK_FILE):
         if version is None:
             taken = [int(p.name[8:]) for p in name_dir.glob("version_*") if p.name[8:].isdigit()]
             version = max(taken, default=-1) + 1

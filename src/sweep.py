@@ -37,8 +37,10 @@ import yaml
 from src.errors import UserInputError
 from src.paths import BASE_CONFIG, CONFIG_DIR, PROJECT_ROOT
 from src.results import RunRecord, read_record, write_atomic
+from src.run_dir import exclusive_lock
 
 SWEEP_FILE = "sweep.json"
+SWEEP_LOCK_FILE = ".sweep.lock"
 LOG_FILE = "train.log"
 SET_BY_SWEEP = ("--seed_everything", "--run_name", "--trainer.logger", "--ckpt_path")
 
@@ -414,45 +416,46 @@ class StopOnSignal:
             process.send_signal(signal.SIGTERM)  # a no-op for a process that has ended
 
 
-def recorded_outcomes(sweep_dir: Path) -> dict[str, dict]:
-    """The run outcomes ``sweep.json`` keeps (none before a first sweep); ``ValueError`` says why
-    a damaged one cannot be read."""
+def read_sweep_record(sweep_dir: Path) -> dict[str, Any]:
+    """``sweep.json`` (empty before a first sweep), its ``runs`` a mapping of run outcomes;
+    ``ValueError`` says why a damaged one cannot be read."""
     path = sweep_dir / SWEEP_FILE
     if not path.is_file():
-        return {}
+        return {"runs": {}}
     try:
         record = json.loads(path.read_text())
     except ValueError as err:
         raise ValueError(f"{path} is not valid JSON ({err})") from err
-    runs = record.get("runs", {}) if isinstance(record, dict) else None
+    runs = record.setdefault("runs", {}) if isinstance(record, dict) else None
     if not (isinstance(runs, dict) and all(isinstance(outcome, dict) for outcome in runs.values())):
         raise ValueError(f"{path} does not hold a sweep record (a JSON object whose runs map names to outcomes)")
-    return runs
+    return record
 
 
 class SweepRecord:
-    """``sweep.json``: how every run of the sweep went, kept across restarts."""
+    """``sweep.json``: how every run of the sweep went, kept across restarts. Sweeps may share a
+    directory at once (one per config, say), so each change is read, merged and written under a
+    lock: none loses what another recorded. Its settings are those of the sweep started last."""
 
     def __init__(self, sweep_dir: Path, settings: dict) -> None:
         self.path = sweep_dir / SWEEP_FILE
+        self._lock = threading.Lock()
         try:
-            runs = recorded_outcomes(sweep_dir)
+            self._change(lambda record: record.update(settings))
         except ValueError as err:
             raise UserInputError(
                 f"{err}. Move it aside or delete it, then start the sweep again: the run directories keep every "
                 "result, and the sweep records their outcomes afresh."
             ) from err
-        self.data = {**settings, "runs": runs}
-        self._lock = threading.Lock()
-        self._save()
 
     def update(self, run: Run, outcome: dict) -> None:
-        with self._lock:
-            self.data["runs"][f"{run.name}/seed_{run.seed}"] = outcome
-            self._save()
+        self._change(lambda record: record["runs"].update({f"{run.name}/seed_{run.seed}": outcome}))
 
-    def _save(self) -> None:
-        write_atomic(self.path, json.dumps(self.data, indent=2) + "\n")
+    def _change(self, change: Callable[[dict], None]) -> None:
+        with self._lock, exclusive_lock(self.path.with_name(SWEEP_LOCK_FILE)):
+            record = read_sweep_record(self.path.parent)
+            change(record)
+            write_atomic(self.path, json.dumps(record, indent=2) + "\n")
 
 
 def sweep(

@@ -19,6 +19,8 @@ from src.sweep import (
     LOG_FILE,
     SWEEP_FILE,
     Plan,
+    Run,
+    SweepRecord,
     check_run_args,
     free_memory_gib,
     machine_plan,
@@ -191,6 +193,16 @@ def test_mistakes_are_refused_before_any_run(capsys, tmp_path, args, message):
     assert message.lower() in err.lower() and "Traceback" not in err  # jsonargparse 4.39 capitalises "Unrecognized"
     assert err.count("error:") == 1
     assert not (tmp_path / "sweep").exists()
+
+
+def test_sweeps_sharing_a_directory_keep_each_others_outcomes(tmp_path):
+    first = SweepRecord(tmp_path, {"configs": ["sgd"]})
+    second = SweepRecord(tmp_path, {"configs": ["adam"]})  # started while the first one runs
+    first.update(Run(Path("sgd.yaml"), 44, tmp_path, "sgd"), {"status": "finished"})
+    second.update(Run(Path("adam.yaml"), 44, tmp_path, "adam"), {"status": "interrupted"})
+    record = json.loads((tmp_path / SWEEP_FILE).read_text())
+    assert record["runs"] == {"sgd/seed_44": {"status": "finished"}, "adam/seed_44": {"status": "interrupted"}}
+    assert record["configs"] == ["adam"]  # the settings of the sweep started last
 
 
 @pytest.mark.parametrize("damaged", ['{"runs": {"sgd/seed_42": {"sta', '["sgd/seed_42"]', '{"runs": {"sgd/seed_42": 1}}'],
