@@ -120,6 +120,6 @@ def test_early_stopping_ends_a_run_that_stopped_improving(fit, keras_patience, e
 
 
 def test_bf16_mixed_precision_trains_through_the_cli(fit):
-    results = fit(*ADAM, "--trainer.max_epochs=2", "--trainer.precision=bf16-mixed")
+    results = fit(*ADAM, "--trainer.max_epochs=1", "--trainer.precision=bf16-mixed")
     assert results["hparams"]["precision"] == "bf16-mixed"
     assert results["best_val_acc"] > 0.5
