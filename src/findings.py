@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from src.report import SIGNIFICANCE, ConfigRuns, compare
-from src.sweep import NOTEBOOK
+from src.keras_notebook import NOTEBOOK
 
 MIN_RUNS = 2  # seed noise needs two runs of each side
 

@@ -21,9 +21,10 @@ import yaml
 from src import findings
 from src.commands import command_parser
 from src.errors import UserInputError
+from src.keras_notebook import NOTEBOOK
+from src.paths import CONFIG_DIR
 from src.report import ConfigRuns, collect, compare, write_report
 from src.results import RESULTS_FILE, read_record
-from src.sweep import CONFIG_DIR, NOTEBOOK
 
 PUBLISHED_FILES = (RESULTS_FILE, "config.yaml", "hparams.yaml", "events.out.tfevents.*")
 # The README's generated parts sit between <!-- NAME:start/end --> markers; each comes from a folder of results/.

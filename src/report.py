@@ -30,7 +30,8 @@ from scipy import stats
 
 from src.errors import UserInputError
 from src.results import FINAL_STOP_REASONS, RESULTS_FILE, RunRecord
-from src.sweep import NOTEBOOK, read_sweep_record
+from src.keras_notebook import NOTEBOOK
+from src.sweep import read_sweep_record
 
 log = logging.getLogger(__name__)
 SIGNIFICANCE = 0.05

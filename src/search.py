@@ -43,19 +43,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from src.commands import command_parser
 from src.errors import UserInputError
 from src.results import RunRecord, read_record
-from src.sweep import (
-    Progress,
-    Run,
-    StoppedBySignal,
-    StopOnSignal,
-    check_run_args,
-    describe,
-    machine_plan,
-    print_line,
-    resolve_config,
-    run_environments,
-    trains_on_cpu,
-)
+from src.packing import machine_plan, run_environments, trains_on_cpu
+from src.signals import StoppedBySignal, StopOnSignal
+from src.sweep import Progress, Run, check_run_args, describe, print_line, resolve_config
 
 RANGE_KEYS = {"low", "high", "log", "step"}
 PRUNER_KEYS = {"n_startup_trials", "n_warmup_steps"}

@@ -8,7 +8,7 @@ the running runs at their next safe point and starts no more, so the same comman
 there. Any argument this command does not know (``--trainer.max_epochs 5``, ``--data.…``) goes
 to every run.
 
-By default the runs share out the machine (:func:`plan_packing`): on CPUs one run per core with
+By default the runs share out the machine (:func:`src.packing.plan_packing`): on CPUs one run per core with
 one thread each, on GPUs several runs per GPU, as cores and memory allow.
 """
 
@@ -18,8 +18,6 @@ import argparse
 import contextlib
 import io
 import json
-import os
-import queue
 import signal
 import subprocess
 import sys
@@ -30,14 +28,17 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
 from src.errors import UserInputError
-from src.paths import BASE_CONFIG, CONFIG_DIR, PROJECT_ROOT
+from src.keras_notebook import NOTEBOOK
+from src.packing import GPU_GIB_PER_RUN, count_or_auto, machine_plan, run_environments, trains_on_cpu
+from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.results import RunRecord, read_record, write_atomic
 from src.run_dir import exclusive_lock
+from src.signals import StoppedBySignal, StopOnSignal
 
 SWEEP_FILE = "sweep.json"
 SWEEP_LOCK_FILE = ".sweep.lock"
@@ -45,27 +46,6 @@ LOG_FILE = "train.log"
 SET_BY_SWEEP = ("--seed_everything", "--run_name", "--trainer.logger", "--ckpt_path")
 
 Progress = Callable[[str], None]
-Count = int | Literal["auto"]
-
-# What one run takes, estimated high so that packing never runs a machine out of memory:
-HOST_GIB_PER_RUN = 1.5  # Python, torch, Lightning and CIFAR-10 as uint8, in the host's memory
-GPU_GIB_PER_RUN = 2.0  # the CUDA context, the data on the GPU, weights, activations, 1,000-image eval batches
-
-# The notebook's own results (test accuracy, one run each), as its prose gives them; the number
-# is drawn beside ours. Adam's 81.5% is its three-stage schedule, ``adam_auto_staged`` here.
-NOTEBOOK = {
-    "rmsprop_baseline": (0.772, "77.2% (34 epochs)"),
-    "rmsprop_lr_1e-3": (0.519, "51.9%"),
-    "rmsprop_lr_1e-5": (0.732, "73.2% (~150 epochs)"),
-    "rmsprop_decay_1e-7": (0.77, "~77%"),
-    "rmsprop_decay_1e-5": (0.77, "~77%"),
-    "rmsprop_decay_1e-2": (0.40, "~40%"),
-    "sgd": (0.808, "80.8%"),
-    "sgd_momentum": (0.798, "79.8%"),
-    "sgd_nesterov": (0.802, "80.2%"),
-    "adam_auto_staged": (0.815, "81.5% (Adam 1e-3, then 1e-4, then 1e-5)"),
-}
-
 
 def print_line(line: str) -> None:
     """Progress to the terminal, flushed so that it shows at once even through a pipe."""
@@ -218,204 +198,6 @@ def describe(outcome: dict) -> str:
     return f"{outcome['stop_reason']}, test_acc {test_acc} ({outcome['seconds']:.0f} s)"
 
 
-def count_or_auto(value: int | str, flag: str) -> Count:
-    """``auto`` or a whole number of at least 1 (``--parallel``, ``--runs_per_device``)."""
-    if value == "auto":
-        return "auto"
-    count = int(value) if isinstance(value, str) and value.strip().isdigit() else value
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise UserInputError(f"{flag} takes auto or a whole number of runs of at least 1, got {value!r}.")
-    return count
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How a sweep shares out the machine; ``sweep.json`` records it."""
-
-    runs: int  # at once
-    threads: int | None  # each run's OMP_NUM_THREADS, which torch follows; None: torch's own default
-    devices: tuple[str | None, ...]  # each slot's CUDA_VISIBLE_DEVICES; None: the sweep's own
-    basis: str  # what set ``runs``: --parallel K, or the limit that bound auto
-
-    def describe(self) -> str:
-        """``4 at a time, 1 thread each (auto: 4 cores)``: the sweep's first line shows what was chosen."""
-        threads = "torch's default threads" if self.threads is None else (
-            f"{self.threads} thread{'s' if self.threads > 1 else ''} each")
-        gpus = list(dict.fromkeys(d for d in self.devices if d is not None))
-        where = f" on GPU{'s' if len(gpus) > 1 else ''} {','.join(gpus)}" if gpus else ""
-        return f"{self.runs} at a time{where}, {threads} ({self.basis})"
-
-
-def plan_packing(
-    todo: int,
-    parallel: Count,
-    cpu_cores: int,
-    memory_gib: float | None = None,
-    gpus: Sequence[str] = (),
-    gpu_memory_gib: Sequence[float] = (),
-    runs_per_device: Count = "auto",
-    user_threads: int | None = None,
-) -> Plan:
-    """Runs at once, threads per run and each slot's GPU, for ``todo`` runs on this hardware.
-
-    At batch 32 this small CNN is bound by per-op overhead, not arithmetic: on CPUs one
-    single-thread run per core trains more images per second in all than fewer runs with more
-    threads each, and on a GPU one run mostly waits for the CPU that feeds it. So ``auto`` runs
-    as many as the cores allow (one each, or ``user_threads`` each when OMP_NUM_THREADS is set),
-    on GPUs ``runs_per_device`` per GPU (auto: the cores and ``GPU_GIB_PER_RUN`` allow), never
-    more than ``todo`` or than the free host memory holds at ``HOST_GIB_PER_RUN``. An explicit
-    ``parallel`` is taken as given (a single run keeps all GPUs, as before). ``gpu_memory_gib``
-    lines up with ``gpus``; the cores are shared out among the runs at once.
-    """
-    core_slots = max(1, cpu_cores // (user_threads or 1))
-    if parallel != "auto":
-        runs, basis = max(1, min(parallel, todo)), f"--parallel {parallel}"
-        per_gpu = [-(-runs // len(gpus))] * len(gpus) if gpus and parallel > 1 else []
-    else:
-        cores = f"{cpu_cores} cores" + (f" at OMP_NUM_THREADS={user_threads}" if user_threads else "")
-        on_gpus = f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''}"
-        if not gpus:
-            per_gpu, limits = [], [(core_slots, cores)]
-        elif runs_per_device != "auto":
-            per_gpu = [runs_per_device] * len(gpus)
-            limits = [(sum(per_gpu), f"--runs_per_device {runs_per_device} on {on_gpus}")]
-        else:
-            by_cores = max(1, core_slots // len(gpus))
-            per_gpu = [min(by_cores, max(1, int(memory // GPU_GIB_PER_RUN))) for memory in gpu_memory_gib]
-            bound = cores if sum(per_gpu) == by_cores * len(gpus) else (
-                f"{'+'.join(f'{memory:.1f}' for memory in gpu_memory_gib)} GiB of GPU memory")
-            limits = [(sum(per_gpu), f"{bound} for {on_gpus}")]
-        limits.append((todo, f"{todo} run{'s' if todo != 1 else ''} to do"))
-        if memory_gib is not None:
-            limits.append((int(memory_gib // HOST_GIB_PER_RUN), f"{memory_gib:.1f} GiB of free memory"))
-        count, limit = min(limits, key=lambda pair: pair[0])
-        runs, basis = max(1, count), f"auto: {limit}"
-    # round robin over the GPUs, each up to its share
-    devices = [gpu for level in range(max(per_gpu, default=0)) for gpu, share in zip(gpus, per_gpu) if share > level]
-    threads = user_threads or (max(1, cpu_cores // runs) if runs > 1 else None)
-    return Plan(runs, threads, tuple(devices[:runs]) if devices else (None,) * runs, basis)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity, which containers and taskset narrow)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def free_memory_gib(meminfo: Path = Path("/proc/meminfo")) -> float | None:
-    """The memory new processes can take without swapping (MemAvailable); None where unknown."""
-    try:
-        for line in meminfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key == "MemAvailable":
-                return int(value.split()[0]) / 2**20  # kB
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def omp_threads() -> int | None:
-    """OMP_NUM_THREADS as the user set it, which the sweep keeps; None when unset or not a count."""
-    try:
-        threads = int(os.environ.get("OMP_NUM_THREADS", ""))
-    except ValueError:
-        return None
-    return threads if threads >= 1 else None
-
-
-def visible_gpus() -> tuple[list[str], list[float]]:
-    """The CUDA GPUs the runs can use, as CUDA_VISIBLE_DEVICES names them, and each one's memory in
-    GiB: the total, since asking for the free memory would hold a CUDA context here all sweep long."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and not visible.strip():
-        return [], []
-    import torch  # check_run_args has loaded it already; --help never gets here
-
-    count = torch.cuda.device_count()
-    names = [d.strip() for d in visible.split(",")][:count] if visible is not None else [str(i) for i in range(count)]
-    return names, [torch.cuda.get_device_properties(i).total_memory / 2**30 for i in range(len(names))]
-
-
-def trains_on_cpu(configs: Iterable[dict[str, Any]]) -> bool:
-    """Whether every run's resolved config sets ``trainer.accelerator: cpu``, so GPUs do not count."""
-    return all(str((config.get("trainer") or {}).get("accelerator")) == "cpu" for config in configs)
-
-
-def machine_plan(todo: int, parallel: Count, runs_per_device: Count = "auto", cpu_only: bool = False) -> Plan:
-    """:func:`plan_packing` for this machine."""
-    gpus, gpu_memory = ([], []) if cpu_only else visible_gpus()
-    return plan_packing(todo, parallel, usable_cores(), free_memory_gib(), gpus, gpu_memory, runs_per_device,
-                        omp_threads())
-
-
-def run_environments(plan: Plan) -> queue.Queue[dict[str, str]]:
-    """One environment per slot of ``plan``: its GPU (``CUDA_VISIBLE_DEVICES``) and the plan's
-    threads per run, so that the runs at once share the cores instead of oversubscribing them."""
-    python_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
-    base = {**os.environ, "PYTHONPATH": python_path}  # the runs use this checkout's src, as the sweep does
-    if plan.threads is not None:
-        base["OMP_NUM_THREADS"] = str(plan.threads)
-    slots: queue.Queue[dict[str, str]] = queue.Queue()
-    for device in plan.devices:
-        slots.put(base if device is None else {**base, "CUDA_VISIBLE_DEVICES": device})
-    return slots
-
-
-class StoppedBySignal(Exception):
-    """A sweep or study stopped on Ctrl-C or SIGTERM; every run it started stopped at a safe point."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        """The shell's convention, as the runs use: 130 for SIGINT, 143 for SIGTERM."""
-        return 128 + self.signum
-
-
-class StopOnSignal:
-    """Ctrl-C or SIGTERM to a sweep or study: no run starts any more, and each running one gets one
-    SIGTERM and stops at its next safe point, so that a sweep signalled alone (``kill <pid>``)
-    leaves no run training unwatched. A run that heard the signal already (a terminal's Ctrl-C
-    and a scheduler's SIGTERM reach every process) takes the copy as the same request. Python
-    runs handlers in the main thread, so they are installed only from there."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._running: list[subprocess.Popen] = []
-        self._lock = threading.Lock()  # the main thread takes it only in the handler: never waits on itself
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopOnSignal:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {signum: signal.signal(signum, self._stop) for signum in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-    def adopt(self, process: subprocess.Popen) -> None:
-        """A run's process, just started; one started as the signal came is stopped at once."""
-        with self._lock:
-            self._running.append(process)
-            late = self.signum is not None
-        if late:
-            process.send_signal(signal.SIGTERM)
-
-    def _stop(self, signum: int, frame: object) -> None:
-        with self._lock:
-            if self.signum is not None:
-                return  # the runs have their SIGTERM already
-            self.signum = signum
-            running = list(self._running)
-        for process in running:
-            process.send_signal(signal.SIGTERM)  # a no-op for a process that has ended
-
-
 def read_sweep_record(sweep_dir: Path) -> dict[str, Any]:
     """``sweep.json`` (empty before a first sweep), its ``runs`` a mapping of run outcomes;
     ``ValueError`` says why a damaged one cannot be read."""
@@ -470,7 +252,7 @@ def sweep(
     runs_per_device: int | str = "auto",
 ) -> list[dict]:
     """Run ``configs`` (default: every notebook experiment) × ``seeds`` seeds under ``sweep_dir``,
-    ``parallel`` at once (``auto``: as :func:`plan_packing` shares out the machine).
+    ``parallel`` at once (``auto``: as :func:`src.packing.plan_packing` shares out the machine).
 
     Returns one outcome per run (``status``: ``complete`` for runs skipped as already done,
     ``finished``, ``diverged`` or ``failed``). ``progress`` gets one line per run start and

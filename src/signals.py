@@ -1,0 +1,61 @@
+"""Ctrl-C and SIGTERM for the commands that run others (sweep, search): their runs stop at a safe point."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+from typing import Any
+
+
+class StoppedBySignal(Exception):
+    """A sweep or study stopped on Ctrl-C or SIGTERM; every run it started stopped at a safe point."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention, as the runs use: 130 for SIGINT, 143 for SIGTERM."""
+        return 128 + self.signum
+
+
+class StopOnSignal:
+    """Ctrl-C or SIGTERM to a sweep or study: no run starts any more, and each running one gets one
+    SIGTERM and stops at its next safe point, so that a sweep signalled alone (``kill <pid>``)
+    leaves no run training unwatched. A run that heard the signal already (a terminal's Ctrl-C
+    and a scheduler's SIGTERM reach every process) takes the copy as the same request. Python
+    runs handlers in the main thread, so they are installed only from there."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._running: list[subprocess.Popen] = []
+        self._lock = threading.Lock()  # the main thread takes it only in the handler: never waits on itself
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self._stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def adopt(self, process: subprocess.Popen) -> None:
+        """A run's process, just started; one started as the signal came is stopped at once."""
+        with self._lock:
+            self._running.append(process)
+            late = self.signum is not None
+        if late:
+            process.send_signal(signal.SIGTERM)
+
+    def _stop(self, signum: int, frame: object) -> None:
+        with self._lock:
+            if self.signum is not None:
+                return  # the runs have their SIGTERM already
+            self.signum = signum
+            running = list(self._running)
+        for process in running:
+            process.send_signal(signal.SIGTERM)  # a no-op for a process that has ended
