@@ -1,4 +1,4 @@
-"""Keras 2 (2.0.8) optimizer semantics where PyTorch's differ, and Keras' legacy ``decay``.
+"""Keras 2 (2.0.8) optimizer semantics where PyTorch's differ, Keras' legacy ``decay`` and its restart.
 
 RMSprop only needs Keras' defaults: ``torch.optim.RMSprop(alpha=0.9, eps=1e-8)`` is Keras'
 update exactly (epsilon outside the root). SGD with momentum and Adam differ:
@@ -13,13 +13,13 @@ update exactly (epsilon outside the root). SGD with momentum and Adam differ:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from types import MethodType
-from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 
 def _evaluate(closure: Callable[[], Tensor] | None) -> Tensor | None:
@@ -151,3 +151,19 @@ def keras_decay(optimizer: Optimizer, decay: float) -> LambdaLR:
     Step it after every optimizer update (Lightning: ``interval: "step"``).
     """
     return LambdaLR(optimizer, lambda updates: 1.0 / (1.0 + decay * updates))
+
+
+def restart_lr_schedule(
+    optimizer: Optimizer, schedule: LRScheduler, base_lrs: Sequence[float], keep_state: bool = False
+) -> None:
+    """Start ``optimizer``'s decay ``schedule`` again from ``base_lrs``, one per parameter group.
+
+    Without ``keep_state`` the optimizer forgets its moments and step counts and the schedule
+    its update counter, as after Keras' recompile; with it both go on, at the new base rates.
+    """
+    if not keep_state:
+        optimizer.state.clear()
+        schedule.last_epoch = 0
+    schedule.base_lrs = list(base_lrs)
+    for group, lr, base in zip(optimizer.param_groups, schedule.get_lr(), base_lrs):
+        group["lr"], group["initial_lr"] = lr, base

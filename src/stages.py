@@ -6,41 +6,23 @@ epoch/step counters (TensorBoard draws one continuous curve) and starts afresh w
 recompile started afresh: the optimizer (unless asked to keep its state), the decay
 schedule, early stopping and best-checkpoint tracking.
 
-:func:`restart_lr_schedule` is the one place that does this to an optimizer and its decay
-schedule, for a stage begun inside a fit (``StagedEarlyStopping``) and for one begun from a
-checkpoint (:func:`stage_checkpoint`, ``--new_stage_from``).
+:func:`src.optim.restart_lr_schedule` is the one place that does this to an optimizer and its
+decay schedule, for a stage begun inside a fit (``StagedEarlyStopping``) and for one begun from
+a checkpoint (:func:`stage_checkpoint`, ``--new_stage_from``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
 
 from src.callbacks.run_results import CHECKPOINT_KEY as RUN_RESULTS_KEY
+from src.optim import restart_lr_schedule
 
 # Callbacks that judge a stage on its own: patience and "best so far" count anew.
 RESTARTED_CALLBACKS = ("StagedEarlyStopping", "EarlyStopping", "ModelCheckpoint")
 STAGE_FROM_KEY = "stage_from"
-
-
-def restart_lr_schedule(
-    optimizer: Optimizer, schedule: LRScheduler, base_lrs: Sequence[float], keep_state: bool = False
-) -> None:
-    """Start ``optimizer``'s decay ``schedule`` again from ``base_lrs``, one per parameter group.
-
-    Without ``keep_state`` the optimizer forgets its moments and step counts and the schedule
-    its update counter, as after Keras' recompile; with it both go on, at the new base rates.
-    """
-    if not keep_state:
-        optimizer.state.clear()
-        schedule.last_epoch = 0
-    schedule.base_lrs = list(base_lrs)
-    for group, lr, base in zip(optimizer.param_groups, schedule.get_lr(), base_lrs):
-        group["lr"], group["initial_lr"] = lr, base
 
 
 def stage_checkpoint(

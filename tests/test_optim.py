@@ -6,8 +6,7 @@ import torch
 
 from torch._dynamo.utils import counters
 
-from src.optim import KerasAdam, KerasRMSprop, KerasSGD, compile_update, keras_decay
-from src.stages import restart_lr_schedule
+from src.optim import KerasAdam, KerasRMSprop, KerasSGD, compile_update, keras_decay, restart_lr_schedule
 
 STEPS = 200
 SHAPE = (7, 5)

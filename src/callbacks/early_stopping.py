@@ -11,7 +11,7 @@ from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 from torch import Tensor
 
-from src.stages import restart_lr_schedule
+from src.optim import restart_lr_schedule
 
 log = logging.getLogger(__name__)
 
