@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src.report import SIGNIFICANCE, ConfigRuns, compare
+from src.comparison import SIGNIFICANCE, ConfigRuns, compare
 from src.keras_notebook import NOTEBOOK
 
 MIN_RUNS = 2  # seed noise needs two runs of each side

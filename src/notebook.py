@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from src.report import collect, summarize, write_report
+from src.comparison import collect, summarize
+from src.report import write_report
 from src.results import RunRecord, read_record
 from src.search import search
 from src.sweep import Progress, print_line, sweep

@@ -20,10 +20,11 @@ import yaml
 
 from src import findings
 from src.commands import command_parser
+from src.comparison import ConfigRuns, collect, compare
 from src.errors import UserInputError
 from src.keras_notebook import NOTEBOOK
 from src.paths import CONFIG_DIR
-from src.report import ConfigRuns, collect, compare, write_report
+from src.report import write_report
 from src.results import RESULTS_FILE, read_record
 
 PUBLISHED_FILES = (RESULTS_FILE, "config.yaml", "hparams.yaml", "events.out.tfevents.*")

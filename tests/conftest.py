@@ -13,7 +13,7 @@ from src.cli import main
 from src.export import main as export_main
 from src.search import open_study, search
 from src.sweep import SWEEP_FILE, sweep
-from tests.synthetic import quiet_fit_args, write_image_folder
+from tests.synthetic import quiet_fit_args, write_image_folder, write_run_results
 
 
 @pytest.fixture(scope="session")
@@ -134,3 +134,18 @@ def small_study(tmp_path_factory: pytest.TempPathFactory, tiny_run_args: list[st
     study, _ = search(space, n_trials=3, study_dir=study_dir, overrides=tiny_run_args, sampler_seed=0,
                       progress=lines.append)
     return SimpleNamespace(space=space, dir=study_dir, study=study, lines=lines)
+
+
+@pytest.fixture
+def recorded_sweep(tmp_path: Path) -> Path:
+    """Results of a sweep written directly: sgd clearly ahead of adam; sgd_nesterov within noise of sgd; one rmsprop run diverged."""
+    accuracies = {
+        "sgd": [0.80, 0.81, 0.79],
+        "adam": [0.70, 0.71, 0.69],
+        "sgd_nesterov": [0.80, 0.82, 0.77],
+        "rmsprop_baseline": [0.75, 0.76, None],
+    }
+    for config, values in accuracies.items():
+        for seed, acc in enumerate(values):
+            write_run_results(tmp_path, config, seed, acc, stop_reason="max_epochs" if acc is not None else "diverged")
+    return tmp_path

@@ -6,7 +6,7 @@ import pytest
 
 from src.findings import CLAIMS, Claim, markdown, verdict
 from src.publish import add_findings
-from src.report import ConfigRuns, collect
+from src.comparison import ConfigRuns, collect
 from src.results import RunRecord
 
 BEATS = Claim("a beats b", "a", "b")

@@ -15,7 +15,7 @@ import optuna
 import pytest
 
 from src.errors import UserInputError
-from src.report import collect, summarize
+from src.comparison import collect, summarize
 from src.search import examples, load_space, main, search, suggest
 from src.sweep import CONFIG_DIR
 

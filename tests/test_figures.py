@@ -1,0 +1,68 @@
+"""Figures that read well at this scale: one line and one row per config, bands within range,
+single seeds shown as seeds, a staged run as one line."""
+
+import json
+
+import pytest
+
+from src.comparison import collect, summarize
+from src.figures import plot_curves, plot_test_acc
+from tests.synthetic import write_run_results
+
+
+def test_figures_draw_one_line_and_one_row_per_config(recorded_sweep):
+    groups = collect(recorded_sweep)
+    curves = plot_curves(groups)
+    accuracy, loss = curves.axes[:2]
+    assert len(accuracy.lines) == len(loss.lines) == 4
+    assert accuracy.get_xlabel() == "epoch" and "accuracy" in accuracy.get_ylabel()
+    labels = [text.get_text() for text in loss.get_legend().get_texts()]
+    assert "rmsprop_baseline (1 diverged)" in labels
+
+    rows = summarize(groups)
+    test_acc = plot_test_acc(rows, groups).axes[0]
+    top_down = sorted(zip(test_acc.get_yticks(), (t.get_text() for t in test_acc.get_yticklabels())), reverse=True)
+    assert [label for _, label in top_down] == [r["config"] for r in rows]  # best at the top
+    assert "test accuracy" in test_acc.get_xlabel()
+
+
+def test_a_spread_band_stays_within_what_accuracy_and_loss_can_be(tmp_path):
+    # one seed near 0%, one near 100%: mean ± std would reach past both ends
+    for seed, acc in ((1, 0.02), (2, 0.98)):
+        write_run_results(tmp_path, "wild", seed, acc)
+    figure = plot_curves(collect(tmp_path))
+    accuracy, loss = figure.axes[:2]
+    (acc_band,) = accuracy.collections
+    acc_y = acc_band.get_paths()[0].vertices[:, 1]
+    assert acc_y.min() >= 0.0 and acc_y.max() <= 100.0
+    assert all((c.get_paths()[0].vertices[:, 1] >= 0.0).all() for c in loss.collections)
+
+
+def test_a_config_with_one_seed_shows_that_seed_not_a_spread(tmp_path):
+    write_run_results(tmp_path, "once", 1, 0.6)
+    for seed, acc in ((1, 0.7), (2, 0.72)):
+        write_run_results(tmp_path, "twice", seed, acc)
+    groups = collect(tmp_path)
+    ax = plot_test_acc(summarize(groups), groups).axes[0]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "single seed" in legend and "mean ± std over seeds" in legend
+    (means,) = [line for line in ax.lines if line.get_marker() == "o"]  # one mean mark: twice's
+    assert means.get_xdata()[0] == pytest.approx(71.0)
+
+
+def test_a_staged_run_is_one_line_with_each_new_stage_marked(tmp_path):
+    write_run_results(tmp_path, "adam_auto_staged", 1, 0.78)
+    write_run_results(tmp_path, "rmsprop_decay_1e-2", 1, 0.40)
+    lrs = {"adam_auto_staged": [1e-3, 1e-3, 1e-4, 1e-5], "rmsprop_decay_1e-2": [6.6e-6, 3.4e-6, 2.3e-6, 1.7e-6]}
+    for config, rates in lrs.items():  # the second: decay 1e-2 roughly halving lr, which is no new stage
+        path = tmp_path / config / "seed_1" / "results.json"
+        record = json.loads(path.read_text())
+        for epoch, lr in zip(record["history"], rates):
+            epoch["lr"] = lr
+        path.write_text(json.dumps(record))
+    accuracy, loss = plot_curves(collect(tmp_path)).axes[:2]
+    assert len(accuracy.lines) == 2  # one line per config, the staged run included
+    (marks,) = accuracy.collections
+    assert marks.get_offsets()[:, 0].tolist() == [3, 4]  # the epochs that began stages 2 and 3
+    labels = [text.get_text() for text in loss.get_legend().get_texts()]
+    assert labels.count("a new lr stage begins") == 1
