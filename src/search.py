@@ -45,7 +45,7 @@ from src.errors import UserInputError
 from src.results import RunRecord, read_record
 from src.packing import machine_plan, run_environments, trains_on_cpu
 from src.signals import StoppedBySignal, StopOnSignal
-from src.sweep import Progress, Run, check_run_args, describe, print_line, resolve_config
+from src.sweep import Progress, Run, check_runs_args, describe, print_line, resolve_config
 
 RANGE_KEYS = {"low", "high", "log", "step"}
 PRUNER_KEYS = {"n_startup_trials", "n_warmup_steps"}
@@ -222,7 +222,7 @@ def search(
     study_name = study_name or Path(space_file).stem
     study_dir = Path(study_dir or Path("runs") / "search" / study_name).resolve()
     overrides = list(overrides)
-    resolved = [check_run_args(declared.config, [*overrides, *flags]) for flags in examples(declared.space)]
+    resolved = check_runs_args((declared.config, [*overrides, *flags]) for flags in examples(declared.space))
     if storage is None:
         study_dir.mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{study_dir / 'study.db'}"

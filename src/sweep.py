@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import io
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -101,6 +102,30 @@ def check_run_args(config: Path, overrides: Sequence[str]) -> dict[str, Any]:
     except UserInputError as err:
         raise UserInputError(f"The {config.stem} runs cannot work: {err}") from None
     return resolved
+
+
+class _EachMessageOnce(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        first = message not in self.seen
+        self.seen.add(message)
+        return first
+
+
+def check_runs_args(runs: Iterable[tuple[Path, Sequence[str]]]) -> list[dict[str, Any]]:
+    """:func:`check_run_args` for each (config, overrides) of a sweep or study; a warning that holds
+    for several (``--trainer.devices`` beyond the cores, say) is printed once, not once per config."""
+    once = _EachMessageOnce()
+    checks = logging.getLogger("src.preflight")
+    checks.addFilter(once)
+    try:
+        return [check_run_args(config, overrides) for config, overrides in runs]
+    finally:
+        checks.removeFilter(once)
 
 
 @dataclass
@@ -271,7 +296,7 @@ def sweep(
         )
     paths = [resolve_config(name) for name in (configs or NOTEBOOK)]
     overrides = list(overrides)
-    resolved = [check_run_args(path, overrides) for path in paths]
+    resolved = check_runs_args((path, overrides) for path in paths)
     root = Path(sweep_dir).resolve()
     seed_list = range(first_seed, first_seed + seeds)
     # seed by seed: a sweep cut short has every config at least once before any has three

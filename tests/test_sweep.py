@@ -15,7 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from src.sweep import LOG_FILE, SWEEP_FILE, Run, SweepRecord, main, sweep
+from src.sweep import (
+    LOG_FILE,
+    SWEEP_FILE,
+    Run,
+    SweepRecord,
+    check_run_args,
+    check_runs_args,
+    main,
+    resolve_config,
+    sweep,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -178,6 +188,18 @@ def test_mistakes_are_refused_before_any_run(capsys, tmp_path, args, message):
     assert message.lower() in err.lower() and "Traceback" not in err  # jsonargparse 4.39 capitalises "Unrecognized"
     assert err.count("error:") == 1
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_warning_that_holds_for_every_config_is_said_once_not_once_per_config(caplog):
+    too_many = str(len(os.sched_getaffinity(0)) + 1)  # training processes: more than the cores
+    args = ["--trainer.accelerator=cpu", f"--trainer.devices={too_many}"]
+    resolved = check_runs_args((resolve_config(name), args) for name in ("sgd", "adam"))
+    optimizers = [config["model"]["optimizer"]["class_path"] for config in resolved]
+    assert optimizers == ["src.optim.KerasSGD", "src.optim.KerasAdam"]  # each config checked, in order
+    assert caplog.text.count(f"--trainer.devices {too_many} starts") == 1
+
+    check_run_args(resolve_config("sgd"), args)  # a check on its own says it again
+    assert caplog.text.count(f"--trainer.devices {too_many} starts") == 2
 
 
 def test_sweeps_sharing_a_directory_keep_each_others_outcomes(tmp_path):
