@@ -8,8 +8,8 @@ the running runs at their next safe point and starts no more, so the same comman
 there. Any argument this command does not know (``--trainer.max_epochs 5``, ``--data.…``) goes
 to every run.
 
-By default the runs share out the machine (:func:`src.packing.plan_packing`): on CPUs one run per core with
-one thread each, on GPUs several runs per GPU, as cores and memory allow.
+By default the runs share out the machine (:func:`src.packing.plan_packing`): on CPUs one run
+per core with one thread each, on GPUs several runs per GPU, as cores and memory allow.
 """
 
 from __future__ import annotations
