@@ -138,7 +138,8 @@ def small_study(tmp_path_factory: pytest.TempPathFactory, tiny_run_args: list[st
 
 @pytest.fixture
 def recorded_sweep(tmp_path: Path) -> Path:
-    """Results of a sweep written directly: sgd clearly ahead of adam; sgd_nesterov within noise of sgd; one rmsprop run diverged."""
+    """Results of a sweep written directly: sgd clearly ahead of adam, sgd_nesterov within noise of
+    sgd, one rmsprop run diverged."""
     accuracies = {
         "sgd": [0.80, 0.81, 0.79],
         "adam": [0.70, 0.71, 0.69],
