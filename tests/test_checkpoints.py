@@ -44,7 +44,9 @@ def malicious(trained_run: Path, tmp_path: Path, marker: Path) -> Path:
 
 
 def test_the_projects_checkpoints_hold_only_what_loads_weights_only(trained_run):
-    for path in (trained_run / "checkpoints").glob("*.ckpt"):
+    paths = sorted((trained_run / "checkpoints").glob("*.ckpt"))
+    assert [p.name for p in paths if p.name.startswith("best-")] and trained_run / "checkpoints" / "last.ckpt" in paths
+    for path in paths:
         assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == [], path.name
         assert load_checkpoint(path)["state_dict"]
 

@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from src.findings import CLAIMS, Claim, markdown, verdict
-from src.publish import add_findings
 from src.comparison import ConfigRuns, collect
+from src.findings import CLAIMS, Claim, markdown, verdict
 from src.results import RunRecord
 
 BEATS = Claim("a beats b", "a", "b")
@@ -49,17 +48,6 @@ def test_the_section_lists_every_claim_and_the_lift_of_stopping_on_the_test_set(
     assert "| `sgd` | 80.0 (n=1) | 77.0 (n=3) | +3.0 |" in text
     assert "SGD beats RMSprop | `sgd` vs `rmsprop_baseline`: 80.8% vs 77.2% (34 epochs) | holds" in text
     assert "No notebook-protocol run is published yet" in markdown(ours)
-
-
-def test_publishing_appends_the_findings_to_the_notebooks_report(tmp_path):
-    for seed, acc in enumerate([0.76, 0.77]):
-        RunRecord(config="sgd", stop_reason="early_stopping", epochs=30, test_acc=acc).write(
-            tmp_path / "notebook" / "sgd" / f"seed_{seed}")
-    report = tmp_path / "report.md"
-    report.write_text("# Sweep report\n")
-    add_findings(report, tmp_path / "notebook", tmp_path / "no_protocol_yet")
-    text = report.read_text()
-    assert text.startswith("# Sweep report\n") and "## What we found" in text
 
 
 def test_the_published_report_says_what_the_published_runs_say():

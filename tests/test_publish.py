@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from src.comparison import collect
+from src.findings import markdown
 from src.publish import (
-    PRECISION_TABLE, describe_config, notebook_table, precision_table, publish_runs, readme_table, update_readme,
+    PRECISION_TABLE, add_findings, describe_config, notebook_table, precision_table, publish_runs, readme_table, update_readme,
     within_seed_noise,
 )
 from src.results import RunRecord
@@ -93,3 +95,13 @@ def test_the_table_goes_between_the_markers_only(tmp_path):
     update_readme(readme, "| new |\n")
     assert readme.read_text() == "intro\n<!-- experiments-table:start -->\n| new |\n<!-- experiments-table:end -->\noutro\n"
     assert readme_table(readme) == "| new |\n"
+
+
+def test_publishing_appends_the_findings_to_the_notebooks_report(tmp_path):
+    for seed, acc in enumerate([0.76, 0.77]):
+        RunRecord(config="sgd", stop_reason="early_stopping", epochs=30, test_acc=acc).write(
+            tmp_path / "notebook" / "sgd" / f"seed_{seed}")
+    report = tmp_path / "report.md"
+    report.write_text("# Sweep report\n")
+    add_findings(report, tmp_path / "notebook", tmp_path / "no_protocol_yet")
+    assert report.read_text() == "# Sweep report\n\n" + markdown(collect(tmp_path / "notebook"), [])

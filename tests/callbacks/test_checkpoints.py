@@ -4,6 +4,7 @@ SIGTERM is still a stop at a safe point."""
 
 import os
 import signal
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,18 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from src.callbacks.checkpoints import ResumeCheckpoint, RunCheckpoint
 
 
-def test_checkpoints_written_with_lightnings_class_restore_into_ours():
-    assert RunCheckpoint(monitor="val_acc", mode="max").state_key == ModelCheckpoint(monitor="val_acc", mode="max").state_key
-    assert ResumeCheckpoint().state_key == ModelCheckpoint(monitor=None).state_key
+@pytest.mark.parametrize("ours, lightnings", [
+    (partial(RunCheckpoint, monitor="val_acc", mode="max"), partial(ModelCheckpoint, monitor="val_acc", mode="max")),
+    (ResumeCheckpoint, partial(ModelCheckpoint, monitor=None)),
+], ids=["best", "last"])
+def test_checkpoints_written_with_lightnings_class_restore_into_ours(tmp_path, ours, lightnings):
+    # Lightning restores a callback from checkpoint["callbacks"][callback.state_key]
+    written = lightnings(dirpath=str(tmp_path))
+    written.best_model_score, written.best_model_path = torch.tensor(0.7), str(tmp_path / "best-epoch003.ckpt")
+    saved_callbacks = {written.state_key: written.state_dict()}
+    restored = ours(dirpath=str(tmp_path))
+    restored.load_state_dict(saved_callbacks[restored.state_key])
+    assert restored.best_model_score == 0.7 and restored.best_model_path == written.best_model_path
 
 
 def test_a_moved_run_keeps_its_best_scores_and_paths(tmp_path):
@@ -36,11 +46,6 @@ def test_the_fifth_epoch_is_named_epoch_005():
     checkpoint = RunCheckpoint(filename="best-epoch{epoch:03d}-val_acc{val_acc:.4f}", auto_insert_metric_name=False)
     name = checkpoint.format_checkpoint_name({"epoch": torch.tensor(4), "val_acc": torch.tensor(0.5)})
     assert name == "best-epoch005-val_acc0.5000.ckpt"  # Lightning's current_epoch 4 is the fifth epoch
-
-
-def test_state_key_is_lightnings_so_older_checkpoints_resume_and_stage():
-    arguments = {"monitor": "val_acc", "mode": "max"}
-    assert RunCheckpoint(**arguments).state_key == ModelCheckpoint(**arguments).state_key
 
 
 @pytest.fixture

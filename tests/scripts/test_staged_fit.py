@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from src.results import RunRecord
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -23,8 +25,9 @@ def test_every_stage_starts_from_the_previous_best(image_folder, data_dir, tmp_p
     ).stdout
     assert "stage 2/2" in output
     rows = [line.split() for line in output.splitlines() if line[:1].isdigit()]
-    assert [row[0] for row in rows] == ["1", "2"] and [row[1] for row in rows] == ["1e-03", "1e-04"]
-    assert (tmp_path / "adam_staged" / "stage_2" / "results.json").is_file()
+    assert [row[:3] for row in rows] == [["1", "1e-03", "1-1"], ["2", "1e-04", "2-2"]]  # epochs carry on
+    first, second = (RunRecord.read(tmp_path / "adam_staged" / f"stage_{n}") for n in (1, 2))
+    assert Path(second.resumed_from) == tmp_path / "adam_staged" / "stage_1" / first.best_checkpoint
 
 
 @pytest.mark.parametrize("flag", ["--stage=configs/sgd.yaml", "--save_d=elsewhere", "--nam=x"])
