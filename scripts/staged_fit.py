@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from src.checkpoints import best_checkpoint  # noqa: E402
+from src.commands import parse_passing_on  # noqa: E402
 from src.results import RunRecord  # noqa: E402
 
 ADAM_SCHEDULE = ["configs/adam.yaml", "configs/adam_stage2_lr_1e-4.yaml", "configs/adam_stage3_lr_1e-5.yaml"]
@@ -51,12 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stages", nargs="+", default=ADAM_SCHEDULE, help="one config per stage, in order")
     parser.add_argument("--name", default="adam_staged", help="run name: runs/<name>/stage_N")
     parser.add_argument("--save_dir", default="runs", help="where runs go (the logger's save_dir)")
-    args, fit_args = parser.parse_known_args(argv)
-    fit_args = [a for a in fit_args if a != "--"]
-    for flag in (a.split("=")[0] for a in fit_args if a.startswith("--")):
-        meant = [option for option in parser._option_string_actions if option.startswith(flag) and option != flag]
-        if meant:  # unknown flags go to every stage's fit, so an abbreviation would silently mean two things
-            parser.error(f"{flag} abbreviates {meant[0]}; write it in full.")
+    args, fit_args = parse_passing_on(parser, argv)
     missing = [s for s in args.stages if not Path(s).is_file()]
     if missing:
         parser.error(f"stage config(s) not found: {', '.join(missing)}. Run from the project root.")

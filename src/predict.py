@@ -157,7 +157,7 @@ def _batches(
 def predict(model: Path, inputs: list[Path], output: Path, batch_size: int = 256, resize: bool = False) -> Summary:
     """Classify the images among ``inputs`` with ``model`` and write the CSV to ``output``."""
     if batch_size < 1:
-        raise UserInputError(f"--batch-size must be at least 1, got {batch_size}.")
+        raise UserInputError(f"--batch_size must be at least 1, got {batch_size}.")
     _check_writable(output)
     files = find_files(inputs)
     classify, classes = load_model(model)
@@ -205,7 +205,7 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("model", type=Path, help="an exported model (.pt, .onnx), a run directory or a .ckpt")
     parser.add_argument("images", type=Path, nargs="+", help="image files or folders (searched recursively)")
     parser.add_argument("--output", type=Path, default=Path("predictions.csv"))
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument(
         "--resize", action="store_true", help="resize images that are not 32x32 (bicubic) instead of skipping them"
     )

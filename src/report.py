@@ -8,11 +8,11 @@ sweep's ``sweep.json`` for runs that failed without results, and writes ``report
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 from pathlib import Path
 
+from src.commands import command_parser
 from src.comparison import COLUMNS, SIGNIFICANCE, Comparison, ConfigRuns, collect, compare, runs_cell, summarize
 from src.errors import UserInputError
 from src.figures import write_figures
@@ -147,7 +147,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m src.report", description="Report on a sweep's or a study's runs.")
+    parser = command_parser("report", "Report on a sweep's or a study's runs.")
     parser.add_argument("sweep_dir", help="the directory python -m src.sweep or src.search wrote")
     parser.add_argument("--out", help="where to write the report (default: the sweep directory)")
     args = parser.parse_args(argv)

@@ -40,7 +40,7 @@ import yaml
 from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
-from src.commands import command_parser
+from src.commands import command_parser, parse_passing_on
 from src.errors import UserInputError
 from src.results import RunRecord, read_record
 from src.packing import machine_plan, run_environments, trains_on_cpu
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42, help="training seed of every trial (default 42)")
     parser.add_argument("--sampler_seed", type=int, help="seed of the TPE sampler, for a repeatable search")
     parser.add_argument("--parallel", type=int, default=1, help="trials at once (default 1)")
-    args, overrides = parser.parse_known_args(argv)
+    args, overrides = parse_passing_on(parser, argv)
     try:
         search(args.space, args.n_trials, args.study_dir, args.storage, args.study_name, args.seed,
                args.parallel, overrides, args.sampler_seed)

@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from src.commands import command_parser, parse_passing_on
 from src.errors import UserInputError
 from src.keras_notebook import NOTEBOOK
 from src.packing import GPU_GIB_PER_RUN, count_or_auto, machine_plan, run_environments, trains_on_cpu
@@ -97,6 +98,12 @@ def check_run_args(config: Path, overrides: Sequence[str]) -> dict[str, Any]:
                     "(see python -m src.cli fit --help)."
                 ) from None
     resolved = yaml.safe_load(printed.getvalue())
+    if resolved.get("test_after_fit") is False:
+        raise UserInputError(
+            f"The {config.stem} runs would not be tested (test_after_fit false), but a run of a sweep or a study "
+            "counts as finished only once tested: its report compares test accuracies. Drop --test_after_fit "
+            "false (or test_after_fit: false in the config)."
+        )
     try:  # --print_config exits before the run's own checks of settings that cannot work
         check_run("fit", dict_to_namespace(resolved))
     except UserInputError as err:
@@ -346,11 +353,10 @@ def sweep(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m src.sweep",
-        description="Run experiment configs x seeds, one subprocess per run, under one sweep directory. "
+    parser = command_parser(
+        "sweep",
+        "Run experiment configs x seeds, one subprocess per run, under one sweep directory. "
         "Arguments it does not know (--trainer.max_epochs 5, --data.*) are passed to every run.",
-        allow_abbrev=False,
     )
     parser.add_argument("--configs", nargs="+", metavar="CONFIG",
                         help=f"config names or YAML paths (default: the notebook's experiments, {', '.join(NOTEBOOK)})")
@@ -368,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args, overrides = build_parser().parse_known_args(argv)
+    args, overrides = parse_passing_on(build_parser(), argv)
     try:
         outcomes = sweep(args.configs, args.seeds, args.first_seed, args.sweep_dir, overrides, args.parallel,
                          runs_per_device=args.runs_per_device)

@@ -41,7 +41,7 @@ def test_the_synthetic_test_folder_is_classified_well_above_chance(exported, tra
     if kind == "onnx":
         pytest.importorskip("onnxruntime")
     model = trained_run if kind == "run_dir" else exported[kind]
-    rows = predict(model, image_folder / "test", "--output", tmp_path / "p.csv", "--batch-size=32")
+    rows = predict(model, image_folder / "test", "--output", tmp_path / "p.csv", "--batch_size=32")
     assert len(rows) == 10 * len(CLASSES)
     assert [r["file"] for r in rows] == sorted(r["file"] for r in rows)
     correct = sum(Path(r["file"]).parent.name == r["class"] for r in rows)
@@ -78,7 +78,7 @@ def test_resize_opts_in_to_other_sizes_and_single_files_work(exported, mixed_fol
         ("missing_images", "does not exist. Give image files or folders"),
         ("empty_folder", "No files found in"),
         ("no_image_among_files", "None of the 1 files is a 32x32 image"),
-        ("zero_batch", "--batch-size must be at least 1"),
+        ("zero_batch", "--batch_size must be at least 1"),
     ],
 )
 def test_mistakes_get_one_clear_message(exported, tmp_path, capsys, case, expected):
@@ -91,7 +91,7 @@ def test_mistakes_get_one_clear_message(exported, tmp_path, capsys, case, expect
         "missing_images": [model, str(tmp_path / "nothing")],
         "empty_folder": [model, str(tmp_path / "empty")],
         "no_image_among_files": [model, str(tmp_path / "notes.txt")],
-        "zero_batch": [model, str(tmp_path), "--batch-size=0"],
+        "zero_batch": [model, str(tmp_path), "--batch_size=0"],
     }[case]
     with pytest.raises(SystemExit) as exit_info:
         main([*args, f"--output={tmp_path / 'p.csv'}"])

@@ -148,6 +148,15 @@ def test_an_unreachable_database_is_refused_before_any_training(capsys, tmp_path
     assert not (tmp_path / "study").exists()
 
 
+def test_trials_that_would_not_be_tested_are_refused_before_any_training(capsys, tmp_path):
+    (tmp_path / "space.yaml").write_text("space:\n  model.decay: [0.0]\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "space.yaml"), "--study_dir", str(tmp_path / "study"), "--test_after_fit=false"])
+    assert exit_info.value.code == 2
+    assert "The base runs would not be tested" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()
+
+
 def test_load_space_names_the_file_it_cannot_read(tmp_path):
     with pytest.raises(UserInputError, match="missing.yaml"):
         load_space(tmp_path / "missing.yaml")

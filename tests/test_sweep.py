@@ -176,9 +176,11 @@ def test_a_signal_stops_the_running_run_at_a_safe_point_and_starts_no_more(tiny_
         (["--configs", "sgd", "--runs_per_device", "0"], "--runs_per_device takes auto or a whole number of runs"),
         (["--configs", "sgd", "--parallel", "2", "--runs_per_device", "3"], "--runs_per_device 3 packs runs onto GPUs"),
         (["--configs", "sgd", "--trainer.precision", "64"], "The sgd runs cannot work: --trainer.precision 64 is not"),
+        (["--configs", "sgd", "--test_after_fit=false"], "The sgd runs would not be tested"),
+        (["--config", "sgd"], "--config abbreviates --configs; write it in full"),
     ],
     ids=["unknown config", "unknown flag", "seed flag", "no seeds", "parallel 0", "parallel foo", "runs_per_device 0",
-         "parallel and runs_per_device", "setting that cannot work"],
+         "parallel and runs_per_device", "setting that cannot work", "untested runs", "abbreviated flag"],
 )
 def test_mistakes_are_refused_before_any_run(capsys, tmp_path, args, message):
     with pytest.raises(SystemExit) as exit_info:
