@@ -26,14 +26,16 @@ except ImportError:  # Windows: no flock; runs are not guarded there
 LOCK_FILE = ".lock"
 CONFIG_FILE = "config.yaml"
 # What a resumed run may set differently from the run it continues: how long and where it runs,
-# where the data is read from, what it prints and records. Anything else would change the experiment.
+# where the data is read from, in what batches it is evaluated, the divergence check, callbacks
+# added beside the project's (a resumed search trial's pruner), what it prints and records.
+# Anything else would change the experiment (limit_val_batches, say, changes what stops it).
 RESUME_MAY_CHANGE = (
     "ckpt_path", "config", "run_name", "test_after_fit", "log_level", "run_results", "tensorboard_hparams",
     "last_checkpoint", "divergence", "data.data_dir", "data.source", "data.download", "data.eval_batch_size",
     "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.accelerator", "trainer.devices",
     "trainer.num_nodes", "trainer.strategy", "trainer.callbacks", "trainer.enable_progress_bar",
-    "trainer.enable_model_summary", "trainer.logger", "trainer.default_root_dir", "trainer.limit_val_batches",
-    "trainer.limit_test_batches", "trainer.num_sanity_val_steps", "trainer.log_every_n_steps",
+    "trainer.enable_model_summary", "trainer.logger", "trainer.default_root_dir", "trainer.num_sanity_val_steps",
+    "trainer.log_every_n_steps",
 )
 
 

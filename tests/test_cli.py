@@ -143,6 +143,7 @@ def test_negative_learning_rate(refused):
         ("--early_stopping.lr_factor=1", "OpenUnitInterval: 1 does not conform to restriction v>0 and v<1"),
         ("--data.batch_size=0", "PositiveInt: 0 does not conform to restriction v>0"),
         ("--data.val_split=-1", "NonNegativeInt: -1 does not conform to restriction v>=0"),
+        ("--divergence.check_every_n_steps=0", "PositiveInt: 0 does not conform to restriction v>0"),
     ],
 )
 def test_a_value_out_of_range_fails_while_parsing_naming_the_limit(refused, flag, limit):

@@ -123,15 +123,18 @@ def test_resume_without_an_earlier_run_is_refused(fit_args, capsys):
     assert "--ckpt_path last found no run to resume" in capsys.readouterr().err
 
 
-def test_resuming_with_another_config_is_refused_and_changes_nothing(fit_args, tmp_path, capsys):
+@pytest.mark.parametrize("change, differs", [
+    (f"--config={ROOT / 'configs' / 'adam.yaml'}", "model.optimizer"),
+    ("--trainer.limit_val_batches=1", "trainer.limit_val_batches"),  # it would change what stops the run
+], ids=["optimizer", "validation batches"])
+def test_resuming_with_another_config_is_refused_and_changes_nothing(fit_args, tmp_path, capsys, change, differs):
     main([*fit_args, "--trainer.max_epochs=1", "--test_after_fit=false"])
     before = {p.name: p.read_bytes() for p in run_dir(tmp_path).iterdir() if p.is_file()}
-    adam = f"--config={ROOT / 'configs' / 'adam.yaml'}"
     with pytest.raises(SystemExit) as exit_info:
-        main([*fit_args, adam, "--ckpt_path=last"])
+        main([*fit_args, change, "--ckpt_path=last"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "Cannot resume" in err and "model.optimizer" in err
+    assert "Cannot resume" in err and differs in err
     after = {p.name: p.read_bytes() for p in run_dir(tmp_path).iterdir() if p.is_file()}
     assert after == before
 

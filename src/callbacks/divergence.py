@@ -7,6 +7,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from jsonargparse.typing import PositiveInt
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ class DivergenceGuard(pl.Callback):
     so the run still stops within a few steps of it.
     """
 
-    def __init__(self, check_every_n_steps: int = 10) -> None:
+    def __init__(self, check_every_n_steps: PositiveInt = 10) -> None:
         self.check_every_n_steps = check_every_n_steps
         self.diverged_at_step: int | None = None
 

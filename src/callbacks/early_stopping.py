@@ -84,7 +84,7 @@ class StagedEarlyStopping(EarlyStopping):
         self.wait_count = 0
         self.stopping_reason = EarlyStoppingReason.NOT_STOPPED
         message = (
-            f"{self.monitor} did not improve for {self.patience} epochs: learning-rate stage {self.stage}/"
+            f"{self.monitor} did not improve for {self.effective_patience} epochs: learning-rate stage {self.stage}/"
             f"{self.lr_stages} from the best weights ({self.monitor}={float(self.best_score):.4f}), "
             f"lr x{self.lr_factor} -> {trainer.optimizers[0].param_groups[0]['lr']:.3g}, fresh optimizer state."
         )

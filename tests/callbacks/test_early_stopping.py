@@ -11,7 +11,8 @@ def test_next_stage_restores_best_weights_lowers_lr_and_restarts_the_optimizer()
     model = torch.nn.Linear(3, 2)
     optimizer = KerasAdam(model.parameters(), lr=1e-3)
     decay = keras_decay(optimizer, decay=1e-2)
-    callback = StagedEarlyStopping(monitor="val_acc", mode="max", lr_stages=3, lr_factor=0.1)
+    callback = StagedEarlyStopping(monitor="val_acc", mode="max", patience=5, keras_patience=True, lr_stages=3,
+                                   lr_factor=0.1)
     callback._trainer = SimpleNamespace(
         lightning_module=model, optimizers=[optimizer], lr_scheduler_configs=[SimpleNamespace(scheduler=decay)]
     )
@@ -21,7 +22,7 @@ def test_next_stage_restores_best_weights_lowers_lr_and_restarts_the_optimizer()
         optimizer.step()
         decay.step()
 
-    callback._next_stage()
+    message = callback._next_stage()
 
     for name, value in model.state_dict().items():
         assert torch.equal(value, callback._best_weights[name])
@@ -29,6 +30,8 @@ def test_next_stage_restores_best_weights_lowers_lr_and_restarts_the_optimizer()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)  # decay counter restarted too
     assert decay.last_epoch == 0 and decay.base_lrs == pytest.approx([1e-4])
     assert callback.stage == 2 and callback.wait_count == 0
+    # patience 5 counted as Keras 2.0 did: the sixth epoch without improvement starts the stage
+    assert message.startswith("val_acc did not improve for 6 epochs: learning-rate stage 2/3")
 
 
 def test_stages_run_in_one_fit_and_stop_after_the_last(fit):
