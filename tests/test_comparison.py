@@ -6,6 +6,7 @@ import json
 import pytest
 
 from src.comparison import collect, compare, summarize
+from src.keras_notebook import NOTEBOOK
 
 
 def test_one_row_per_config_sorted_by_test_accuracy(recorded_sweep):
@@ -14,7 +15,7 @@ def test_one_row_per_config_sorted_by_test_accuracy(recorded_sweep):
     sgd = rows[0]
     assert sgd["test_acc_mean"] == pytest.approx(0.80)
     assert sgd["test_acc_std"] == pytest.approx(0.01)
-    assert (sgd["runs"], sgd["finished"], sgd["notebook"]) == (3, 3, "80.8%")
+    assert (sgd["runs"], sgd["finished"], sgd["notebook"]) == (3, 3, NOTEBOOK["sgd"][1])
     rmsprop = rows[2]
     assert (rmsprop["runs"], rmsprop["finished"], rmsprop["diverged"]) == (3, 2, 1)
     assert rmsprop["test_acc_mean"] == pytest.approx(0.755)  # the diverged run is left out

@@ -54,15 +54,16 @@ def test_onnx_file_is_valid_and_gives_the_modules_probabilities(exported, images
     np.testing.assert_allclose(probabilities, reference.numpy(), atol=1e-5, rtol=0)
 
 
-def test_the_tested_checkpoint_is_the_best_of_several(tmp_path):
+def test_of_several_best_checkpoints_the_one_results_json_tested_is_exported(tmp_path):
     for name in ("best-epoch001-val_acc0.5000.ckpt", "best-epoch003-val_acc0.7000.ckpt"):
         (tmp_path / "checkpoints").mkdir(exist_ok=True)
         (tmp_path / "checkpoints" / name).touch()
     with pytest.raises(UserInputError, match="found several: best-epoch001.*, best-epoch003"):
-        find_checkpoint(tmp_path)
-    tested = "runs/x/version_0/checkpoints/best-epoch003-val_acc0.7000.ckpt"  # relative to fit's cwd
+        find_checkpoint(tmp_path)  # no record says which: refused rather than guessed
+    tested = "runs/x/version_0/checkpoints/best-epoch001-val_acc0.5000.ckpt"  # relative to fit's cwd
     (tmp_path / "results.json").write_text(json.dumps({"tested_checkpoint": tested}))
-    assert find_checkpoint(tmp_path) == tmp_path / "checkpoints" / "best-epoch003-val_acc0.7000.ckpt"
+    # the record wins over the higher score in a name: the exported model is the one whose accuracy was published
+    assert find_checkpoint(tmp_path) == tmp_path / "checkpoints" / "best-epoch001-val_acc0.5000.ckpt"
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ def value_and_grad(name, target, logits=LOGITS, **kwargs):
     return loss.item(), x.grad[0].tolist()
 
 
-def test_cross_entropy():
+def test_cross_entropy_is_minus_the_log_probability_of_the_true_class():
     value, grad = value_and_grad("cross_entropy", [1])
     assert value == pytest.approx(-math.log(0.75))
     assert grad == pytest.approx([0.25, -0.25])  # softmax − one-hot

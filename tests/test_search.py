@@ -91,7 +91,7 @@ def test_ctrl_c_stops_the_study_at_a_safe_point_and_the_next_search_resumes_the_
     assert not (study_dir / "trial_001").exists()
 
 
-def test_the_report_works_on_a_study(small_study):
+def test_a_study_is_reported_like_a_sweep_with_its_pruned_trial_counted(small_study):
     rows = {row["config"]: row for row in summarize(collect(small_study.dir))}
     assert {"trial_000", "trial_001", "trial_002"} == set(rows)
     assert rows["trial_000"]["test_acc_mean"] is not None

@@ -1,0 +1,40 @@
+"""results.json: what a run measured, and what a reader needs to trust it (data, precision,
+device, code), written by the RunResults callback."""
+
+import json
+from pathlib import Path
+
+RESULT_KEYS = {
+    "config", "hparams", "epochs", "stop_reason", "best_val_acc", "best_epoch",
+    "test_loss", "test_acc", "wall_time_s", "train_images_per_s",
+}
+
+
+def test_results_say_what_trained_how_long_and_how_well(trained_run):
+    results = json.loads((trained_run / "results.json").read_text())
+    assert RESULT_KEYS <= set(results) and results["schema_version"] == 2
+    assert results["epochs"] == 2 and results["stop_reason"] == "max_epochs"
+    assert results["hparams"]["optimizer"] == "src.optim.KerasAdam"
+    assert results["hparams"]["optimizer_args"]["lr"] == 1e-3
+    assert {"decay", "batch_size", "loss", "seed", "val_split"} <= set(results["hparams"])
+    assert results["best_val_acc"] == max(h["val_acc"] for h in results["history"])
+    assert results["train_images_per_s"] > 0
+
+
+def test_results_say_on_what_data_and_machine_the_run_trained(trained_run):
+    results = json.loads((trained_run / "results.json").read_text())
+    data = results["data"]
+    assert data["train_images"] + data["val_images"] == 600  # the synthetic folder's 60 per class
+    assert data["val_images"] == 100 and data["test_images"] == 100
+    assert data["validates_on_test"] is False
+    assert Path(data["source"]).name.startswith("cifar10-synthetic")
+    environment = results["environment"]
+    assert (environment["device"], environment["precision"]) == ("cpu", "32-true")
+    assert environment["torch"] and environment["pytorch_lightning"]
+
+
+def test_the_tested_checkpoint_is_named_by_the_epoch_results_call_best(trained_run):
+    results = json.loads((trained_run / "results.json").read_text())
+    assert (trained_run / results["best_checkpoint"]).is_file()
+    # checkpoint names count epochs as results.json does, from 1
+    assert Path(results["tested_checkpoint"]).name.startswith(f"best-epoch{results['best_epoch']:03d}-")
