@@ -58,7 +58,7 @@ class KerasSGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov))
 
     @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102 - torch.optim.Optimizer's contract
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         loss = _evaluate(closure)
         for group in self.param_groups:
             lr, momentum = group["lr"], group["momentum"]
@@ -98,7 +98,7 @@ class KerasAdam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps))
 
     @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102 - torch.optim.Optimizer's contract
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         loss = _evaluate(closure)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]

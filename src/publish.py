@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +20,16 @@ import yaml
 from src import findings
 from src.commands import command_parser
 from src.comparison import ConfigRuns, collect, compare
-from src.errors import UserInputError
+from src.errors import UserInputError, exit_on_user_error
 from src.keras_notebook import NOTEBOOK
-from src.paths import CONFIG_DIR
+from src.paths import CONFIG_DIR, PROJECT_ROOT
 from src.report import write_report
 from src.results import RESULTS_FILE, read_record
 
 PUBLISHED_FILES = (RESULTS_FILE, "config.yaml", "hparams.yaml", "events.out.tfevents.*")
 # The README's generated parts sit between <!-- NAME:start/end --> markers; each comes from a folder of results/.
 EXPERIMENTS_TABLE, PRECISION_TABLE = "experiments-table", "precision-table"
-RESULTS_ROOT = Path("results")
+RESULTS_ROOT = PROJECT_ROOT / "results"
 CONFIDENCE = 0.95
 
 
@@ -108,7 +107,7 @@ def notebook_table(results_dir: Path) -> str:
         cells = (
             f"`{name}`", *describe_config(name), claimed_text, here,
             _epoch_range(epochs),
-            within_seed_noise(values, 100 * claimed) if values and claimed is not None else "–",
+            within_seed_noise(values, 100 * claimed) if values else "–",
         )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -148,7 +147,7 @@ def precision_table(results_dir: Path, float32_runs: Path = RESULTS_ROOT / "note
         val = [100 * v for v in group.values(lambda r: r.best_val_acc)]
         epochs = group.values(lambda r: r.epochs)
         lines.append(f"| {name} | {len(group.finished)} | {_mean_std(test)} | {_mean_std(val)} | "
-                     f"{min(epochs):.0f}–{max(epochs):.0f} |")
+                     f"{_epoch_range(epochs)} |")
     for comparison in compare([ConfigRuns(name, group.runs) for name, group in groups.items()]):
         verdict = "differs by more than seed noise" if comparison.beyond_noise else "within seed noise"
         lines.append(f"\n{comparison.better} against {comparison.worse}: {100 * comparison.difference:+.2f} points "
@@ -172,6 +171,8 @@ def _mean_std(values: list[float]) -> str:
 
 def update_readme(readme: Path, table: str, name: str = EXPERIMENTS_TABLE) -> None:
     """Replace what sits between the README's ``name`` markers with ``table``."""
+    if not readme.is_file():
+        raise UserInputError(f"{readme} is not a file; give the README to update with --readme.")
     text = readme.read_text()
     start_marker, end_marker = _markers(name)
     start, end = text.find(start_marker), text.find(end_marker)
@@ -201,9 +202,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--to", type=Path, default=RESULTS_ROOT / "notebook",
                         help="where the runs go (default results/notebook; results/notebook_protocol for the "
                         "notebook's own protocol; results/precision/<precision> for the float32-against-bf16 runs)")
-    parser.add_argument("--readme", type=Path, default=Path("README.md"), help="default: README.md")
+    parser.add_argument("--readme", type=Path, default=PROJECT_ROOT / "README.md", help="default: the checkout's README.md")
     args = parser.parse_args(argv)
-    try:
+    with exit_on_user_error():
         if args.sweep_dir is not None:
             if not args.sweep_dir.is_dir():
                 raise UserInputError(f"{args.sweep_dir} is not a directory; give the --sweep_dir of a sweep.")
@@ -216,9 +217,6 @@ def main(argv: list[str] | None = None) -> None:
             add_findings(notebook / "report.md", notebook, RESULTS_ROOT / "notebook_protocol")
         update_readme(args.readme, notebook_table(notebook))
         update_readme(args.readme, precision_table(RESULTS_ROOT / "precision"), PRECISION_TABLE)
-    except UserInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
     print(f"updated the experiments and precision tables in {args.readme}")
 
 

@@ -9,12 +9,11 @@ sweep's ``sweep.json`` for runs that failed without results, and writes ``report
 from __future__ import annotations
 
 import csv
-import sys
 from pathlib import Path
 
 from src.commands import command_parser
 from src.comparison import COLUMNS, SIGNIFICANCE, Comparison, ConfigRuns, collect, compare, runs_cell, summarize
-from src.errors import UserInputError
+from src.errors import UserInputError, exit_on_user_error
 from src.figures import write_figures
 from src.results import RunRecord
 
@@ -151,11 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("sweep_dir", help="the directory python -m src.sweep or src.search wrote")
     parser.add_argument("--out", help="where to write the report (default: the sweep directory)")
     args = parser.parse_args(argv)
-    try:
+    with exit_on_user_error():
         paths = write_report(args.sweep_dir, args.out)
-    except UserInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
     print(paths["report.md"].read_text())
     print("written:", ", ".join(str(p) for p in paths.values()))
 

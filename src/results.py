@@ -19,9 +19,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
+from src.paths import PROJECT_ROOT
+
 RESULTS_FILE = "results.json"
 SCHEMA_VERSION = 2
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# each epoch's metrics in a run's history, as the training module logs them
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
 # stop_reason values of a run that ended by itself, as opposed to "running", "interrupted", "failed"
 FINAL_STOP_REASONS = frozenset({"early_stopping", "max_epochs", "max_steps", "diverged", "pruned", "stopped"})
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,9 +40,9 @@ from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from src.commands import command_parser, parse_passing_on
-from src.errors import UserInputError
+from src.errors import UserInputError, exit_on_user_error
+from src.packing import count_or_auto, machine_plan, run_environments, trains_on_cpu
 from src.results import RunRecord, read_record
-from src.packing import machine_plan, run_environments, trains_on_cpu
 from src.signals import StoppedBySignal, StopOnSignal
 from src.sweep import Progress, Run, check_runs_args, describe, print_line, resolve_config
 
@@ -101,13 +100,19 @@ def load_space(path: str | Path) -> SearchSpace:
             f"The search space in {path} is empty: give a `space:` mapping from flags to ranges, lists or "
             "choices, e.g.  space: {model.optimizer.lr: {low: 1.0e-5, high: 1.0e-2, log: true}}"
         )
-    unknown = set(declared) - {"config", "pruner", "space"} or set(declared.get("pruner") or {}) - PRUNER_KEYS
+    unknown = set(declared) - {"config", "pruner", "space"}
     if unknown:
         raise UserInputError(f"Unknown keys in {path}: {', '.join(sorted(unknown))}. A space file has config, pruner "
-                             f"({', '.join(sorted(PRUNER_KEYS))}) and space.")
+                             "and space.")
+    pruner = declared.get("pruner") or {}
+    if not isinstance(pruner, dict) or set(pruner) - PRUNER_KEYS or not all(
+        isinstance(count, int) and not isinstance(count, bool) and count >= 0 for count in pruner.values()
+    ):
+        raise UserInputError(f"The pruner in {path} takes {' and '.join(sorted(PRUNER_KEYS))}, whole numbers of at "
+                             f"least 0, e.g.  pruner: {{n_startup_trials: 5, n_warmup_steps: 3}}; got {pruner!r}.")
     _check_space(declared["space"], path)
     config = resolve_config(declared.get("config") or "base")
-    return SearchSpace(config, declared["space"], declared.get("pruner") or {})
+    return SearchSpace(config, declared["space"], pruner)
 
 
 def _check_space(space: dict, path: Path) -> None:
@@ -206,7 +211,7 @@ def search(
     storage: str | None = None,
     study_name: str | None = None,
     seed: int = 42,
-    parallel: int = 1,
+    parallel: int | str = 1,
     overrides: Sequence[str] = (),
     sampler_seed: int | None = None,
     progress: Progress = print_line,
@@ -218,6 +223,9 @@ def search(
     it between trials: the running trials stop at a safe point and are failed in the study, each
     with a copy enqueued that resumes its run first thing next time; then :class:`StoppedBySignal`.
     """
+    if n_trials < 1:
+        raise UserInputError(f"--n_trials must be at least 1, got {n_trials}.")
+    parallel = count_or_auto(parallel, "--parallel")
     declared = load_space(space_file)
     study_name = study_name or Path(space_file).stem
     study_dir = Path(study_dir or Path("runs") / "search" / study_name).resolve()
@@ -325,14 +333,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--storage", help="database URL shared by workers (default sqlite:///<study_dir>/study.db)")
     parser.add_argument("--seed", type=int, default=42, help="training seed of every trial (default 42)")
     parser.add_argument("--sampler_seed", type=int, help="seed of the TPE sampler, for a repeatable search")
-    parser.add_argument("--parallel", type=int, default=1, help="trials at once (default 1)")
+    parser.add_argument("--parallel", default="1", metavar="K|auto",
+                        help="trials at once, sharing the cores out among them as a sweep does (default 1)")
     args, overrides = parse_passing_on(parser, argv)
     try:
-        search(args.space, args.n_trials, args.study_dir, args.storage, args.study_name, args.seed,
-               args.parallel, overrides, args.sampler_seed)
-    except UserInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        with exit_on_user_error():
+            search(args.space, args.n_trials, args.study_dir, args.storage, args.study_name, args.seed,
+                   args.parallel, overrides, args.sampler_seed)
     except StoppedBySignal as stopped:
         raise SystemExit(stopped.exit_code) from None
 

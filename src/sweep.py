@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from src.commands import command_parser, parse_passing_on
-from src.errors import UserInputError
+from src.errors import UserInputError, exit_on_user_error
 from src.keras_notebook import NOTEBOOK
 from src.packing import GPU_GIB_PER_RUN, count_or_auto, machine_plan, run_environments, trains_on_cpu
 from src.paths import BASE_CONFIG, CONFIG_DIR
@@ -376,11 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args, overrides = parse_passing_on(build_parser(), argv)
     try:
-        outcomes = sweep(args.configs, args.seeds, args.first_seed, args.sweep_dir, overrides, args.parallel,
-                         runs_per_device=args.runs_per_device)
-    except UserInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        with exit_on_user_error():
+            outcomes = sweep(args.configs, args.seeds, args.first_seed, args.sweep_dir, overrides, args.parallel,
+                             runs_per_device=args.runs_per_device)
     except StoppedBySignal as stopped:
         raise SystemExit(stopped.exit_code) from None
     if any(o["status"] == "failed" for o in outcomes):

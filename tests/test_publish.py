@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from src.comparison import collect
+from src.errors import UserInputError
 from src.findings import markdown
 from src.publish import (
     PRECISION_TABLE, add_findings, describe_config, notebook_table, precision_table, publish_runs, readme_table, update_readme,
@@ -36,11 +37,17 @@ def test_the_precision_table_compares_each_precision_and_says_whether_they_diffe
     write_runs(tmp_path / "float32", "rmsprop_baseline", [0.70, 0.71, 0.72])
     write_runs(tmp_path / "bf16", "rmsprop_baseline", [0.70, 0.715, 0.72])
     table = precision_table(tmp_path, float32_runs=tmp_path / "no_grid")
-    assert "| rmsprop_baseline, float32 | 3 | 71.0 ± 1.0 | 72.0 ± 1.0 | 12–12 |" in table
+    assert "| rmsprop_baseline, float32 | 3 | 71.0 ± 1.0 | 72.0 ± 1.0 | 12 |" in table
     assert "within seed noise" in table and "more than" not in table
 
     write_runs(tmp_path / "bf16", "rmsprop_baseline", [0.60, 0.601, 0.602])
     assert "differs by more than seed noise" in precision_table(tmp_path, float32_runs=tmp_path / "no_grid")
+
+
+def test_a_precision_whose_runs_all_diverged_shows_no_figures(tmp_path):
+    for seed in (0, 1):
+        RunRecord(config="sgd", stop_reason="diverged", epochs=3).write(tmp_path / "bf16" / "sgd" / f"seed_{seed}")
+    assert "| sgd, bf16 | 0 | – | – | – |" in precision_table(tmp_path, float32_runs=tmp_path / "no_grid")
 
 
 def test_the_float32_side_is_the_notebook_grids_runs_of_the_same_config(tmp_path):
@@ -87,6 +94,11 @@ def test_configs_are_described_as_the_notebook_wrote_them():
     assert describe_config("rmsprop_lr_1e-5") == ("RMSprop", "1e-5", "decay 1e-6")
     optimizer, lr, other = describe_config("adam_auto_staged")
     assert (optimizer, lr) == ("Adam", "1e-3 → 1e-4 → 1e-5") and "3 stages" in other
+
+
+def test_a_readme_that_is_not_there_is_refused(tmp_path):
+    with pytest.raises(UserInputError, match="README.md is not a file; give the README to update with --readme"):
+        update_readme(tmp_path / "README.md", "| new |\n")
 
 
 def test_the_table_goes_between_the_markers_only(tmp_path):

@@ -122,9 +122,13 @@ def test_the_space_samples_the_keys_under_the_chosen_option():
         ("space:\n  model.optimizer.lr: 0.1\n", "is not a range"),
         ("space:\n  model.optimizer.lrr: [0.1]\n", "lrr"),
         ("config: sgd_nestrov\nspace:\n  model.decay: [0.0]\n", "Unknown config 'sgd_nestrov'"),
-        ("pruner: {patience: 3}\nspace:\n  model.decay: [0.0]\n", "Unknown keys"),
+        ("pruner: {patience: 3}\nspace:\n  model.decay: [0.0]\n", "The pruner in"),
+        ("pruner: 5\nspace:\n  model.decay: [0.0]\n", "takes n_startup_trials and n_warmup_steps"),
+        ("pruner: {n_startup_trials: x}\nspace:\n  model.decay: [0.0]\n", "whole numbers of at least 0"),
+        ("spaec:\n  model.decay: [0.0]\nspace:\n  model.decay: [0.0]\n", "Unknown keys in"),
     ],
-    ids=["empty", "log of zero", "not a range", "unknown flag", "unknown config", "unknown pruner key"],
+    ids=["empty", "log of zero", "not a range", "unknown flag", "unknown config", "unknown pruner key",
+         "pruner not a mapping", "pruner count not a number", "unknown top-level key"],
 )
 def test_a_bad_space_is_refused_before_any_training(capsys, tmp_path, space, message):
     (tmp_path / "space.yaml").write_text(space)
@@ -133,6 +137,19 @@ def test_a_bad_space_is_refused_before_any_training(capsys, tmp_path, space, mes
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+    assert not (tmp_path / "study").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--n_trials=0"], "--n_trials must be at least 1, got 0"),
+    (["--parallel=0"], "--parallel takes auto or a whole number of runs of at least 1, got '0'"),
+], ids=["no trials", "parallel 0"])
+def test_counts_that_cannot_run_are_refused_before_any_training(capsys, tmp_path, args, message):
+    (tmp_path / "space.yaml").write_text("space:\n  model.decay: [0.0]\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "space.yaml"), "--study_dir", str(tmp_path / "study"), *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "study").exists()
 
 

@@ -26,7 +26,7 @@ class RunInterrupted(BaseException):
 
     def __init__(self, signum: int, where: str) -> None:
         super().__init__(f"{signal.Signals(signum).name} {where}")
-        self.signum, self.where = signum, where
+        self.signum = signum
 
     @property
     def exit_code(self) -> int:

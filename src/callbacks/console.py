@@ -10,9 +10,9 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm, convert_inf
 
-log = logging.getLogger(__name__)
+from src.results import EPOCH_METRICS
 
-EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
+log = logging.getLogger(__name__)
 
 
 class EpochLog(pl.Callback):

@@ -13,10 +13,9 @@ from pytorch_lightning.callbacks import EarlyStopping
 
 from src.callbacks.checkpoints import RunInterrupted
 from src.callbacks.divergence import has_diverged
-from src.results import RunRecord, environment
+from src.results import EPOCH_METRICS, RunRecord, environment
 
 CHECKPOINT_KEY = "run_results"
-EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
 
 
 class RunResults(pl.Callback):
@@ -63,7 +62,9 @@ class RunResults(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._running_since = time.perf_counter()
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self._train_images += len(batch[1]) * trainer.world_size
 
     def _stop_clock(self, trainer: pl.Trainer) -> None:

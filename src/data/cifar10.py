@@ -106,10 +106,6 @@ class CIFAR10DataModule(pl.LightningDataModule):
             "validates_on_test": self.hparams.val_split == 0,
         }
 
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return CLASSES
-
     def _batches(self, split: str, shuffle: bool) -> TensorBatches:
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
         if device.type != "cpu":  # keep the data where the model is: slicing replaces copying
