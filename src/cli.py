@@ -42,7 +42,7 @@ from src.errors import UserInputError, exit_on_user_error
 from src.module import CifarClassifier
 from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.preflight import check_run, lightning_config_errors
-from src.run_dir import RunClaim, check_resume_config, claim, release_all
+from src.run_dir import RunClaim, check_resume_config, claim, release_all, version_number
 from src.stages import stage_checkpoint
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -258,13 +258,13 @@ class HparamLabCLI(LightningCLI):
 
 def _latest_version(run_dir: Path) -> str:
     """The newest ``version_N`` of a run, where ``--ckpt_path last`` finds its ``last.ckpt``."""
-    versions = [p for p in run_dir.glob("version_*") if last_checkpoint(p)]
+    versions = [p for p in run_dir.glob("version_*") if version_number(p) is not None and last_checkpoint(p)]
     if not versions:
         raise UserInputError(
             f"--ckpt_path last found no run to resume in {run_dir}/version_*/checkpoints/last.ckpt. Check the "
             "config name (or --run_name) and the logger's save_dir, or give the checkpoint's path."
         )
-    return max(versions, key=lambda p: int(p.name.removeprefix("version_")) if p.name[8:].isdigit() else -1).name
+    return max(versions, key=version_number).name
 
 
 def _drop_disabled_callbacks(trainer: Namespace) -> None:

@@ -16,7 +16,7 @@ from scipy import stats
 
 from src.errors import UserInputError
 from src.keras_notebook import NOTEBOOK
-from src.results import FINAL_STOP_REASONS, RESULTS_FILE, RunRecord
+from src.results import RESULTS_FILE, RunRecord
 from src.sweep import read_sweep_record
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,7 @@ class ConfigRuns:
     @property
     def finished(self) -> list[RunRecord]:
         """Runs that trained to a normal end and were tested: the ones statistics are made of."""
-        return [
-            r for r in self.runs
-            if r.stop_reason in FINAL_STOP_REASONS - {"diverged", "pruned"} and r.test_acc is not None
-        ]
+        return [r for r in self.runs if r.is_complete and r.stop_reason not in ("diverged", "pruned")]
 
     def count(self, stop_reason: str) -> int:
         return sum(r.stop_reason == stop_reason for r in self.runs)

@@ -68,7 +68,7 @@ def run_sweep(
 
 def run_study(
     space: str | Path, n_trials: int = 20, study_dir: str | Path | None = None, storage: str | None = None,
-    overrides: Sequence[str] = (), parallel: int = 1, progress: Progress = print_line,
+    overrides: Sequence[str] = (), parallel: int | str = 1, progress: Progress = print_line,
 ) -> Any:
     """Add ``n_trials`` trials to the study ``space`` declares; one row per trial of the study.
     ``value`` is a trial's best ``val_acc``, or for a pruned trial its last."""

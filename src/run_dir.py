@@ -77,6 +77,12 @@ def release_all() -> None:
         run_claim.release()
 
 
+def version_number(run_dir: Path) -> int | None:
+    """N of a ``version_N`` folder, the logger's numbering of a config's runs; None for other names."""
+    number = run_dir.name.removeprefix("version_")
+    return int(number) if number != run_dir.name and number.isdigit() else None
+
+
 def claim(name_dir: Path, version: int | str | None) -> RunClaim:
     """Claims ``name_dir/version_N`` (the next free N when ``version`` is None) for this process.
 
@@ -85,8 +91,8 @@ def claim(name_dir: Path, version: int | str | None) -> RunClaim:
     missing = [d for d in (name_dir, *name_dir.parents) if not d.exists()]
     with exclusive_lock(name_dir / LOCK_FILE):
         if version is None:
-            taken = [int(p.name[8:]) for p in name_dir.glob("version_*") if p.name[8:].isdigit()]
-            version = max(taken, default=-1) + 1
+            taken = [version_number(p) for p in name_dir.glob("version_*")]
+            version = max((n for n in taken if n is not None), default=-1) + 1
         run_dir = name_dir / (version if isinstance(version, str) else f"version_{version}")
         made = missing[-1] if missing else (None if run_dir.exists() else run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import pytest
 
 from src.errors import UserInputError
 from src.results import RunRecord
-from src.run_dir import check_resume_config, claim
+from src.run_dir import check_resume_config, claim, version_number
 from tests.synthetic import quiet_fit_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,3 +70,9 @@ def test_a_resume_may_change_where_and_how_long_but_not_what(tmp_path):
     with pytest.raises(UserInputError, match=r"model.decay: 0.0 then, 0.001 now.*seed_everything: 42 then, 7 now"):
         check_resume_config(tmp_path, {"seed_everything": 7, "trainer": {"max_epochs": 10, "devices": 1},
                                        "model": {"decay": 0.001}, "data": {"data_dir": "a"}})
+
+
+@pytest.mark.parametrize("name, number", [("version_12", 12), ("version_0", 0), ("version_x", None),
+                                          ("version_", None), ("seed_44", None)])
+def test_only_the_loggers_version_folders_are_numbered(name, number):
+    assert version_number(Path("runs/sgd") / name) == number
