@@ -223,8 +223,8 @@ def search(
     it between trials: the running trials stop at a safe point and are failed in the study, each
     with a copy enqueued that resumes its run first thing next time; then :class:`StoppedBySignal`.
     """
-    if n_trials < 1:
-        raise UserInputError(f"--n_trials must be at least 1, got {n_trials}.")
+    if n_trials < 0:  # 0 adds none: the study as it stands
+        raise UserInputError(f"--n_trials must be at least 0, got {n_trials}.")
     parallel = count_or_auto(parallel, "--parallel")
     declared = load_space(space_file)
     study_name = study_name or Path(space_file).stem

@@ -141,9 +141,9 @@ def test_a_bad_space_is_refused_before_any_training(capsys, tmp_path, space, mes
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--n_trials=0"], "--n_trials must be at least 1, got 0"),
+    (["--n_trials=-1"], "--n_trials must be at least 0, got -1"),
     (["--parallel=0"], "--parallel takes auto or a whole number of runs of at least 1, got '0'"),
-], ids=["no trials", "parallel 0"])
+], ids=["negative trials", "parallel 0"])
 def test_counts_that_cannot_run_are_refused_before_any_training(capsys, tmp_path, args, message):
     (tmp_path / "space.yaml").write_text("space:\n  model.decay: [0.0]\n")
     with pytest.raises(SystemExit) as exit_info:
