@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--to", type=Path, default=RESULTS_ROOT / "notebook",
                         help="where the runs go (default results/notebook; results/notebook_protocol for the "
                         "notebook's own protocol; results/precision/<precision> for the float32-against-bf16 runs)")
-    parser.add_argument("--readme", type=Path, default=PROJECT_ROOT / "README.md", help="default: the checkout's README.md")
+    parser.add_argument("--readme", type=Path, default=PROJECT_ROOT / "README.md",
+                        help="default: the checkout's README.md")
     args = parser.parse_args(argv)
     with exit_on_user_error():
         if args.sweep_dir is not None:
