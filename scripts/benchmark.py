@@ -53,7 +53,7 @@ from keras_peer import random_arrays  # noqa: E402 - beside this script, first o
 from src.cli import HparamLabCLI  # noqa: E402
 from src.data.batches import to_float_nchw  # noqa: E402
 from src.data.cifar10 import CIFAR10DataModule  # noqa: E402
-from src.data.sources import CACHE_NAME, Split, _write_cache  # noqa: E402
+from src.data.sources import CACHE_NAME, Split, write_cache  # noqa: E402
 from src.errors import UserInputError, exit_on_user_error  # noqa: E402
 from src.model import ByteMaskDropout, KerasCifarCNN  # noqa: E402
 from src.module import CifarClassifier  # noqa: E402
@@ -168,8 +168,8 @@ def sweep_benchmark(steps: int, json_path: str | None) -> None:
     runs = 2 * usable_cores()
     with tempfile.TemporaryDirectory() as work:
         data_dir = Path(work) / "data"
-        _write_cache(data_dir / CACHE_NAME, {"train": random_split(16_000, 0), "test": random_split(1000, 1)},
-                     "torchvision")  # the origin of a run given no --data.source
+        write_cache(data_dir / CACHE_NAME, {"train": random_split(16_000, 0), "test": random_split(1000, 1)},
+                    "torchvision")  # the origin of a run given no --data.source
         rows = [sweep_rate(parallel, runs, steps, data_dir, Path(work) / f"sweep_{parallel}")
                 for parallel in ("1", "auto")]
     report = {"machine": describe_machine(), "torch": torch.__version__, "batch": BATCH, "sweep": rows,

@@ -55,7 +55,7 @@ def load_cifar10(data_dir: str | Path, source: str | Path | None = None, downloa
     if stored is not None:
         return stored
     splits = read_image_folder(source) if source else _read_torchvision(data_dir, download)
-    _write_cache(cache, splits, origin)
+    write_cache(cache, splits, origin)
     return splits
 
 
@@ -73,7 +73,9 @@ def _read_cache(cache: Path, origin: str) -> dict[str, Split] | None:
         return None
 
 
-def _write_cache(cache: Path, splits: dict[str, Split], origin: str) -> None:
+def write_cache(cache: Path, splits: dict[str, Split], origin: str) -> None:
+    """Save decoded splits as the cache a run with ``--data.data_dir`` reads instead of decoding
+    ``origin`` again (also how a benchmark puts random images where a run finds CIFAR-10)."""
     arrays = {f"{s}_{field}": getattr(splits[s], field) for s in SPLITS for field in ("images", "labels")}
     try:
         with atomic_file(cache, "wb") as file:  # a crashed run never leaves a half-written cache
