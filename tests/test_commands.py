@@ -14,7 +14,7 @@ from src.commands import command_parser, parse_passing_on
     (report, ["sweep_dir", "--ou=elsewhere"], "unrecognized arguments: --ou=elsewhere"),
     (sweep, ["--seed=2", "--configs=sgd"], "--seed abbreviates --seeds; write it in full"),
     (search, ["space.yaml", "--n_trial=2"], "--n_trial abbreviates --n_trials; write it in full"),
-], ids=lambda value: value.__name__.removeprefix("src.") if hasattr(value, "__name__") else None)
+], ids=["export", "predict", "publish", "report", "sweep", "search"])
 def test_an_abbreviated_flag_is_refused_before_any_work(tool, args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
