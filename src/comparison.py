@@ -21,6 +21,7 @@ from src.sweep import read_sweep_record
 
 log = logging.getLogger(__name__)
 SIGNIFICANCE = 0.05
+CONFIDENCE = 0.95  # of the prediction interval that says whether one more run could give a figure
 COLUMNS = (
     "config", "optimizer", "lr", "decay", "momentum", "nesterov", "loss", "runs", "finished", "diverged",
     "pruned", "unfinished", "test_acc_mean", "test_acc_std", "best_val_acc_mean", "best_val_acc_std",
@@ -142,6 +143,22 @@ def compare(groups: list[ConfigRuns]) -> list[Comparison]:
         p_value = 1.0 if math.isnan(p_value) else p_value  # nan: the same value in every run of both
         comparisons.append(Comparison(a.name, b.name, float(np.mean(x) - np.mean(y)), p_value))
     return sorted(comparisons, key=lambda c: c.p_value)
+
+
+def within_seed_noise(values: list[float], claimed: float) -> str:
+    """Whether one more run of ours could plausibly have given ``claimed`` (accuracies in %): inside
+    the 95% prediction interval ``mean ± t·s·√(1 + 1/n)`` of our runs (``claimed`` is itself one run:
+    the notebook's, or one stopped on the test set). The interval is shown too: with few seeds it is
+    wide, and a "yes" says little."""
+    if len(values) < 2:
+        return "– (needs 2 seeds)"
+    n = len(values)
+    mean, std = float(np.mean(values)), float(np.std(values, ddof=1))
+    half_width = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std * math.sqrt(1 + 1 / n)
+    interval = f"{max(mean - half_width, 0.0):.1f}–{min(mean + half_width, 100.0):.1f}"
+    if abs(claimed - mean) <= half_width:
+        return f"yes ({interval})"
+    return f"no, {'above' if claimed > mean else 'below'} {interval}"
 
 
 def runs_cell(row: dict) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src.comparison import SIGNIFICANCE, ConfigRuns, compare
+from src.comparison import SIGNIFICANCE, ConfigRuns, compare, within_seed_noise
 from src.keras_notebook import NOTEBOOK
 
 MIN_RUNS = 2  # seed noise needs two runs of each side
@@ -88,11 +88,12 @@ def protocol_lines(groups: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns
         on_test = [100 * v for v in group.test_accuracies]
         held_out = [100 * v for v in ours.test_accuracies]
         lines.append(f"| `{name}` | {np.mean(on_test):.1f} (n={len(on_test)}) | {np.mean(held_out):.1f} "
-                     f"(n={len(held_out)}) | {np.mean(on_test) - np.mean(held_out):+.1f} |")
+                     f"(n={len(held_out)}) | {np.mean(on_test) - np.mean(held_out):+.1f} | "
+                     f"{within_seed_noise(held_out, float(np.mean(on_test)))} |")
     if not lines:
         return ["No notebook-protocol run is published yet (`results/notebook_protocol`)."]
-    return ["| config | test acc. %, stopped on the test set | held out (ours) | lift |",
-            "| --- | ---: | ---: | ---: |", *lines]
+    return ["| config | test acc. %, stopped on the test set | held out (ours) | lift | within our seed noise? |",
+            "| --- | ---: | ---: | ---: | --- |", *lines]
 
 
 def markdown(groups: list[ConfigRuns], protocol: list[ConfigRuns] = ()) -> str:

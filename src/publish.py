@@ -10,7 +10,6 @@ finish.
 
 from __future__ import annotations
 
-import math
 import shutil
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import yaml
 
 from src import findings
 from src.commands import command_parser
-from src.comparison import ConfigRuns, collect, compare
+from src.comparison import ConfigRuns, collect, compare, within_seed_noise
 from src.errors import UserInputError, exit_on_user_error
 from src.keras_notebook import NOTEBOOK
 from src.paths import CONFIG_DIR, PROJECT_ROOT
@@ -30,7 +29,6 @@ PUBLISHED_FILES = (RESULTS_FILE, "config.yaml", "hparams.yaml", "events.out.tfev
 # The README's generated parts sit between <!-- NAME:start/end --> markers; each comes from a folder of results/.
 EXPERIMENTS_TABLE, PRECISION_TABLE = "experiments-table", "precision-table"
 RESULTS_ROOT = PROJECT_ROOT / "results"
-CONFIDENCE = 0.95
 
 
 def publish_runs(sweep_dir: Path, dest: Path) -> list[Path]:
@@ -49,23 +47,6 @@ def publish_runs(sweep_dir: Path, dest: Path) -> list[Path]:
                 shutil.copy2(file, target / file.name)
         published.append(target)
     return published
-
-
-def within_seed_noise(values: list[float], claimed: float) -> str:
-    """Whether one more run of ours could plausibly have given ``claimed`` (accuracies in %): inside
-    the 95% prediction interval ``mean ± t·s·√(1 + 1/n)`` of our runs (the notebook's figure is itself
-    one run). The interval is shown too: with few seeds it is wide, and a "yes" says little."""
-    from scipy import stats
-
-    if len(values) < 2:
-        return "– (needs 2 seeds)"
-    n = len(values)
-    mean, std = float(np.mean(values)), float(np.std(values, ddof=1))
-    half_width = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std * math.sqrt(1 + 1 / n)
-    interval = f"{max(mean - half_width, 0.0):.1f}–{min(mean + half_width, 100.0):.1f}"
-    if abs(claimed - mean) <= half_width:
-        return f"yes ({interval})"
-    return f"no, {'above' if claimed > mean else 'below'} {interval}"
 
 
 def describe_config(name: str) -> tuple[str, str, str]:

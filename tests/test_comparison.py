@@ -1,11 +1,12 @@
-"""Comparing configs over seeds: one row per config, diverged and unfinished runs counted apart, and a
-Welch test that tells real differences from seed noise."""
+"""Comparing configs over seeds: one row per config, diverged and unfinished runs counted apart, a
+Welch test that tells real differences from seed noise, and whether one figure could be one more run
+of ours."""
 
 import json
 
 import pytest
 
-from src.comparison import collect, compare, summarize
+from src.comparison import collect, compare, summarize, within_seed_noise
 from src.keras_notebook import NOTEBOOK
 
 
@@ -49,3 +50,15 @@ def test_a_damaged_sweep_record_is_named_and_the_runs_reported(recorded_sweep, c
     rows = {r["config"]: r for r in summarize(collect(recorded_sweep))}
     assert f"warning: {recorded_sweep / 'sweep.json'} is not valid JSON" in caplog.text
     assert rows["sgd"]["runs"] == 3 and len(rows) == 4
+
+
+@pytest.mark.parametrize("values,claimed,verdict", [
+    ([70.0, 71.0, 72.0], 71.5, "yes (66.0–76.0)"),  # one more run of ours: 71 ± 4.30·1·√(4/3) = 71 ± 5.0
+    ([70.0, 71.0, 72.0], 80.8, "no, above 66.0–76.0"),
+    ([70.0, 71.0, 72.0], 60.0, "no, below 66.0–76.0"),
+    ([70.0, 71.0, 72.0], 75.5, "yes (66.0–76.0)"),
+    ([95.0, 99.0], 90.0, "yes (53.0–100.0)"),  # two seeds: t = 12.7, an interval as wide as it is weak
+    ([70.0], 70.0, "– (needs 2 seeds)"),
+])
+def test_the_notebook_figure_is_judged_against_one_more_run_of_ours(values, claimed, verdict):
+    assert within_seed_noise(values, claimed) == verdict

@@ -45,7 +45,7 @@ def test_the_section_lists_every_claim_and_the_lift_of_stopping_on_the_test_set(
     ours = [runs("sgd", [0.76, 0.77, 0.78]), runs("rmsprop_baseline", [0.74, 0.75])]
     text = markdown(ours, [runs("sgd", [0.80])])
     assert all(f"| {claim.text} |" in text for claim in CLAIMS)
-    assert "| `sgd` | 80.0 (n=1) | 77.0 (n=3) | +3.0 |" in text
+    assert "| `sgd` | 80.0 (n=1) | 77.0 (n=3) | +3.0 | yes (72.0–82.0) |" in text
     assert "SGD beats RMSprop | `sgd` vs `rmsprop_baseline`: 80.8% vs 77.2% (34 epochs) | holds" in text
     assert "No notebook-protocol run is published yet" in markdown(ours)
 

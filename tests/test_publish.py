@@ -10,7 +10,6 @@ from src.errors import UserInputError
 from src.findings import markdown
 from src.publish import (
     PRECISION_TABLE, add_findings, describe_config, notebook_table, precision_table, publish_runs, readme_table, update_readme,
-    within_seed_noise,
 )
 from src.results import RunRecord
 
@@ -75,18 +74,6 @@ def test_an_unfinished_run_is_not_published(small_sweep, tmp_path):
     run.mkdir(parents=True)
     RunRecord(config="sgd", stop_reason="interrupted").write(run)
     assert publish_runs(sweep, tmp_path / "out") == []
-
-
-@pytest.mark.parametrize("values,claimed,verdict", [
-    ([70.0, 71.0, 72.0], 71.5, "yes (66.0–76.0)"),  # one more run of ours: 71 ± 4.30·1·√(4/3) = 71 ± 5.0
-    ([70.0, 71.0, 72.0], 80.8, "no, above 66.0–76.0"),
-    ([70.0, 71.0, 72.0], 60.0, "no, below 66.0–76.0"),
-    ([70.0, 71.0, 72.0], 75.5, "yes (66.0–76.0)"),
-    ([95.0, 99.0], 90.0, "yes (53.0–100.0)"),  # two seeds: t = 12.7, an interval as wide as it is weak
-    ([70.0], 70.0, "– (needs 2 seeds)"),
-])
-def test_the_notebook_figure_is_judged_against_one_more_run_of_ours(values, claimed, verdict):
-    assert within_seed_noise(values, claimed) == verdict
 
 
 def test_configs_are_described_as_the_notebook_wrote_them():
