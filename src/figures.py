@@ -93,8 +93,8 @@ def plot_test_acc(rows: list[dict], groups: list[ConfigRuns]) -> Figure:
             ax.errorbar(values.mean(), y, xerr=values.std(ddof=1), fmt="o", color="C0", capsize=4, zorder=3,
                         label="mean ± std over seeds")
         notebook = NOTEBOOK.get(row["config"], (None, ""))[0]
-        if notebook is not None:
-            ax.scatter(100 * notebook, y, marker="x", color="C3", zorder=3, label="notebook (2017, one full run)")
+        if notebook is not None:  # drawn over our mean, which it can sit right on (decay 1e-2)
+            ax.scatter(100 * notebook, y, marker="x", color="C3", zorder=4, label="notebook (2017, one full run)")
     ax.set_yticks(positions, labels)
     ax.set(xlabel="test accuracy (%)", title="Test accuracy per config, best first")
     ax.grid(axis="x", alpha=0.3)

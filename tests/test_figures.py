@@ -1,5 +1,5 @@
 """Figures that read well at this scale: one line and one row per config, bands within range,
-single seeds shown as seeds, a staged run as one line."""
+single seeds shown as seeds, a staged run as one line, the notebook's mark never hidden."""
 
 import json
 
@@ -67,3 +67,14 @@ def test_a_staged_run_is_one_line_with_each_new_stage_marked(tmp_path):
     assert marks.get_offsets()[:, 0].tolist() == [3, 4]  # the epochs that began stages 2 and 3
     labels = [text.get_text() for text in loss.get_legend().get_texts()]
     assert labels.count("a new lr stage begins") == 1
+
+
+def test_the_notebook_mark_stays_visible_where_it_sits_on_our_mean(tmp_path):
+    for seed in (1, 2):
+        write_run_results(tmp_path, "rmsprop_decay_1e-2", seed, 0.40)  # the notebook's ~40%
+    groups = collect(tmp_path)
+    ax = plot_test_acc(summarize(groups), groups).axes[0]
+    (notebook,) = [c for c in ax.collections if c.get_label() == "notebook (2017, one full run)"]
+    (means,) = [line for line in ax.lines if line.get_marker() == "o"]
+    assert notebook.get_offsets()[0][0] == pytest.approx(means.get_xdata()[0])
+    assert notebook.get_zorder() > means.get_zorder()
