@@ -21,9 +21,9 @@ def row(path, images_per_s, precision="32-true"):
 def test_the_machine_line_names_cpu_flags_and_each_frameworks_version_and_threads(scripts):
     benchmark = scripts("benchmark")
     described = benchmark.describe_machine(PEER, cpuinfo=FAKE_CPUINFO)
-    assert described["cpu"] == "Example CPU 9000" and described["cpu_flags"] == ["avx512f", "amx_tile", "avx512_vnni"]
+    assert described["cpu"] == "Example CPU 9000" and described["cpu_flags"] == ["avx2", "avx512f", "amx_tile", "avx512_vnni"]
     line = benchmark.machine_line(described)
-    assert line.startswith("Example CPU 9000, ") and "flags: avx512f, amx_tile, avx512_vnni" in line
+    assert line.startswith("Example CPU 9000, ") and "flags: avx2, avx512f, amx_tile, avx512_vnni" in line
     assert f"torch {described['torch']} ({described['torch_threads']} threads" in line
     assert "TensorFlow 9.1 + Keras 9.2 (intra-op/inter-op threads: default/3)" in line
     assert "TensorFlow" not in benchmark.machine_line(benchmark.describe_machine(None, cpuinfo=""))
@@ -34,9 +34,9 @@ def test_a_capped_instruction_set_is_named_beside_the_flags_it_hides(scripts, mo
     monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
     line = benchmark.machine_line(benchmark.describe_machine(None, cpuinfo=FAKE_CPUINFO))
-    assert "flags: avx512f, amx_tile, avx512_vnni but measured as a CPU without them, ONEDNN_MAX_CPU_ISA=AVX512_CORE;" in line
+    assert "flags: avx2, avx512f, amx_tile, avx512_vnni, measured with the instruction sets capped: ONEDNN_MAX_CPU_ISA=AVX512_CORE;" in line
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
-    assert "measured as" not in benchmark.machine_line(benchmark.describe_machine(None, cpuinfo=FAKE_CPUINFO))
+    assert "capped" not in benchmark.machine_line(benchmark.describe_machine(None, cpuinfo=FAKE_CPUINFO))
 
 
 def test_the_table_compares_each_path_with_plain_and_fit_with_keras_per_precision(scripts):
