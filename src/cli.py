@@ -92,7 +92,7 @@ class HparamLabCLI(LightningCLI):
         parser.add_argument(
             "--log_level", type=LogLevel, default="WARNING",
             help="Lightning's own messages: WARNING shows only its warnings; INFO adds its tips, accelerator "
-            "report and checkpoint restores, and the deprecation warnings raised inside it.",
+            "report and checkpoint restores, and the warnings its own use of torch and other libraries raises.",
         )
         parser.add_argument(
             "--test_after_fit", type=bool, default=True,

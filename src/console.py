@@ -21,17 +21,21 @@ LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric")
 MODEL_SUMMARY_LOGGER = "pytorch_lightning.callbacks.model_summary"
 # Deprecations raised inside Lightning by its own use of other libraries: nothing a user can act on.
 LIGHTNING_INTERNALS = r"(pytorch_lightning|lightning_fabric)\."
+# torch's advice to Lightning's LearningRateMonitor, which copies a tensor lr (--model.compile_update's).
+TENSOR_COPY_ADVICE = "To copy construct from a tensor"
 LogLevel = Literal["WARNING", "INFO", "DEBUG"]
 
 
 def quiet_lightning(level: LogLevel) -> None:
-    """Set the level of Lightning's messages; below WARNING, show its internal deprecation warnings too."""
+    """Set the level of Lightning's messages; below WARNING, show the warnings raised by its own use of
+    torch and other libraries too."""
     for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(level)
     logging.getLogger(MODEL_SUMMARY_LOGGER).setLevel(logging.INFO)
     action = "ignore" if level == "WARNING" else "default"
     for category in (DeprecationWarning, FutureWarning):
         warnings.filterwarnings(action, category=category, module=LIGHTNING_INTERNALS)
+    warnings.filterwarnings(action, message=TENSOR_COPY_ADVICE, category=UserWarning, module=LIGHTNING_INTERNALS)
 
 
 def log_run_start(config_files: list[Any], seed: Any, datamodule: Any, trainer: pl.Trainer) -> None:

@@ -4,9 +4,11 @@ result, and Lightning's own chatter only when asked for."""
 import logging
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 from src.console import quiet_lightning
 from src.paths import CONFIG_DIR
@@ -56,3 +58,18 @@ def test_lightning_info_messages_need_log_level_info(level, shown):
         assert logging.getLogger("pytorch_lightning.callbacks.model_summary").isEnabledFor(logging.INFO)
     finally:
         quiet_lightning("WARNING")
+
+
+@pytest.mark.parametrize("level,shown", [("WARNING", False), ("INFO", True)])
+def test_torchs_advice_to_lightnings_own_code_needs_log_level_info(level, shown):
+    with warnings.catch_warnings(record=True) as advice:  # what torch says when Lightning copies a tensor lr
+        warnings.simplefilter("always")
+        torch.tensor(torch.tensor(1e-3))
+    (message,) = [str(w.message) for w in advice]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet_lightning(level)
+        for module in ("pytorch_lightning.callbacks.lr_monitor", "my_script"):
+            warnings.warn_explicit(message, UserWarning, "lr_monitor.py", 217, module=module)
+    quiet_lightning("WARNING")
+    assert len(seen) == (2 if shown else 1)  # the user's own code is always told
