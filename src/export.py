@@ -1,11 +1,13 @@
-"""``python -m src.export RUN_DIR_OR_CKPT [--format torchscript|onnx] [--output PATH]``.
+"""``python -m src.export RUN_DIR_OR_CKPT [--format pt2|torchscript|onnx] [--output PATH]``.
 
 Saves a run's best checkpoint as one file that classifies images without this project (the
 notebook's ``model.save``). The exported model takes exactly what a decoded 32x32 image file
 is, uint8 RGB of shape (N, 32, 32, 3), scales and transposes it as training did (x/255, NCHW,
 no mean/std) and returns softmax probabilities in ``CLASSES`` order, so no caller can feed it
-differently preprocessed inputs by mistake. The class names travel inside the file: the
-TorchScript extra file ``classes.json``, or the ONNX metadata property ``classes``.
+differently preprocessed inputs by mistake. The class names travel inside the file: the extra
+file ``classes.json`` (``torch.export``'s ``.pt2``, TorchScript's ``.pt``), or the ONNX metadata
+property ``classes``. ``pt2`` is the default: TorchScript is deprecated in torch 2.14 and is kept
+for consumers that still load it (libtorch's ``torch::jit::load``).
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from src.commands import command_parser
 from src.errors import UserInputError, exit_on_user_error
 from src.model import KerasCifarCNN
 
-Format = Literal["torchscript", "onnx"]
-SUFFIXES: dict[str, str] = {"torchscript": ".pt", "onnx": ".onnx"}
-CLASSES_FILE = "classes.json"  # TorchScript extra file
+Format = Literal["pt2", "torchscript", "onnx"]
+SUFFIXES: dict[str, str] = {"pt2": ".pt2", "torchscript": ".pt", "onnx": ".onnx"}
+CLASSES_FILE = "classes.json"  # extra file of a .pt2 or TorchScript export
 CLASSES_KEY = "classes"  # ONNX metadata property
+# Traced on a batch of 2 (a batch of 1 would be specialised), exported for any batch size.
+EXAMPLE_IMAGES = (torch.zeros(2, *IMAGE_SHAPE, dtype=torch.uint8),)
+ANY_BATCH = {"images": {0: torch.export.Dim("batch")}}
 NET_PREFIX = "net."  # CifarClassifier keeps the network as .net
 
 
@@ -79,18 +84,21 @@ def load_classifier(path: Path) -> ImageClassifier:
 
 
 def default_output(path: Path, fmt: Format) -> Path:
-    """``<run_dir>/model.pt`` (``.onnx``) for a run directory, else beside the given checkpoint."""
+    """``<run_dir>/model.pt2`` (``.pt``, ``.onnx``) for a run directory, else beside the given checkpoint."""
     return (path / "model" if path.is_dir() else path).with_suffix(SUFFIXES[fmt])
 
 
-def export(path: Path, output: Path, fmt: Format = "torchscript") -> None:
+def export(path: Path, output: Path, fmt: Format = "pt2") -> None:
     """Write the classifier from ``path`` (a run directory or ``.ckpt``) to ``output`` as ``fmt``."""
     classifier = load_classifier(path)
+    classes = {CLASSES_FILE: json.dumps(CLASSES)}
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        if fmt == "torchscript":
-            scripted = torch.jit.script(classifier)
-            torch.jit.save(scripted, str(output), _extra_files={CLASSES_FILE: json.dumps(CLASSES)})
+        if fmt == "pt2":
+            program = torch.export.export(classifier, EXAMPLE_IMAGES, dynamic_shapes=ANY_BATCH)
+            torch.export.save(program, output, extra_files=classes)
+        elif fmt == "torchscript":
+            torch.jit.save(torch.jit.script(classifier), str(output), _extra_files=classes)
         else:
             _export_onnx(classifier, output)
     except OSError as err:
@@ -100,9 +108,8 @@ def export(path: Path, output: Path, fmt: Format = "torchscript") -> None:
 def _export_onnx(classifier: ImageClassifier, output: Path) -> None:
     try:
         program = torch.onnx.export(
-            classifier, (torch.zeros(2, *IMAGE_SHAPE, dtype=torch.uint8),), dynamo=True, verbose=False,
-            input_names=["images"], output_names=["probabilities"],
-            dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
+            classifier, EXAMPLE_IMAGES, dynamo=True, verbose=False,
+            input_names=["images"], output_names=["probabilities"], dynamic_shapes=ANY_BATCH,
         )
     except ImportError as err:
         raise UserInputError(
@@ -119,8 +126,10 @@ def main(args: list[str] | None = None) -> None:
         "class probabilities.",
     )
     parser.add_argument("run", type=Path, help="a run directory (runs/<config>/version_N) or a .ckpt file")
-    parser.add_argument("--format", choices=list(SUFFIXES), default="torchscript")
-    parser.add_argument("--output", type=Path, help="default: <run_dir>/model.pt (.onnx), or beside the .ckpt")
+    parser.add_argument("--format", choices=list(SUFFIXES), default="pt2",
+                        help="pt2: torch.export (default); torchscript: deprecated in torch, for libtorch; onnx")
+    parser.add_argument("--output", type=Path,
+                        help="default: <run_dir>/model.pt2 (.pt, .onnx), or beside the .ckpt")
     options = parser.parse_args(args)
     with exit_on_user_error():
         checkpoint = find_checkpoint(options.run)

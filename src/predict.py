@@ -2,8 +2,8 @@
 
 Classifies image files, or folders of them (searched recursively, in sorted order), into a CSV
 of ``file, class, probability`` (the top class) plus one ``p_<class>`` column per class. The
-model is a file from ``python -m src.export`` (TorchScript ``.pt`` or ``.onnx``), or a run
-directory or ``.ckpt``, whose best checkpoint is then used directly.
+model is a file from ``python -m src.export`` (``.pt2``, TorchScript ``.pt`` or ``.onnx``), or a
+run directory or ``.ckpt``, whose best checkpoint is then used directly.
 
 A file that cannot be classified (not an image, or not 32x32 without ``--resize``) is reported
 on stderr and skipped: one bad file must not cost the predictions for all the others.
@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,16 +48,29 @@ class Summary:
 
 
 def load_model(path: Path) -> tuple[Classifier, tuple[str, ...]]:
-    """The classifier in ``path`` and its class names: an ``.onnx`` or TorchScript file from
-    ``src.export``, or a run directory or ``.ckpt`` (its best checkpoint, used directly)."""
+    """The classifier in ``path`` and its class names: a ``.pt2``, TorchScript or ``.onnx`` file
+    from ``src.export``, or a run directory or ``.ckpt`` (its best checkpoint, used directly)."""
     if not path.exists():
         raise UserInputError(
-            f"The model {path} does not exist. Give a file written by `python -m src.export` (.pt or .onnx), "
-            "a run directory (runs/<config>/version_N) or a .ckpt file."
+            f"The model {path} does not exist. Give a file written by `python -m src.export` (.pt2, .pt or "
+            ".onnx), a run directory (runs/<config>/version_N) or a .ckpt file."
         )
     if path.is_dir() or path.suffix == ".ckpt":
         return load_classifier(path), CLASSES
-    return _load_onnx(path) if path.suffix == ".onnx" else _load_torchscript(path)
+    loaders = {".pt2": _load_exported_program, ".onnx": _load_onnx}
+    return loaders.get(path.suffix, _load_torchscript)(path)
+
+
+def _load_exported_program(path: Path) -> tuple[Classifier, tuple[str, ...]]:
+    extra = {CLASSES_FILE: ""}
+    if not zipfile.is_zipfile(path):  # checked first: torch.export.load logs a traceback before it raises
+        raise UserInputError(f"{path} is not a .pt2 archive. Export one with `python -m src.export RUN_DIR`.")
+    try:
+        model = torch.export.load(path, extra_files=extra).module()
+    except (RuntimeError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        raise UserInputError(f"{path} is not a torch.export program ({err}). "
+                             "Export one with `python -m src.export RUN_DIR`.") from err
+    return model, _classes_inside(path, extra)
 
 
 def _load_torchscript(path: Path) -> tuple[Classifier, tuple[str, ...]]:
@@ -65,11 +79,17 @@ def _load_torchscript(path: Path) -> tuple[Classifier, tuple[str, ...]]:
         model = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except RuntimeError as err:
         raise UserInputError(
-            f"{path} is not a TorchScript file ({err}). Export one with `python -m src.export RUN_DIR`."
+            f"{path} is not a TorchScript file ({err}). Export one with "
+            "`python -m src.export RUN_DIR --format torchscript`, or a .pt2 with `python -m src.export RUN_DIR`."
         ) from err
+    return model, _classes_inside(path, extra)
+
+
+def _classes_inside(path: Path, extra: dict[str, str]) -> tuple[str, ...]:
+    """The class names an export carries as its extra file."""
     if not extra[CLASSES_FILE]:
         raise UserInputError(f"{path} has no class names inside; export it with `python -m src.export RUN_DIR`.")
-    return model, tuple(json.loads(extra[CLASSES_FILE]))
+    return tuple(json.loads(extra[CLASSES_FILE]))
 
 
 def _load_onnx(path: Path) -> tuple[Classifier, tuple[str, ...]]:
@@ -77,7 +97,7 @@ def _load_onnx(path: Path) -> tuple[Classifier, tuple[str, ...]]:
         import onnxruntime
     except ImportError as err:
         raise UserInputError(
-            f"Running {path} needs onnxruntime (pip install -e '.[onnx]'), or use the TorchScript export "
+            f"Running {path} needs onnxruntime (pip install -e '.[onnx]'), or use the default .pt2 export "
             "(`python -m src.export RUN_DIR`) or the run directory itself."
         ) from err
     try:
@@ -202,7 +222,7 @@ def main(args: list[str] | None = None) -> None:
         "Classify images (32x32 RGB, any format Pillow reads) into a CSV of file, class and probabilities. "
         "Files that are not such images are reported and skipped.",
     )
-    parser.add_argument("model", type=Path, help="an exported model (.pt, .onnx), a run directory or a .ckpt")
+    parser.add_argument("model", type=Path, help="an exported model (.pt2, .pt, .onnx), a run directory or a .ckpt")
     parser.add_argument("images", type=Path, nargs="+", help="image files or folders (searched recursively)")
     parser.add_argument("--output", type=Path, default=Path("predictions.csv"))
     parser.add_argument("--batch_size", type=int, default=256)

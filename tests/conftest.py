@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from src.cli import main
-from src.export import main as export_main
+from src.export import SUFFIXES, main as export_main
 from src.search import open_study, search
 from src.sweep import SWEEP_FILE, sweep
 from tests.synthetic import quiet_fit_args, write_image_folder, write_run_results
@@ -49,9 +49,9 @@ def trained_run(image_folder: Path, data_dir: Path, tmp_path_factory: pytest.Tem
 @pytest.fixture(scope="session")
 def exported(trained_run: Path) -> dict[str, Path]:
     """``trained_run`` exported by ``python -m src.export`` in each format, to its default path."""
-    for fmt in ("torchscript", "onnx"):
+    for fmt in SUFFIXES:
         export_main([str(trained_run), f"--format={fmt}"])
-    return {"torchscript": trained_run / "model.pt", "onnx": trained_run / "model.onnx"}
+    return {fmt: (trained_run / "model").with_suffix(suffix) for fmt, suffix in SUFFIXES.items()}
 
 
 @pytest.fixture

@@ -26,10 +26,19 @@ def images_and_reference(trained_run: Path) -> tuple[np.ndarray, torch.Tensor]:
     return images, reference
 
 
-def test_torchscript_file_gives_the_modules_probabilities(exported, images_and_reference):
+def load_pt2(path: Path, extra: dict[str, str]) -> torch.nn.Module:
+    return torch.export.load(path, extra_files=extra).module()
+
+
+def load_torchscript(path: Path, extra: dict[str, str]) -> torch.nn.Module:
+    return torch.jit.load(str(path), _extra_files=extra)
+
+
+@pytest.mark.parametrize("fmt,load", [("pt2", load_pt2), ("torchscript", load_torchscript)])
+def test_a_pytorch_export_gives_the_modules_probabilities(exported, images_and_reference, fmt, load):
     images, reference = images_and_reference
     extra = {CLASSES_FILE: ""}
-    model = torch.jit.load(str(exported["torchscript"]), _extra_files=extra)  # needs nothing from src
+    model = load(exported[fmt], extra)  # needs nothing from src
     assert tuple(json.loads(extra[CLASSES_FILE])) == CLASSES
     with torch.inference_mode():
         probabilities = model(torch.from_numpy(images))
@@ -82,7 +91,7 @@ def test_mistakes_get_one_clear_message(capsys, tmp_path, trained_run, case, exp
         "missing": [str(tmp_path / "nothing")],
         "not_a_run": [str(tmp_path)],
         "not_a_checkpoint": [str(tmp_path / "notes.ckpt")],
-        "unwritable_output": [str(trained_run), f"--output={tmp_path / 'file' / 'model.pt'}"],
+        "unwritable_output": [str(trained_run), f"--output={tmp_path / 'file' / 'model.pt2'}"],
     }[case]
     with pytest.raises(SystemExit) as exit_info:
         main(args)
@@ -95,5 +104,5 @@ def test_a_checkpoint_exports_beside_itself(tmp_path, trained_run, capsys):
     (best,) = (trained_run / "checkpoints").glob("best-*.ckpt")
     checkpoint = shutil.copy(best, tmp_path / "chosen.ckpt")
     main([str(checkpoint)])
-    assert (tmp_path / "chosen.pt").is_file()
-    assert f"to {tmp_path / 'chosen.pt'}" in capsys.readouterr().out
+    assert (tmp_path / "chosen.pt2").is_file()
+    assert f"to {tmp_path / 'chosen.pt2'}" in capsys.readouterr().out

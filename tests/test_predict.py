@@ -36,7 +36,7 @@ def mixed_folder(image_folder: Path, tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("kind", ["torchscript", "onnx", "run_dir"])
+@pytest.mark.parametrize("kind", ["pt2", "torchscript", "onnx", "run_dir"])
 def test_the_synthetic_test_folder_is_classified_well_above_chance(exported, trained_run, image_folder, tmp_path, kind):
     if kind == "onnx":
         pytest.importorskip("onnxruntime")
@@ -53,7 +53,7 @@ def test_the_synthetic_test_folder_is_classified_well_above_chance(exported, tra
 
 
 def test_bad_files_are_reported_and_skipped(exported, mixed_folder, tmp_path, capsys):
-    rows = predict(exported["torchscript"], mixed_folder, "--output", tmp_path / "p.csv")
+    rows = predict(exported["pt2"], mixed_folder, "--output", tmp_path / "p.csv")
     assert [Path(r["file"]).relative_to(mixed_folder).as_posix() for r in rows] == [
         "airplane/a.png", "cat/a.png", "truck/a.png",
     ]
@@ -66,7 +66,7 @@ def test_bad_files_are_reported_and_skipped(exported, mixed_folder, tmp_path, ca
 
 def test_resize_opts_in_to_other_sizes_and_single_files_work(exported, mixed_folder, tmp_path):
     big, small = mixed_folder / "cat" / "big.png", mixed_folder / "truck" / "a.png"
-    rows = predict(exported["torchscript"], big, small, "--resize", "--output", tmp_path / "p.csv")
+    rows = predict(exported["pt2"], big, small, "--resize", "--output", tmp_path / "p.csv")
     assert [r["file"] for r in rows] == [str(big), str(small)]
 
 
@@ -75,6 +75,7 @@ def test_resize_opts_in_to_other_sizes_and_single_files_work(exported, mixed_fol
     [
         ("missing_model", "does not exist. Give a file written by `python -m src.export`"),
         ("not_a_model", "is not a TorchScript file"),
+        ("not_a_pt2", "is not a .pt2 archive"),
         ("missing_images", "does not exist. Give image files or folders"),
         ("empty_folder", "No files found in"),
         ("no_image_among_files", "None of the 1 files is a 32x32 image"),
@@ -84,10 +85,12 @@ def test_resize_opts_in_to_other_sizes_and_single_files_work(exported, mixed_fol
 def test_mistakes_get_one_clear_message(exported, tmp_path, capsys, case, expected):
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.txt").write_text("not an image")
-    model = str(exported["torchscript"])
+    (tmp_path / "notes.pt2").write_text("not an exported program")
+    model = str(exported["pt2"])
     args = {
-        "missing_model": [str(tmp_path / "model.pt"), str(tmp_path)],
+        "missing_model": [str(tmp_path / "model.pt2"), str(tmp_path)],
         "not_a_model": [str(tmp_path / "notes.txt"), str(tmp_path)],
+        "not_a_pt2": [str(tmp_path / "notes.pt2"), str(tmp_path)],
         "missing_images": [model, str(tmp_path / "nothing")],
         "empty_folder": [model, str(tmp_path / "empty")],
         "no_image_among_files": [model, str(tmp_path / "notes.txt")],
@@ -113,7 +116,7 @@ def test_a_failed_prediction_leaves_an_existing_output_as_it_was(exported, tmp_p
     output = tmp_path / "predictions.csv"
     output.write_text("file,class\nearlier.png,cat\n")
     (tmp_path / "notes.txt").write_text("not an image")
-    model = tmp_path / "gone.pt" if failure == "missing_model" else exported["torchscript"]
+    model = tmp_path / "gone.pt2" if failure == "missing_model" else exported["pt2"]
     with pytest.raises(SystemExit) as exit_info:
         main([str(model), str(tmp_path / "notes.txt"), f"--output={output}"])
     assert exit_info.value.code == 2
@@ -123,7 +126,7 @@ def test_a_failed_prediction_leaves_an_existing_output_as_it_was(exported, tmp_p
 
 def test_an_unwritable_output_is_refused_before_classifying(exported, image_folder, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main([str(exported["torchscript"]), str(image_folder / "test"), f"--output={tmp_path}"])
+        main([str(exported["pt2"]), str(image_folder / "test"), f"--output={tmp_path}"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert f"Cannot write {tmp_path} (a folder)" in err and "Classified" not in err
