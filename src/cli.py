@@ -113,22 +113,6 @@ class HparamLabCLI(LightningCLI):
             "them afresh; with an unchanged config this continues a finished run for more epochs.",
         )
 
-    def _parse_ckpt_path(self) -> None:
-        """LightningCLI reads ``--ckpt_path``'s hyperparameters before anything else is built, and
-        Lightning later loads it whole: open it safely first, so that an unsafe or unreadable file
-        is refused with its name before any work starts."""
-        subcommand = self.config.get("subcommand")
-        options = self.config[subcommand] if subcommand else {}
-        if options.get("weights_only") is False:
-            raise UserInputError(
-                "--weights_only false is not supported: every checkpoint is loaded weights-only (tensors and "
-                "plain values), which is all this project's checkpoints hold. Leave --weights_only out."
-            )
-        ckpt_path = options.get("ckpt_path")
-        if ckpt_path and Path(ckpt_path).is_file():
-            load_checkpoint(ckpt_path)
-        super()._parse_ckpt_path()
-
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, reading checkpoints through :func:`src.checkpoints.load_checkpoint`."""
         with lightning_config_errors():
@@ -142,7 +126,7 @@ class HparamLabCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
         quiet_lightning(config.log_level)
-        check_run(subcommand, config)  # before Lightning reads the --ckpt_path file
+        check_run(subcommand, config)  # before LightningCLI reads the --ckpt_path file's hyperparameters
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

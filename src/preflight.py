@@ -19,6 +19,7 @@ from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.accelerators import AcceleratorRegistry
 from pytorch_lightning.utilities import rank_zero_only
 
+from src.checkpoints import load_checkpoint
 from src.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,21 @@ def check_run(subcommand: str | None, config: Namespace) -> None:
         for flag in ("ckpt_path", "new_stage_from"):
             if config.get(flag) and config[flag] not in CHECKPOINT_NAMES:
                 check_checkpoint_file(config[flag], f"--{flag}")
+    _check_weights_only(config)
+
+
+def _check_weights_only(config: Namespace) -> None:
+    """LightningCLI reads ``--ckpt_path``'s hyperparameters right after parsing, and Lightning later
+    loads it whole: open it weights-only first, so that an unsafe or unreadable file is refused
+    with its name before any work starts."""
+    if config.get("weights_only") is False:
+        raise UserInputError(
+            "--weights_only false is not supported: every checkpoint is loaded weights-only (tensors and "
+            "plain values), which is all this project's checkpoints hold. Leave --weights_only out."
+        )
+    ckpt_path = config.get("ckpt_path")
+    if ckpt_path and Path(ckpt_path).is_file():
+        load_checkpoint(ckpt_path)
 
 
 def check_checkpoint_file(path: str | Path, flag: str) -> None:
