@@ -132,8 +132,10 @@ class CifarClassifier(pl.LightningModule):
         if _saved_at_epoch_end(checkpoint):
             # the saved training means are the finished epoch's: the next epoch starts its own
             for name in ("train_loss", "train_acc"):
-                for state, default in self.metrics[name]._defaults.items():
-                    checkpoint["state_dict"][f"metrics.{name}.{state}"] = default.detach().clone()
+                fresh = self.metrics[name].clone()
+                fresh.reset()
+                for state, value in fresh.metric_state.items():
+                    checkpoint["state_dict"][f"metrics.{name}.{state}"] = value
         states = checkpoint.get("rng_states", {})
         if "torch" in states:
             torch.set_rng_state(states["torch"])
