@@ -57,10 +57,10 @@ def check_run(subcommand: str | None, config: Namespace) -> None:
         for flag in ("ckpt_path", "new_stage_from"):
             if config.get(flag) and config[flag] not in CHECKPOINT_NAMES:
                 check_checkpoint_file(config[flag], f"--{flag}")
-    _check_weights_only(config)
+    _check_checkpoint_loads_weights_only(config)
 
 
-def _check_weights_only(config: Namespace) -> None:
+def _check_checkpoint_loads_weights_only(config: Namespace) -> None:
     """LightningCLI reads ``--ckpt_path``'s hyperparameters right after parsing, and Lightning later
     loads it whole: open it weights-only first, so that an unsafe or unreadable file is refused
     with its name before any work starts."""
