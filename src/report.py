@@ -9,6 +9,8 @@ sweep's ``sweep.json`` for runs that failed without results, and writes ``report
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from src.commands import command_parser
@@ -18,7 +20,38 @@ from src.figures import write_figures
 from src.results import RunRecord
 
 
-def markdown(rows: list[dict], comparisons: list[Comparison], groups: list[ConfigRuns]) -> str:
+@dataclass(frozen=True)
+class Activity:
+    """When a sweep's runs trained, by their TensorBoard events: what a resumed or paused sweep took
+    from start to end, which no run's own wall time says."""
+
+    first: float  # Unix time of the first event of any run
+    last: float  # of the last event of any run
+    training_s: float  # seconds in which some run was writing events
+
+
+def activity(sweep_dir: Path) -> Activity | None:
+    """The :class:`Activity` of the runs under ``sweep_dir``; None without event files."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    spans = []
+    for path in sweep_dir.glob("*/*/events.out.tfevents.*"):  # one file per start or resume of a run
+        times = [event.wall_time for event in EventFileLoader(str(path)).Load()]
+        if times:
+            spans.append((min(times), max(times)))
+    if not spans:
+        return None
+    spans.sort()
+    training, (start, end) = 0.0, spans[0]
+    for begin, finish in spans[1:]:
+        if begin > end:
+            training, start = training + end - start, begin
+        end = max(end, finish)
+    return Activity(spans[0][0], max(finish for _, finish in spans), training + end - start)
+
+
+def markdown(rows: list[dict], comparisons: list[Comparison], groups: list[ConfigRuns],
+             when: Activity | None = None) -> str:
     header = ("config", "optimizer", "lr", "decay", "momentum", "nesterov", "loss", "runs", "test acc %",
               "best val acc %", "epochs", "wall time", "images/s", "notebook")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -63,13 +96,14 @@ def markdown(rows: list[dict], comparisons: list[Comparison], groups: list[Confi
                 *[f"- `{c.better}` and `{c.worse}`: {100 * c.difference:.1f} points apart (p = {c.p_value:.2g})"
                   for c in within],
             ]
-    text += ["", "## Where these ran", "", *where_they_ran(groups)]
+    text += ["", "## Where these ran", "", *where_they_ran(groups, when)]
     return "\n".join(text).rstrip() + "\n"
 
 
-def where_they_ran(groups: list[ConfigRuns]) -> list[str]:
+def where_they_ran(groups: list[ConfigRuns], when: Activity | None = None) -> list[str]:
     """The machines, precisions, code and data behind the runs, with the run time each machine
-    gave: what a reader needs to weigh the numbers and to know what rerunning them costs."""
+    gave and, with ``when``, how long the whole sweep took: what a reader needs to weigh the
+    numbers and to know what rerunning them costs."""
     runs = [run for group in groups for run in group.runs]
     machines: dict[tuple, list[RunRecord]] = {}
     for run in runs:
@@ -94,9 +128,19 @@ def where_they_ran(groups: list[ConfigRuns]) -> list[str]:
         f"{len(runs)} runs; runs that shared a machine overlap, so the sweep took less time than that. "
         "Per epoch is that run time over the epochs trained, start-up and the test included: what one "
         "epoch cost on that machine, as the sweep shared it out.",
+        *([_sweep_span(when)] if when else []),
         *([f"Code: commit {', '.join(commits)}."] if commits else []),
         *([f"Data: {'; '.join(data)}."] if data else []),
     ]
+
+
+def _sweep_span(when: Activity) -> str:
+    def moment(unix_time: float) -> str:
+        return datetime.fromtimestamp(unix_time, timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+    return (f"The whole sweep, by the runs' TensorBoard events: from {moment(when.first)} to {moment(when.last)} "
+            f"UTC, {_duration(when.last - when.first)}, with some run training during {_duration(when.training_s)} "
+            "of it (a paused run counts as training; between restarts none was).")
 
 
 def _data_description(data: dict) -> str:
@@ -117,7 +161,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> di
     groups = collect(sweep_dir)
     rows = summarize(groups)
     paths = {name: out / name for name in ("report.md", "report.csv")}
-    paths["report.md"].write_text(markdown(rows, compare(groups), groups))
+    paths["report.md"].write_text(markdown(rows, compare(groups), groups, activity(sweep_dir)))
     with open(paths["report.csv"], "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=COLUMNS)
         writer.writeheader()

@@ -8,8 +8,10 @@ import pytest
 
 from src.comparison import collect
 from src.keras_notebook import NOTEBOOK
-from src.report import main, where_they_ran, write_report
+from src.report import activity, main, where_they_ran, write_report
 from tests.synthetic import write_run_results
+
+HOUR = 3600.0
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -79,3 +81,30 @@ def test_the_report_names_each_machine_and_precision_with_the_run_time_and_epoch
     assert "commit 310af67, 416908c" in text
     assert "`cifar10-jpg.tar.gz` (45,000 train, 5,000 val, 10,000 test images; held-out validation)" in text
     assert "## Where these ran" in write_report(tmp_path)["report.md"].read_text()
+
+
+
+def write_events(run_dir: Path, name: str, *wall_times: float) -> None:
+    """A TensorBoard event file whose events carry exactly ``wall_times``."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    with open(run_dir / f"events.out.tfevents.{name}", "wb") as file:
+        writer = RecordWriter(file)
+        for wall_time in wall_times:
+            writer.write(Event(wall_time=wall_time, step=0).SerializeToString())
+
+
+def test_the_report_says_how_long_the_whole_sweep_took_from_the_runs_events(tmp_path):
+    start = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+    for seed in (1, 2):
+        write_run_results(tmp_path, "sgd", seed, 0.8)
+    first, second = (tmp_path / "sgd" / f"seed_{seed}" for seed in (1, 2))
+    write_events(first, "a", start, start + 0.5 * HOUR, start + HOUR)  # two runs side by side: 1 h
+    write_events(second, "b", start + 0.25 * HOUR, start + 0.75 * HOUR)
+    write_events(first, "c", start + 3 * HOUR, start + 4 * HOUR)  # a resume after 2 h with nothing running
+    when = activity(tmp_path)
+    assert (when.first, when.last, when.training_s) == (start, start + 4 * HOUR, 2 * HOUR)
+    report = write_report(tmp_path)["report.md"].read_text()
+    assert "from 2027-01-15 08:00 to 2027-01-15 12:00 UTC, 4.0 h, with some run training during 2.0 h of it" in report
+    assert activity(tmp_path / "sgd" / "seed_1") is None  # no runs below it: no span claimed
