@@ -42,6 +42,7 @@ from src.errors import UserInputError, exit_on_user_error
 from src.module import CifarClassifier
 from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.preflight import check_run, lightning_config_errors
+from src.results import read_record
 from src.run_dir import RunClaim, check_resume_config, claim, release_all, version_number
 from src.stages import stage_checkpoint
 
@@ -152,13 +153,17 @@ class HparamLabCLI(LightningCLI):
         logger = config.trainer.logger.init_args
         self.run_claim = claim(Path(logger.save_dir) / logger.name, logger.get("version"))
         logger.version = self.run_claim.run_dir.name
-        if config.ckpt_path and not self.run_claim.created:
-            resolved = yaml.safe_load(self._parser(self.subcommand).dump(config, skip_none=False, skip_check=True))
-            try:
+        if self.run_claim.created:
+            return
+        try:
+            if config.ckpt_path:
+                resolved = yaml.safe_load(self._parser(self.subcommand).dump(config, skip_none=False, skip_check=True))
                 check_resume_config(self.run_claim.run_dir, resolved)
-            except UserInputError:
-                self._abandon_run_dir()
-                raise
+            else:
+                _check_nothing_to_overwrite(self.run_claim.run_dir)
+        except UserInputError:
+            self._abandon_run_dir()
+            raise
 
     def _abandon_run_dir(self) -> None:
         """Releases the run directory, and removes it when this start made it and nothing was trained."""
@@ -249,6 +254,20 @@ def _latest_version(run_dir: Path) -> str:
             "config name (or --run_name) and the logger's save_dir, or give the checkpoint's path."
         )
     return max(versions, key=version_number).name
+
+
+def _check_nothing_to_overwrite(run_dir: Path) -> None:
+    """Refuses a new run in a folder that holds one: it would overwrite that run's last.ckpt and
+    results.json, and mix their TensorBoard curves."""
+    record = read_record(run_dir)
+    held = [what for what, there in (("a last.ckpt to resume from", last_checkpoint(run_dir)),
+                                     ("a finished run's results.json", record and record.is_complete)) if there]
+    if held:
+        raise UserInputError(
+            f"{run_dir} already holds a run ({' and '.join(held)}); a new run there would overwrite it. Resume it "
+            "with --ckpt_path last, or start the new run in a folder of its own: another --run_name, or no "
+            "--trainer.logger.init_args.version (the next free version_N). To start over, delete the folder first."
+        )
 
 
 def _drop_disabled_callbacks(trainer: Namespace) -> None:

@@ -21,8 +21,10 @@ LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric")
 MODEL_SUMMARY_LOGGER = "pytorch_lightning.callbacks.model_summary"
 # Deprecations raised inside Lightning by its own use of other libraries: nothing a user can act on.
 LIGHTNING_INTERNALS = r"(pytorch_lightning|lightning_fabric)\."
-# torch's advice to Lightning's LearningRateMonitor, which copies a tensor lr (--model.compile_update's).
-TENSOR_COPY_ADVICE = "To copy construct from a tensor"
+# Lightning's own notices that need nothing of a user: torch's advice to its LearningRateMonitor,
+# which copies a tensor lr (--model.compile_update's), and ModelCheckpoint's notice on every resume
+# that the run's checkpoint folder is not empty (a new run never reaches a folder that holds one).
+LIGHTNING_NOTICES = ("To copy construct from a tensor", "Checkpoint directory .* exists and is not empty")
 LogLevel = Literal["WARNING", "INFO", "DEBUG"]
 
 
@@ -35,7 +37,8 @@ def quiet_lightning(level: LogLevel) -> None:
     action = "ignore" if level == "WARNING" else "default"
     for category in (DeprecationWarning, FutureWarning):
         warnings.filterwarnings(action, category=category, module=LIGHTNING_INTERNALS)
-    warnings.filterwarnings(action, message=TENSOR_COPY_ADVICE, category=UserWarning, module=LIGHTNING_INTERNALS)
+    for notice in LIGHTNING_NOTICES:
+        warnings.filterwarnings(action, message=notice, category=UserWarning, module=LIGHTNING_INTERNALS)
 
 
 def log_run_start(config_files: list[Any], seed: Any, datamodule: Any, trainer: pl.Trainer) -> None:

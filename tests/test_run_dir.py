@@ -1,18 +1,24 @@
-"""Run directories: one owner at a time, fresh versions for fits started together, and resumes
-that continue the same experiment."""
+"""Run directories: one owner at a time, fresh versions for fits started together, resumes
+that continue the same experiment, and no new run written over an old one."""
 
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
+from src.cli import main as cli_main
 from src.errors import UserInputError
 from src.results import RunRecord
 from src.run_dir import check_resume_config, claim, version_number
 from tests.synthetic import quiet_fit_args
+
+SAME_EXPERIMENT = ["--model.optimizer=src.optim.KerasAdam", "--model.optimizer.lr=1e-3"]  # as trained_run's
 
 ROOT = Path(__file__).resolve().parent.parent
 HOLD = "import sys, time; from src.run_dir import claim; claim(__import__('pathlib').Path(sys.argv[1]), sys.argv[2]); print('held', flush=True); time.sleep(60)"
@@ -76,3 +82,38 @@ def test_a_resume_may_change_where_and_how_long_but_not_what(tmp_path):
                                           ("version_", None), ("seed_44", None)])
 def test_only_the_loggers_version_folders_are_numbered(name, number):
     assert version_number(Path("runs/sgd") / name) == number
+
+
+@pytest.fixture
+def copied_run(trained_run, tmp_path, monkeypatch) -> Path:
+    """A finished run (last.ckpt, best checkpoint, results.json, events) at ``tmp_path/runs/received/version_0``."""
+    monkeypatch.setattr(logging.getLogger("src"), "handlers", [])  # main() logs to the stderr of the moment
+    run_dir = tmp_path / "runs" / "received" / "version_0"
+    shutil.copytree(trained_run, run_dir)
+    return run_dir
+
+
+@pytest.mark.parametrize("left", ["the whole run", "only last.ckpt", "only results.json"])
+def test_a_new_fit_in_a_folder_that_holds_a_run_is_refused_and_changes_nothing(
+    capsys, copied_run, synthetic_args, left
+):
+    if left == "only last.ckpt":
+        (copied_run / "results.json").unlink()
+    if left == "only results.json":
+        shutil.rmtree(copied_run / "checkpoints")
+    before = {path: path.read_bytes() for path in copied_run.rglob("*") if path.is_file()}
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", "--run_name=received", "--trainer.logger.init_args.version=version_0", *synthetic_args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err, err
+    assert f"{copied_run} already holds a run" in err and "--ckpt_path last" in err
+    assert {path: path.read_bytes() for path in copied_run.rglob("*") if path.is_file()} == before
+
+
+def test_a_resume_continues_the_run_without_warning_that_its_folder_is_not_empty(copied_run, synthetic_args):
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        cli_main(["fit", *SAME_EXPERIMENT, "--trainer.max_epochs=3", "--run_name=received", "--ckpt_path=last",
+                  *synthetic_args])
+    assert [epoch["epoch"] for epoch in RunRecord.read(copied_run).history] == [1, 2, 3]
+    assert not [w for w in seen if "exists and is not empty" in str(w.message)]
