@@ -122,14 +122,17 @@ def where_they_ran(groups: list[ConfigRuns], when: Activity | None = None) -> li
     total = sum(run.wall_time_s or 0.0 for run in runs)
     commits = sorted({str(run.environment.get("git_commit", ""))[:7] for run in runs} - {""})
     data = sorted({_data_description(run.data) for run in runs if run.data})
+    run_time = (
+        "Run time is the run's own wall time, its resumes included." if len(runs) == 1 else
+        f"Run time is each run's own wall time, its resumes included, {_duration(total)} over all {len(runs)} "
+        "runs; runs that shared a machine overlap, so the sweep took less time than that."
+    )
     return [
         *lines, "",
-        f"Run time is each run's own wall time, its resumes included, {_duration(total)} over all "
-        f"{len(runs)} runs; runs that shared a machine overlap, so the sweep took less time than that. "
-        "Per epoch is that run time over the epochs trained, start-up and the test included: what one "
-        "epoch cost on that machine, as the sweep shared it out.",
+        f"{run_time} Per epoch is that run time over the epochs trained, start-up and the test included: what "
+        "one epoch cost on that machine, as the sweep shared it out.",
         *([_sweep_span(when)] if when else []),
-        *([f"Code: commit {', '.join(commits)}."] if commits else []),
+        *([f"Code: commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}."] if commits else []),
         *([f"Data: {'; '.join(data)}."] if data else []),
     ]
 
