@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.sweep_dir is not None:
             if not args.sweep_dir.is_dir():
                 raise UserInputError(f"{args.sweep_dir} is not a directory; give the --sweep_dir of a sweep.")
-            print(f"published {len(publish_runs(args.sweep_dir, args.to))} complete runs to {args.to}")
+            published = len(publish_runs(args.sweep_dir, args.to))
+            print(f"published {published} complete run{'' if published == 1 else 's'} to {args.to}")
         notebook = RESULTS_ROOT / "notebook"
         for folder in {args.to, notebook}:
             if any(folder.glob(f"*/*/{RESULTS_FILE}")):
