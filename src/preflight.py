@@ -12,6 +12,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from jsonargparse import Namespace
@@ -58,6 +59,16 @@ def check_run(subcommand: str | None, config: Namespace) -> None:
             if config.get(flag) and config[flag] not in CHECKPOINT_NAMES:
                 check_checkpoint_file(config[flag], f"--{flag}")
     _check_checkpoint_loads_weights_only(config)
+
+
+def check_resolved_run(subcommand: str, resolved: dict[str, Any]) -> None:
+    """:func:`check_run` for a config printed by ``--print_config`` and read back as plain values
+    (a sweep checks its runs' arguments so)."""
+    check_run(subcommand, _namespace(resolved))
+
+
+def _namespace(values: dict[str, Any]) -> Namespace:
+    return Namespace({key: _namespace(value) if isinstance(value, dict) else value for key, value in values.items()})
 
 
 def _check_checkpoint_loads_weights_only(config: Namespace) -> None:

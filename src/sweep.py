@@ -80,10 +80,8 @@ def check_run_args(config: Path, overrides: Sequence[str]) -> dict[str, Any]:
                 f"{flag} is set by the sweep for each run (config, seed, run directory, checkpoint); "
                 "choose configs with --configs, seeds with --seeds/--first_seed and the directory with --sweep_dir."
             )
-    from jsonargparse import dict_to_namespace
-
     from src.cli import main as cli_main  # here, not above: Lightning takes seconds to import
-    from src.preflight import check_run
+    from src.preflight import check_resolved_run
 
     printed, errors = io.StringIO(), io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
@@ -105,7 +103,7 @@ def check_run_args(config: Path, overrides: Sequence[str]) -> dict[str, Any]:
             "false (or test_after_fit: false in the config)."
         )
     try:  # --print_config exits before the run's own checks of settings that cannot work
-        check_run("fit", dict_to_namespace(resolved))
+        check_resolved_run("fit", resolved)
     except UserInputError as err:
         raise UserInputError(f"The {config.stem} runs cannot work: {err}") from None
     return resolved
