@@ -49,6 +49,21 @@ def exclusive_lock(path: Path) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def lock_if_free(path: Path) -> Iterator[bool]:
+    """Holds an exclusive lock on ``path`` while the block runs when no other process holds it; yields
+    whether it does (always where there is no flock)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+        yield True
+
+
 class RunClaim:
     """Ownership of one run directory, until released or until this process ends.
 

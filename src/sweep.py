@@ -3,7 +3,9 @@
 A sweep is a directory, ``SWEEP_DIR/<config>/seed_<S>/``, one ``python -m src.cli fit`` run
 each, so a crash or a divergence ends that run only. Starting the same sweep again skips the
 runs that finished, resumes those that were cut off (from ``checkpoints/last.ckpt``) and
-retries those that failed; ``sweep.json`` keeps how every run went. Ctrl-C or SIGTERM stops
+retries those that failed; ``sweep.json`` keeps how every run went. The same sweep started
+again while it runs (on another machine that shares the directory, say) takes the runs that no
+sweep has taken yet, so the two split the work. Ctrl-C or SIGTERM stops
 the running runs at their next safe point and starts no more, so the same command goes on from
 there. Any argument this command does not know (``--trainer.max_epochs 5``, ``--data.…``) goes
 to every run.
@@ -39,11 +41,12 @@ from src.keras_notebook import NOTEBOOK
 from src.packing import GPU_GIB_PER_RUN, count_or_auto, machine_plan, run_environments, trains_on_cpu
 from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.results import RunRecord, read_record, write_atomic
-from src.run_dir import exclusive_lock
+from src.run_dir import exclusive_lock, lock_if_free
 from src.signals import StoppedBySignal, StopOnSignal
 
 SWEEP_FILE = "sweep.json"
 SWEEP_LOCK_FILE = ".sweep.lock"
+TAKEN_FILE = ".taken"  # in a run's directory: locked by the sweep that runs it, while it does
 LOG_FILE = "train.log"
 SET_BY_SWEEP = ("--seed_everything", "--run_name", "--trainer.logger", "--ckpt_path")
 
@@ -285,7 +288,8 @@ def sweep(
     ``parallel`` at once (``auto``: as :func:`src.packing.plan_packing` shares out the machine).
 
     Returns one outcome per run (``status``: ``complete`` for runs skipped as already done,
-    ``finished``, ``diverged`` or ``failed``). ``progress`` gets one line per run start and
+    ``finished``, ``diverged`` or ``failed``; ``elsewhere`` for a run that another sweep was
+    running, which that sweep reports). ``progress`` gets one line per run start and
     end (and per epoch with ``epoch_progress``); the runs' own output goes to their ``train.log``.
     Ctrl-C or SIGTERM raises :class:`StoppedBySignal` once the runs it had started have stopped
     (status ``interrupted``; those it did not start: ``not started``).
@@ -326,9 +330,15 @@ def sweep(
         try:
             if stop.signum is not None:
                 return run.outcome("not started", read_record(run.run_dir))
-            resume = run.resume_from()
-            progress(f"[{index}/{len(todo)}] start {run.label}" + (f" (resuming from {resume})" if resume else ""))
-            outcome = run.execute(env, on_epoch=progress if epoch_progress else None, on_start=stop.adopt)
+            with lock_if_free(run.run_dir / TAKEN_FILE) as taken:
+                done = read_record(run.run_dir)
+                if not taken or (done and done.is_complete):
+                    progress(f"[{index}/{len(todo)}] skip  {run.label}: another sweep "
+                             + ("is running it" if not taken else "has finished it"))
+                    return run.outcome("complete" if taken else "elsewhere", done)
+                resume = run.resume_from()
+                progress(f"[{index}/{len(todo)}] start {run.label}" + (f" (resuming from {resume})" if resume else ""))
+                outcome = run.execute(env, on_epoch=progress if epoch_progress else None, on_start=stop.adopt)
         finally:
             environments.put(env)
         record.update(run, outcome)
@@ -344,9 +354,11 @@ def sweep(
                  f"stopped at a safe point, {statuses.count('not started')} not started; the same command goes on "
                  "from there")
         raise StoppedBySignal(stop.signum)
-    failed = [o for o in outcomes.values() if o["status"] == "failed"]
-    progress(f"sweep done: {len(runs) - len(failed)} of {len(runs)} runs complete"
-             + (f", {len(failed)} failed" if failed else ""))
+    statuses = [o["status"] for o in outcomes.values()]
+    failed, elsewhere = statuses.count("failed"), statuses.count("elsewhere")
+    progress(f"sweep done: {len(runs) - failed - elsewhere} of {len(runs)} runs complete"
+             + (f", {failed} failed" if failed else "")
+             + (f", {elsewhere} left to another sweep" if elsewhere else ""))
     return [outcomes[run.label] for run in runs]
 
 

@@ -11,13 +11,16 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 
+from tests.synthetic import write_run_results
 from src.sweep import (
     LOG_FILE,
     SWEEP_FILE,
+    TAKEN_FILE,
     Run,
     SweepRecord,
     check_run_args,
@@ -202,6 +205,49 @@ def test_a_warning_that_holds_for_every_config_is_said_once_not_once_per_config(
 
     check_run_args(resolve_config("sgd"), args)  # a check on its own says it again
     assert caplog.text.count(f"--trainer.devices {too_many} starts") == 2
+
+
+HOLD_LOCK = "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"
+
+
+def test_a_run_that_another_sweep_is_running_is_left_to_it(tiny_run_args, tmp_path):
+    run_dir = tmp_path / "sweep" / "adam" / "seed_42"
+    run_dir.mkdir(parents=True)
+    other_sweep = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir / TAKEN_FILE)], stdout=subprocess.PIPE,
+                                   text=True)
+    try:
+        assert other_sweep.stdout.readline().strip() == "held"
+        lines = []
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            (outcome,) = sweep(["adam"], seeds=1, sweep_dir=tmp_path / "sweep", overrides=tiny_run_args,
+                               progress=lines.append)
+    finally:
+        other_sweep.kill()
+        other_sweep.wait()
+    assert [str(w.message) for w in seen] == []  # the sweep's start says only what it does
+    assert outcome["status"] == "elsewhere"
+    assert "[1/1] skip  adam seed 42: another sweep is running it" in lines
+    assert lines[-1] == "sweep done: 0 of 1 runs complete, 1 left to another sweep"
+    assert not (run_dir / LOG_FILE).exists() and not (run_dir / "results.json").exists()  # nothing started here
+    assert json.loads((tmp_path / "sweep" / SWEEP_FILE).read_text())["runs"] == {}  # the other sweep records it
+
+
+def test_a_run_that_another_sweep_finished_after_this_one_began_is_not_run_again(tiny_run_args, tmp_path):
+    lines = []
+
+    def meanwhile_another_sweep_finishes_it(line: str) -> None:
+        lines.append(line)
+        if len(lines) == 1:  # the plan, made before the run is taken
+            write_run_results(tmp_path / "sweep", "adam", 42, 0.8)
+
+    (outcome,) = sweep(["adam"], seeds=1, sweep_dir=tmp_path / "sweep", overrides=tiny_run_args,
+                       progress=meanwhile_another_sweep_finishes_it)
+    assert "1 to run" in lines[0]
+    assert outcome["status"] == "complete" and outcome["test_acc"] == 0.8
+    assert lines[1:] == ["[1/1] skip  adam seed 42: another sweep has finished it",
+                         "sweep done: 1 of 1 runs complete"]
+    assert not (tmp_path / "sweep" / "adam" / "seed_42" / LOG_FILE).exists()
 
 
 def test_sweeps_sharing_a_directory_keep_each_others_outcomes(tmp_path):
