@@ -16,6 +16,7 @@ from src.comparison import SIGNIFICANCE, ConfigRuns, compare, within_seed_noise
 from src.keras_notebook import NOTEBOOK
 
 MIN_RUNS = 2  # seed noise needs two runs of each side
+STILL_IMPROVING = 5  # a best epoch among a run's last this many: its epoch limit ended it, not a plateau
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,7 @@ check them:
   artefacts can cost a point against the original PNGs.
 - **Keras' patience counting.** Keras 2.0 stopped one epoch later than its `patience` says; we
   count as it did (`keras_patience: true`), so stopping epochs are comparable, but a run that
-  stops on a plateau depends on where the noise of one epoch falls.
-"""
+  stops on a plateau depends on where the noise of one epoch falls."""
 
 
 def verdict(claim: Claim, groups: dict[str, ConfigRuns]) -> str:
@@ -76,6 +76,24 @@ def verdict(claim: Claim, groups: dict[str, ConfigRuns]) -> str:
     if comparison.beyond_noise:
         return f"holds: better by {gap}"
     return f"not shown: ahead by {gap}, within seed noise"
+
+
+def epoch_limit_lines(groups: list[ConfigRuns]) -> list[str]:
+    """A reason for each config whose every run was still improving when its epoch limit ended it."""
+    lines = []
+    for group in groups:
+        runs = group.finished
+        if runs and all(run.stop_reason == "max_epochs" and run.best_epoch is not None
+                        and run.epochs - run.best_epoch < STILL_IMPROVING for run in runs):
+            limits = "/".join(sorted({str(run.epochs) for run in runs}))
+            figure = f"; the notebook's figure is {NOTEBOOK[group.name][1]}" if group.name in NOTEBOOK else ""
+            lines.append(
+                f"- **Epoch limit.** Every `{group.name}` run reached its limit of {limits} epochs "
+                f"(`trainer.max_epochs`) with its best epoch among the last {STILL_IMPROVING}, still improving"
+                f"{figure}. More epochs would show how far it goes: a resume may raise the limit "
+                "(`--ckpt_path last --trainer.max_epochs N`)."
+            )
+    return lines
 
 
 def protocol_lines(groups: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns]) -> list[str]:
@@ -109,7 +127,7 @@ def markdown(groups: list[ConfigRuns], protocol: list[ConfigRuns] = ()) -> str:
         f"test accuracies (p < {SIGNIFICANCE} counts as more than seed noise). A conclusion that two settings "
         "train alike holds when no difference beyond seed noise shows: few seeds can only rule out large gaps.", "",
         "| the notebook's conclusion | its figures | here |", "| --- | --- | --- |", *rows, "",
-        REASONS,
+        REASONS, *epoch_limit_lines(groups), "",
         "### What stopping on the test set does", "",
         "The notebook's own protocol (`--data.val_split 0`: early stopping on the test set, and all 50,000 "
         "images trained rather than 45,000), against ours for the same config: the lift is both effects "

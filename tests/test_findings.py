@@ -50,6 +50,22 @@ def test_the_section_lists_every_claim_and_the_lift_of_stopping_on_the_test_set(
     assert "No notebook-protocol run is published yet" in markdown(ours)
 
 
+def limited(name, best_epochs, stop_reason="max_epochs"):
+    return ConfigRuns(name, [RunRecord(config=name, stop_reason=stop_reason, epochs=100, best_epoch=best, test_acc=0.7)
+                             for best in best_epochs])
+
+
+@pytest.mark.parametrize("group, said", [
+    (limited("rmsprop_lr_1e-5", [99, 100, 96]), True),
+    (limited("rmsprop_lr_1e-5", [99, 100, 95]), False),  # one run had stopped improving
+    (limited("rmsprop_lr_1e-5", [99, 100], stop_reason="early_stopping"), False),
+])
+def test_runs_that_were_still_improving_at_their_epoch_limit_are_a_reason(group, said):
+    text = markdown([group])
+    assert ("Every `rmsprop_lr_1e-5` run reached its limit of 100 epochs" in text) is said
+    assert ("the notebook's figure is 73.2% (~150 epochs)" in text) is said
+
+
 def test_the_published_report_says_what_the_published_runs_say():
     # regenerate with: python -m src.publish
     results = Path(__file__).resolve().parent.parent / "results"
