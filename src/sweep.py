@@ -318,8 +318,8 @@ def sweep(
             outcomes[run.label] = run.outcome("complete", done)
     todo = [run for run in runs if run.label not in outcomes]
     plan = machine_plan(len(todo), parallel, runs_per_device, trains_on_cpu(resolved))
-    progress(f"sweep {root}: {len(runs)} runs, {len(outcomes)} already complete, {len(todo)} to run, "
-             f"{plan.describe()}")
+    progress(f"sweep {root}: {len(runs)} run{'' if len(runs) == 1 else 's'}, {len(outcomes)} already complete, "
+             f"{len(todo)} to run, {plan.describe()}")
     record = SweepRecord(root, {"configs": [str(p) for p in paths], "seeds": list(seed_list), "overrides": overrides,
                                 "plan": {**asdict(plan), "summary": plan.describe()}})
     environments = run_environments(plan)

@@ -243,7 +243,7 @@ def test_a_run_that_another_sweep_finished_after_this_one_began_is_not_run_again
 
     (outcome,) = sweep(["adam"], seeds=1, sweep_dir=tmp_path / "sweep", overrides=tiny_run_args,
                        progress=meanwhile_another_sweep_finishes_it)
-    assert "1 to run" in lines[0]
+    assert ": 1 run, 0 already complete, 1 to run" in lines[0]
     assert outcome["status"] == "complete" and outcome["test_acc"] == 0.8
     assert lines[1:] == ["[1/1] skip  adam seed 42: another sweep has finished it",
                          "sweep done: 1 of 1 runs complete"]
