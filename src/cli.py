@@ -260,8 +260,11 @@ def _check_nothing_to_overwrite(run_dir: Path) -> None:
     """Refuses a new run in a folder that holds one: it would overwrite that run's last.ckpt and
     results.json, and mix their TensorBoard curves."""
     record = read_record(run_dir)
-    held = [what for what, there in (("a last.ckpt to resume from", last_checkpoint(run_dir)),
-                                     ("a finished run's results.json", record and record.is_complete)) if there]
+    held = []
+    if last_checkpoint(run_dir):
+        held.append("a last.ckpt to resume from")
+    if record and record.is_complete:
+        held.append("a finished run's results.json")
     if held:
         raise UserInputError(
             f"{run_dir} already holds a run ({' and '.join(held)}); a new run there would overwrite it. Resume it "

@@ -85,7 +85,7 @@ def epoch_limit_lines(groups: list[ConfigRuns]) -> list[str]:
         runs = group.finished
         if runs and all(run.stop_reason == "max_epochs" and run.best_epoch is not None
                         and run.epochs - run.best_epoch < STILL_IMPROVING for run in runs):
-            limits = "/".join(sorted({str(run.epochs) for run in runs}))
+            limits = "/".join(str(epochs) for epochs in sorted({run.epochs for run in runs}))
             figure = f"; the notebook's figure is {NOTEBOOK[group.name][1]}" if group.name in NOTEBOOK else ""
             lines.append(
                 f"- **Epoch limit.** Every `{group.name}` run reached its limit of {limits} epochs "

@@ -13,7 +13,7 @@ from src.cli import main
 from src.export import SUFFIXES, main as export_main
 from src.search import open_study, search
 from src.sweep import SWEEP_FILE, sweep
-from tests.synthetic import quiet_fit_args, write_image_folder, write_run_results
+from tests.synthetic import TRAINED_RUN_EXPERIMENT, quiet_fit_args, write_image_folder, write_run_results
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +39,7 @@ def trained_run(image_folder: Path, data_dir: Path, tmp_path_factory: pytest.Tem
     """The run directory of one small fit that learned the synthetic signal, for the tests that
     need a trained model but not a run of their own (Adam 1e-3, 2 epochs; it reaches val_acc 1.0 in the first)."""
     root = tmp_path_factory.mktemp("trained")
-    args = ["--model.optimizer=src.optim.KerasAdam", "--model.optimizer.lr=1e-3", "--trainer.max_epochs=2",
+    args = [*TRAINED_RUN_EXPERIMENT, "--trainer.max_epochs=2",
             "--trainer.log_every_n_steps=5"]  # the lr is logged within the run's few steps
     main(["fit", *args, *quiet_fit_args(image_folder, data_dir, root)])
     (results,) = (root / "runs").glob("*/version_*/results.json")

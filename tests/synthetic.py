@@ -40,6 +40,10 @@ def write_tarball(folder: Path, archive: Path) -> Path:
     return archive
 
 
+# The experiment of conftest's trained_run: a resume of a copy of it must give the same.
+TRAINED_RUN_EXPERIMENT = ["--model.optimizer=src.optim.KerasAdam", "--model.optimizer.lr=1e-3"]
+
+
 def quiet_fit_args(image_folder: Path, data_dir: Path, root: Path) -> list[str]:
     """CLI flags for a quiet run on a synthetic image folder, writing under ``root``."""
     return [

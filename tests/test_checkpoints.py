@@ -15,6 +15,7 @@ from src.errors import UserInputError
 from src.export import main as export_main
 from src.predict import main as predict_main
 from src.results import RunRecord
+from tests.synthetic import TRAINED_RUN_EXPERIMENT
 
 
 class Payload:
@@ -107,8 +108,8 @@ def test_resuming_a_run_whose_last_checkpoint_was_replaced_refuses_it(
     shutil.copy(malicious, run_dir / "checkpoints" / "last.ckpt")
     kept = [run_dir / "checkpoints" / "last.ckpt", run_dir / "results.json"]
     before = [path.read_bytes() for path in kept]
-    same_experiment = ["--model.optimizer=src.optim.KerasAdam", "--model.optimizer.lr=1e-3", "--trainer.max_epochs=2"]
-    args = ["fit", *same_experiment, "--run_name=received", "--ckpt_path=last", *synthetic_args]
+    args = ["fit", *TRAINED_RUN_EXPERIMENT, "--trainer.max_epochs=2", "--run_name=received", "--ckpt_path=last",
+            *synthetic_args]
     refused(capsys, cli_main, args, marker, run_dir / "checkpoints" / "last.ckpt")
     assert [path.read_bytes() for path in kept] == before
 

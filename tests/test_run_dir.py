@@ -16,9 +16,7 @@ from src.cli import main as cli_main
 from src.errors import UserInputError
 from src.results import RunRecord
 from src.run_dir import check_resume_config, claim, version_number
-from tests.synthetic import quiet_fit_args
-
-SAME_EXPERIMENT = ["--model.optimizer=src.optim.KerasAdam", "--model.optimizer.lr=1e-3"]  # as trained_run's
+from tests.synthetic import TRAINED_RUN_EXPERIMENT, quiet_fit_args
 
 ROOT = Path(__file__).resolve().parent.parent
 HOLD = "import sys, time; from src.run_dir import claim; claim(__import__('pathlib').Path(sys.argv[1]), sys.argv[2]); print('held', flush=True); time.sleep(60)"
@@ -113,7 +111,7 @@ def test_a_new_fit_in_a_folder_that_holds_a_run_is_refused_and_changes_nothing(
 def test_a_resume_continues_the_run_without_warning_that_its_folder_is_not_empty(copied_run, synthetic_args):
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        cli_main(["fit", *SAME_EXPERIMENT, "--trainer.max_epochs=3", "--run_name=received", "--ckpt_path=last",
+        cli_main(["fit", *TRAINED_RUN_EXPERIMENT, "--trainer.max_epochs=3", "--run_name=received", "--ckpt_path=last",
                   *synthetic_args])
     assert [epoch["epoch"] for epoch in RunRecord.read(copied_run).history] == [1, 2, 3]
     assert not [w for w in seen if "exists and is not empty" in str(w.message)]

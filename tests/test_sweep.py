@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.synthetic import write_run_results
 from src.sweep import (
     LOG_FILE,
     SWEEP_FILE,
@@ -29,6 +28,7 @@ from src.sweep import (
     resolve_config,
     sweep,
 )
+from tests.synthetic import write_run_results
 
 ROOT = Path(__file__).resolve().parent.parent
 
