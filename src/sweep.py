@@ -350,7 +350,8 @@ def sweep(
             outcomes[run.label] = outcome
     if stop.signum is not None:
         statuses = [o["status"] for o in outcomes.values()]
-        progress(f"sweep stopped by {signal.Signals(stop.signum).name}: {statuses.count('interrupted')} runs "
+        stopped = statuses.count("interrupted")
+        progress(f"sweep stopped by {signal.Signals(stop.signum).name}: {stopped} run{'' if stopped == 1 else 's'} "
                  f"stopped at a safe point, {statuses.count('not started')} not started; the same command goes on "
                  "from there")
         raise StoppedBySignal(stop.signum)

@@ -160,7 +160,7 @@ def test_a_signal_stops_the_running_run_at_a_safe_point_and_starts_no_more(tiny_
     assert sweep_process.returncode == 128 + signum, err
     assert "Traceback" not in err
     assert f"end   adam seed 42: interrupted at a safe point (exit {128 + signum})" in out
-    assert f"sweep stopped by {signal_name}: 1 runs stopped at a safe point, 1 not started" in out
+    assert f"sweep stopped by {signal_name}: 1 run stopped at a safe point, 1 not started" in out
     stopped = results_of(first_run)
     assert stopped["stop_reason"] == "interrupted" and len(stopped["history"]) < 500
     assert not (sweep_dir / "sgd").exists()
