@@ -106,14 +106,15 @@ def protocol_lines(groups: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns
             continue
         on_test = float(np.mean([100 * v for v in group.test_accuracies]))
         held_out = [100 * v for v in ours.test_accuracies]
-        lift = on_test - float(np.mean(held_out))
+        held_out_mean = float(np.mean(held_out))
+        lift = on_test - held_out_mean
         notebook = ""
         if name in NOTEBOOK:
-            gap = 100 * NOTEBOOK[name][0] - float(np.mean(held_out))
+            figure = 100 * NOTEBOOK[name][0]
             lifts.append(lift)
-            gaps.append(gap)
-            notebook = f"{100 * NOTEBOOK[name][0]:.1f} ({gap:+.1f})"
-        lines.append(f"| `{name}` | {on_test:.1f} (n={len(group.test_accuracies)}) | {np.mean(held_out):.1f} "
+            gaps.append(figure - held_out_mean)
+            notebook = f"{figure:.1f} ({gaps[-1]:+.1f})"
+        lines.append(f"| `{name}` | {on_test:.1f} (n={len(group.test_accuracies)}) | {held_out_mean:.1f} "
                      f"(n={len(held_out)}) | {lift:+.1f} | {within_seed_noise(held_out, on_test)} | {notebook} |")
     if not lines:
         return ["No notebook-protocol run is published yet (`results/notebook_protocol`)."]
