@@ -130,8 +130,8 @@ def protocol_lines(groups: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns
 
 
 def _span(values: list[float]) -> str:
-    low, high = min(values), max(values)
-    return f"{low:+.1f}" if f"{low:+.1f}" == f"{high:+.1f}" else f"{low:+.1f} to {high:+.1f}"
+    low, high = (f"{value:+.1f}" for value in (min(values), max(values)))
+    return low if low == high else f"{low} to {high}"
 
 
 def markdown(groups: list[ConfigRuns], protocol: list[ConfigRuns] = ()) -> str:

@@ -46,6 +46,7 @@ def test_the_section_lists_every_claim_and_the_lift_of_stopping_on_the_test_set(
     text = markdown(ours, [runs("sgd", [0.80])])
     assert all(f"| {claim.text} |" in text for claim in CLAIMS)
     assert "| `sgd` | 80.0 (n=1) | 77.0 (n=3) | +3.0 | yes (72.0–82.0) | 80.8 (+3.8) |" in text
+    assert "lifts a result by +3.0 points here; the notebook's figures lie +3.8 points above" in text
     assert "SGD beats RMSprop | `sgd` vs `rmsprop_baseline`: 80.8% vs 77.2% (34 epochs) | holds" in text
     assert "No notebook-protocol run is published yet" in markdown(ours)
 
