@@ -31,7 +31,8 @@ def _epoch_matrix(group: ConfigRuns, key: str) -> np.ndarray:
 
 def plot_curves(groups: list[ConfigRuns]) -> Figure:
     """Validation accuracy and loss per epoch: one line per config (mean over its runs) with a
-    ±1 standard deviation band where it has two or more."""
+    ±1 standard deviation band where it has two or more; after one epoch, one mark per config with
+    its ±1 std as a bar, the configs side by side."""
     figure, axes = plt.subplots(1, 2, figsize=(13, 5), layout="constrained")
     stage_mark = None
     colors = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
@@ -46,9 +47,14 @@ def plot_curves(groups: list[ConfigRuns]) -> Figure:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # epochs no run reached
                 mean, std = np.nanmean(matrix, axis=0), np.nanstd(matrix, axis=0, ddof=1)
+            band = np.clip(mean - std, low, high), np.clip(mean + std, low, high)
+            if len(epochs) == 1:  # no line to draw, no band to spread: a mark with its ±1 std as a bar, side by side
+                spread = [mean - band[0], band[1] - mean] if len(group.runs) > 1 else None
+                ax.errorbar(epochs + 0.4 * (index + 0.5) / len(groups) - 0.2, mean, yerr=spread, fmt="o", markersize=8,
+                            capsize=5, color=colors(index), label=label)
+                continue
             ax.plot(epochs, mean, marker="o" if len(epochs) < 15 else None, color=colors(index), label=label)
             if len(group.runs) > 1:
-                band = np.clip(mean - std, low, high), np.clip(mean + std, low, high)
                 ax.fill_between(epochs, *band, color=colors(index), alpha=0.2, linewidth=0)
             if key == "val_acc":  # a staged run stays one line; where each of its stages began is marked on it
                 starts = sorted({epoch for run in group.runs for epoch in _stage_starts(run)})
@@ -57,15 +63,19 @@ def plot_curves(groups: list[ConfigRuns]) -> Figure:
                                             color=colors(index), edgecolors="black", linewidths=0.6, zorder=3)
     axes[0].set(title="Validation accuracy", xlabel="epoch", ylabel="val accuracy (%)")
     axes[1].set(title="Validation loss", xlabel="epoch", ylabel="val loss")
+    one_epoch = max((len(run.history) for group in groups for run in group.runs), default=0) == 1
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        if one_epoch:  # its tick alone, with room for the marks beside it
+            ax.set(xlim=(0.5, 1.5), xticks=[1])
+        else:
+            ax.xaxis.get_major_locator().set_params(integer=True)
     handles, labels = axes[1].get_legend_handles_labels()
     if stage_mark is not None:  # one legend entry for the marks of every staged config
         handles.append(stage_mark)
         labels.append("a new lr stage begins")
     axes[1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), title="config")
-    figure.suptitle("Per epoch: mean over seeds, band ±1 std")
+    figure.suptitle(f"Per epoch: mean over seeds, {'bar' if one_epoch else 'band'} ±1 std")
     return figure
 
 
@@ -76,9 +86,12 @@ def _stage_starts(run: RunRecord) -> list[int]:
     return [i + 1 for i in range(1, len(rates)) if rates[i] and rates[i - 1] and rates[i] <= 0.2 * rates[i - 1]]
 
 
+SEED_OFFSET = 0.2  # rows apart: a config's seeds sit below its mean and the notebook's mark
+
+
 def plot_test_acc(rows: list[dict], groups: list[ConfigRuns]) -> Figure:
-    """Test accuracy per config, best at the top: mean ± std, each seed as a dot, and the
-    notebook's single run where it is comparable."""
+    """Test accuracy per config, best at the top: mean ± std, each seed as a dot just below it, and
+    the notebook's single run where it is comparable."""
     by_name = {g.name: g for g in groups}
     figure, ax = plt.subplots(figsize=(9, 1.2 + 0.45 * len(rows)), layout="constrained")
     positions = np.arange(len(rows))[::-1]
@@ -87,8 +100,8 @@ def plot_test_acc(rows: list[dict], groups: list[ConfigRuns]) -> Figure:
         group = by_name[row["config"]]
         labels.append(row["config"] + ("" if group.finished else f" ({runs_cell(row)})"))
         values = 100 * np.array(group.test_accuracies)
-        if values.size:
-            ax.scatter(values, np.full(values.size, y), color="0.35", s=18, zorder=2, label="single seed")
+        if values.size:  # just below the row, where the mean's mark cannot hide a seed that sits on it
+            ax.scatter(values, np.full(values.size, y - SEED_OFFSET), color="0.3", s=14, zorder=2, label="each seed")
         if values.size > 1:  # with one seed there is no spread to show
             ax.errorbar(values.mean(), y, xerr=values.std(ddof=1), fmt="o", color="C0", capsize=4, zorder=3,
                         label="mean ± std over seeds")

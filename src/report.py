@@ -72,7 +72,10 @@ def markdown(rows: list[dict], comparisons: list[Comparison], groups: list[Confi
         "# Sweep report", "",
         "Sorted by mean test accuracy (± one standard deviation over seeds). Statistics use the runs that trained "
         "to a normal end; diverged, pruned and unfinished (failed, interrupted, running) runs are counted in `runs` "
-        "and left out of the means. `notebook` is the 2017 notebook's single run.", "",
+        "and left out of the means. `notebook` is the 2017 notebook's single run. `wall time` is a run's own "
+        "(mean over its runs): from the start of its training, data loaded and model built, to the end of its test, "
+        "resumes included; the seconds a sweep prints for a run are longer, as they also count the process's "
+        "start-up and the data loading (its first decode, for the first runs on new data).", "",
         *lines, "",
         "## Differences beyond seed noise", "",
     ]
@@ -129,8 +132,9 @@ def where_they_ran(groups: list[ConfigRuns], when: Activity | None = None) -> li
     )
     return [
         *lines, "",
-        f"{run_time} Per epoch is that run time over the epochs trained, start-up and the test included: what "
-        "one epoch cost on that machine, as the sweep shared it out.",
+        f"{run_time} Per epoch is that run time over the epochs trained, validation and the test included "
+        "(process start-up and data loading are not): what one epoch cost on that machine, as the sweep shared "
+        "it out.",
         *([_sweep_span(when)] if when else []),
         *([f"Code: commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}."] if commits else []),
         *([f"Data: {'; '.join(data)}."] if data else []),
@@ -154,14 +158,22 @@ def _data_description(data: dict) -> str:
     return f"`{source}` ({counts} images; {stopping})"
 
 
-def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
-    """Write the report files for ``sweep_dir`` (into it, by default); return their paths."""
+def read_runs(sweep_dir: str | Path) -> list[ConfigRuns]:
+    """The runs under ``sweep_dir``, by config."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise UserInputError(f"{sweep_dir} is not a directory; give the directory a sweep or a study wrote.")
+    return collect(sweep_dir)
+
+
+def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
+                 groups: list[ConfigRuns] | None = None) -> dict[str, Path]:
+    """Write the report files for ``sweep_dir`` (into it, by default); return their paths. ``groups``:
+    its runs, where the caller has read them already."""
+    sweep_dir = Path(sweep_dir)
+    groups = read_runs(sweep_dir) if groups is None else groups
     out = Path(out_dir) if out_dir else sweep_dir
     out.mkdir(parents=True, exist_ok=True)
-    groups = collect(sweep_dir)
     rows = summarize(groups)
     paths = {name: out / name for name in ("report.md", "report.csv")}
     paths["report.md"].write_text(markdown(rows, compare(groups), groups, activity(sweep_dir)))
@@ -170,6 +182,25 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None) -> di
         writer.writeheader()
         writer.writerows(rows)
     return {**paths, **write_figures(rows, groups, out)}
+
+
+def summary(groups: list[ConfigRuns]) -> str:
+    """The report in one line, for the terminal: the runs, the best config, and how many pairs of
+    configs differ by more than seed noise."""
+    rows, comparisons = summarize(groups), compare(groups)
+    totals = {key: sum(row[key] for row in rows) for key in ("runs", "diverged", "pruned", "unfinished")}
+    text = f"{_plural(len(rows), 'config')}, runs: {runs_cell(totals)}"
+    best = rows[0]
+    if best["test_acc_mean"] is not None:
+        text += f"; best `{best['config']}`, test acc. {_percent(best['test_acc_mean'], best['test_acc_std'])}%"
+    if comparisons:
+        beyond = sum(c.beyond_noise for c in comparisons)
+        text += f"; {beyond} of {_plural(len(comparisons), 'pair')} of configs differ by more than seed noise"
+    return text
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _number(value: object, spec: str = "g") -> str:
@@ -196,10 +227,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = command_parser("report", "Report on a sweep's or a study's runs.")
     parser.add_argument("sweep_dir", help="the directory python -m src.sweep or src.search wrote")
     parser.add_argument("--out", help="where to write the report (default: the sweep directory)")
+    parser.add_argument("--print", action="store_true", help="print report.md too, to read it or pipe it on")
     args = parser.parse_args(argv)
     with exit_on_user_error():
-        paths = write_report(args.sweep_dir, args.out)
-    print(paths["report.md"].read_text())
+        groups = read_runs(args.sweep_dir)
+        paths = write_report(args.sweep_dir, args.out, groups)
+    if args.print:
+        print(paths["report.md"].read_text())
+    print(summary(groups))
     print("written:", ", ".join(str(p) for p in paths.values()))
 
 

@@ -28,6 +28,12 @@ EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
 # stop_reason values of a run that ended by itself, as opposed to "running", "interrupted", "failed"
 FINAL_STOP_REASONS = frozenset({"early_stopping", "max_epochs", "max_steps", "diverged", "pruned", "stopped"})
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")
+# hparams (and optimizer arguments) that describe the machine or the implementation rather than the
+# experiment: two runs that differ only in these are runs of one experiment.
+MACHINE_HPARAMS = frozenset({
+    "data_dir", "source", "download", "channels_last", "compile", "fast_dropout", "compile_update", "eval_batch_size",
+    "foreach", "fused", "capturable", "differentiable",
+})
 
 
 @dataclass

@@ -1,12 +1,13 @@
 """Figures that read well at this scale: one line and one row per config, bands within range,
-single seeds shown as seeds, a staged run as one line, the notebook's mark never hidden."""
+single seeds shown as seeds, a staged run as one line, one epoch as marks with bars, nothing the
+legend names hidden."""
 
 import json
 
 import pytest
 
 from src.comparison import collect, summarize
-from src.figures import plot_curves, plot_test_acc
+from src.figures import SEED_OFFSET, plot_curves, plot_test_acc
 from tests.synthetic import write_run_results
 
 
@@ -46,7 +47,7 @@ def test_a_config_with_one_seed_shows_that_seed_not_a_spread(tmp_path):
     groups = collect(tmp_path)
     ax = plot_test_acc(summarize(groups), groups).axes[0]
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
-    assert "single seed" in legend and "mean ± std over seeds" in legend
+    assert "each seed" in legend and "mean ± std over seeds" in legend
     (means,) = [line for line in ax.lines if line.get_marker() == "o"]  # one mean mark: twice's
     assert means.get_xdata()[0] == pytest.approx(71.0)
 
@@ -78,3 +79,31 @@ def test_the_notebook_mark_stays_visible_where_it_sits_on_our_mean(tmp_path):
     (means,) = [line for line in ax.lines if line.get_marker() == "o"]
     assert notebook.get_offsets()[0][0] == pytest.approx(means.get_xdata()[0])
     assert notebook.get_zorder() > means.get_zorder()
+
+
+def test_one_epoch_is_drawn_as_a_mark_per_config_with_its_spread_as_a_bar(tmp_path):
+    for config, accuracies in (("sgd", (0.2, 0.3)), ("adam", (0.4, 0.5))):
+        for seed, acc in enumerate(accuracies):
+            write_run_results(tmp_path, config, seed, acc)
+            path = tmp_path / config / f"seed_{seed}" / "results.json"
+            record = json.loads(path.read_text())
+            record["history"], record["epochs"] = record["history"][:1], 1
+            path.write_text(json.dumps(record))
+    for ax in plot_curves(collect(tmp_path)).axes[:2]:
+        assert list(ax.get_xticks()) == [1]
+        marks = ax.containers  # one errorbar per config
+        assert len(marks) == 2 and all(mark.has_yerr for mark in marks)
+        (x_sgd,), (x_adam,) = (mark.lines[0].get_xdata() for mark in marks)
+        assert x_sgd != x_adam and 0.5 < min(x_sgd, x_adam) < max(x_sgd, x_adam) < 1.5  # side by side, not on one spot
+
+
+def test_every_seed_the_legend_names_is_drawn_clear_of_the_mean(tmp_path):
+    for seed in (1, 2, 3):  # all at their mean: on the mean's row, the mean's mark would hide them
+        write_run_results(tmp_path, "steady", seed, 0.5)
+    groups = collect(tmp_path)
+    ax = plot_test_acc(summarize(groups), groups).axes[0]
+    (seeds,) = [c for c in ax.collections if c.get_label() == "each seed"]
+    (means,) = [line for line in ax.lines if line.get_marker() == "o"]
+    assert len(seeds.get_offsets()) == 3
+    assert (seeds.get_offsets()[:, 1] == means.get_ydata()[0] - SEED_OFFSET).all()
+    assert "single seed" not in [text.get_text() for text in ax.get_legend().get_texts()]

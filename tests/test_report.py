@@ -54,6 +54,25 @@ def test_report_of_a_real_sweep(small_sweep, tmp_path):
         assert paths[name].stat().st_size > 10_000  # drawn, not blank
 
 
+def test_the_command_says_where_it_wrote_and_sums_the_report_up_in_a_line(recorded_sweep, capsys):
+    main([str(recorded_sweep)])
+    summary, written = capsys.readouterr().out.splitlines()
+    assert summary.startswith("4 configs, runs: 12 (1 diverged); best `sgd`, test acc. 80.0 ± 1.0%; ")
+    assert summary.endswith(" of 6 pairs of configs differ by more than seed noise")
+    assert written == "written: " + ", ".join(str(recorded_sweep / name) for name in (
+        "report.md", "report.csv", "curves.png", "test_acc.png"))
+
+    main([str(recorded_sweep), "--print"])  # the whole report, to read or pipe on
+    assert capsys.readouterr().out.startswith((recorded_sweep / "report.md").read_text())
+
+
+def test_the_report_says_what_its_wall_time_measures_and_what_a_sweeps_seconds_add(recorded_sweep):
+    text = write_report(recorded_sweep)["report.md"].read_text()
+    assert "`wall time` is a run's own (mean over its runs): from the start of its training" in text
+    assert "the seconds a sweep prints for a run are longer, as they also count the process's start-up" in text
+    assert "(process start-up and data loading are not)" in text
+
+
 def test_a_directory_without_runs_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path)])

@@ -13,7 +13,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch.utils.tensorboard.summary import hparams
 
 from src.callbacks.run_results import RunResults
-from src.results import RunRecord
+from src.results import MACHINE_HPARAMS, RunRecord
 
 TEST_METRICS = ("test_acc", "test_loss")
 METRICS_SHOWN = ("test_acc", "best_val_acc", "test_loss", "best_epoch", "epochs")  # TensorBoard ticks the first 5
@@ -22,11 +22,6 @@ LEADING = {
     "optimizer": DataType.DATA_TYPE_STRING, "lr": DataType.DATA_TYPE_FLOAT64, "decay": DataType.DATA_TYPE_FLOAT64,
     "momentum": DataType.DATA_TYPE_FLOAT64, "nesterov": DataType.DATA_TYPE_BOOL, "loss": DataType.DATA_TYPE_STRING,
     "seed": DataType.DATA_TYPE_FLOAT64,
-}
-# What describes the machine or the implementation rather than the experiment: left out.
-MACHINE = {
-    "data_dir", "source", "download", "channels_last", "compile", "fast_dropout", "compile_update", "eval_batch_size",
-    "foreach", "fused", "capturable", "differentiable",
 }
 
 
@@ -63,10 +58,11 @@ class TensorBoardHparams(pl.Callback):
 
 
 def columns(record: RunRecord) -> dict[str, Any]:
-    """The run's HPARAMS row: optimizer arguments beside the other hyperparameters, the machine's left out."""
+    """The run's HPARAMS row: optimizer arguments beside the other hyperparameters, the machine's
+    (:data:`~src.results.MACHINE_HPARAMS`) left out."""
     flat = {"config": record.config, "stop_reason": record.stop_reason}
     for key, value in {**record.hparams, **record.hparams.get("optimizer_args", {})}.items():
-        if key not in MACHINE and key != "optimizer_args" and value is not None:
+        if key not in MACHINE_HPARAMS and key != "optimizer_args" and value is not None:
             flat[key] = str(value) if isinstance(value, (list, tuple)) else value
     return flat
 
