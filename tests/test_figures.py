@@ -71,10 +71,20 @@ def test_a_staged_run_is_one_line_with_each_new_stage_marked(tmp_path):
 
 def test_the_notebook_mark_stays_visible_where_it_sits_on_our_mean(tmp_path):
     for seed in (1, 2):
-        write_run_results(tmp_path, "rmsprop_decay_1e-2", seed, 0.40)  # the notebook's ~40%
+        write_run_results(tmp_path, "sgd", seed, 0.8075)  # the notebook's own figure
     groups = collect(tmp_path)
     ax = plot_test_acc(summarize(groups), groups).axes[0]
     (notebook,) = [c for c in ax.collections if c.get_label() == "notebook (2017, one full run)"]
     (means,) = [line for line in ax.lines if line.get_marker() == "o"]
     assert notebook.get_offsets()[0][0] == pytest.approx(means.get_xdata()[0])
     assert notebook.get_zorder() > means.get_zorder()
+
+
+def test_a_notebook_figure_given_in_words_is_drawn_as_the_range_they_allow(tmp_path):
+    for seed in (1, 2):
+        write_run_results(tmp_path, "rmsprop_decay_1e-2", seed, 0.40)  # the notebook's "~40%"
+    groups = collect(tmp_path)
+    ax = plot_test_acc(summarize(groups), groups).axes[0]
+    (notebook,) = [c for c in ax.collections if c.get_label().startswith("notebook (2017, one run, given in words")]
+    (segment,) = notebook.get_segments()
+    assert sorted(segment[:, 0]) == pytest.approx([37.5, 42.5])
