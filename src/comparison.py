@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats
 
 from src.errors import UserInputError
-from src.keras_notebook import NOTEBOOK
+from src.keras_notebook import NOTEBOOK, NotebookFigure
 from src.results import RESULTS_FILE, RunRecord
 from src.sweep import read_sweep_record
 
@@ -112,7 +112,7 @@ def summarize(groups: list[ConfigRuns]) -> list[dict]:
             "epochs_mean": _mean(group.values(lambda r: r.epochs)),
             "wall_time_s_mean": _mean(group.values(lambda r: r.wall_time_s)),
             "images_per_s_mean": _mean(group.values(lambda r: r.train_images_per_s)),
-            "notebook": NOTEBOOK.get(group.name, (None, ""))[1],
+            "notebook": NOTEBOOK[group.name].text if group.name in NOTEBOOK else "",
         })
     return sorted(rows, key=lambda row: -row["test_acc_mean"] if row["test_acc_mean"] is not None else math.inf)
 
@@ -145,20 +145,34 @@ def compare(groups: list[ConfigRuns]) -> list[Comparison]:
     return sorted(comparisons, key=lambda c: c.p_value)
 
 
-def within_seed_noise(values: list[float], claimed: float) -> str:
+def within_seed_noise(values: list[float], claimed: float, claimed_high: float | None = None) -> str:
     """Whether one more run of ours could plausibly have given ``claimed`` (accuracies in %): inside
     the 95% prediction interval ``mean ± t·s·√(1 + 1/n)`` of our runs (``claimed`` is itself one run:
     the notebook's, or one stopped on the test set). The interval is shown too: with few seeds it is
-    wide, and a "yes" says little."""
+    wide, and a "yes" says little. A figure known only as a range (``claimed`` to ``claimed_high``:
+    the notebook's "~40%") is inside or outside only as a whole; one that straddles the interval's
+    edge is "partly"."""
     if len(values) < 2:
         return "– (needs 2 seeds)"
     n = len(values)
     mean, std = float(np.mean(values)), float(np.std(values, ddof=1))
     half_width = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * std * math.sqrt(1 + 1 / n)
-    interval = f"{max(mean - half_width, 0.0):.1f}–{min(mean + half_width, 100.0):.1f}"
-    if abs(claimed - mean) <= half_width:
+    low, high = mean - half_width, mean + half_width
+    interval = f"{max(low, 0.0):.1f}–{min(high, 100.0):.1f}"
+    claimed_low, claimed_high = claimed, claimed if claimed_high is None else claimed_high
+    if low <= claimed_low and claimed_high <= high:
         return f"yes ({interval})"
-    return f"no, {'above' if claimed > mean else 'below'} {interval}"
+    if claimed_high < low or claimed_low > high:
+        return f"no, {'above' if claimed_low > mean else 'below'} {interval}"
+    return f"partly: its range {claimed_low:.1f}–{claimed_high:.1f} straddles {interval}"
+
+
+def notebook_within_seed_noise(values: list[float], figure: NotebookFigure) -> str:
+    """:func:`within_seed_noise` for the notebook's figure (accuracies in %), a range where it gave one in words."""
+    if figure.bounds is None:
+        return "– (the notebook gave no figure)"
+    low, high = figure.bounds
+    return within_seed_noise(values, 100 * low, 100 * high if high != low else None)
 
 
 def runs_cell(row: dict) -> str:

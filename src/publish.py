@@ -29,7 +29,7 @@ import yaml
 
 from src import findings
 from src.commands import command_parser
-from src.comparison import ConfigRuns, collect, compare, within_seed_noise
+from src.comparison import ConfigRuns, collect, compare, notebook_within_seed_noise
 from src.errors import UserInputError, exit_on_user_error
 from src.keras_notebook import NOTEBOOK
 from src.paths import CONFIG_DIR, PROJECT_ROOT
@@ -328,7 +328,7 @@ def notebook_table(results_dir: Path) -> str:
     header = ("config", "optimizer", "lr", "other", "notebook (test acc.)", "here: test acc. (mean ± std, n)",
               "epochs", "notebook within seed noise?")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for name, (claimed, claimed_text) in NOTEBOOK.items():
+    for name, figure in NOTEBOOK.items():
         group = groups.get(name)
         values = [100 * v for v in group.test_accuracies] if group else []
         epochs = group.values(lambda r: r.epochs) if group else []
@@ -336,9 +336,9 @@ def notebook_table(results_dir: Path) -> str:
         if values:
             here = f"{_mean_std(values)} (n={len(values)})"
         cells = (
-            f"`{name}`", *describe_config(name), claimed_text, here,
+            f"`{name}`", *describe_config(name), figure.text, here,
             _epoch_range(epochs),
-            within_seed_noise(values, 100 * claimed) if values else "–",
+            notebook_within_seed_noise(values, figure) if values else "–",
         )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -71,6 +71,14 @@ class RunRecord:
         return self.hparams.get("optimizer_args", {})
 
     @property
+    def stopped_epoch_test_acc(self) -> float | None:
+        """The test accuracy of the epoch the run stopped at, known where it validated on the test set
+        (the notebook's protocol): what the notebook's ``evaluate`` after ``fit`` reported."""
+        if not (self.data.get("validates_on_test") and self.history):
+            return None
+        return self.history[-1].get("val_acc")
+
+    @property
     def is_complete(self) -> bool:
         """Trained to a normal end and was tested (a diverged run has nothing worth testing)."""
         if self.stop_reason not in FINAL_STOP_REASONS:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from src.comparison import collect, compare, summarize, within_seed_noise
-from src.keras_notebook import NOTEBOOK
+from src.comparison import collect, compare, notebook_within_seed_noise, summarize, within_seed_noise
+from src.keras_notebook import NOTEBOOK, NotebookFigure
 
 
 def test_one_row_per_config_sorted_by_test_accuracy(recorded_sweep):
@@ -16,7 +16,7 @@ def test_one_row_per_config_sorted_by_test_accuracy(recorded_sweep):
     sgd = rows[0]
     assert sgd["test_acc_mean"] == pytest.approx(0.80)
     assert sgd["test_acc_std"] == pytest.approx(0.01)
-    assert (sgd["runs"], sgd["finished"], sgd["notebook"]) == (3, 3, NOTEBOOK["sgd"][1])
+    assert (sgd["runs"], sgd["finished"], sgd["notebook"]) == (3, 3, NOTEBOOK["sgd"].text)
     rmsprop = rows[2]
     assert (rmsprop["runs"], rmsprop["finished"], rmsprop["diverged"]) == (3, 2, 1)
     assert rmsprop["test_acc_mean"] == pytest.approx(0.755)  # the diverged run is left out
@@ -62,3 +62,14 @@ def test_a_damaged_sweep_record_is_named_and_the_runs_reported(recorded_sweep, c
 ])
 def test_the_notebook_figure_is_judged_against_one_more_run_of_ours(values, claimed, verdict):
     assert within_seed_noise(values, claimed) == verdict
+
+
+@pytest.mark.parametrize("figure,verdict", [
+    (NotebookFigure("0.715", exact=0.715), "yes (66.0–76.0)"),
+    (NotebookFigure('"just above 70%"', low=0.70, high=0.71), "yes (66.0–76.0)"),
+    (NotebookFigure('"~60%"', low=0.575, high=0.625), "no, below 66.0–76.0"),  # wholly outside
+    (NotebookFigure('"~75%"', low=0.725, high=0.775), "partly: its range 72.5–77.5 straddles 66.0–76.0"),
+    (NotebookFigure("no figure"), "– (the notebook gave no figure)"),
+])
+def test_a_figure_given_in_words_is_judged_as_the_range_they_allow(figure, verdict):
+    assert notebook_within_seed_noise([70.0, 71.0, 72.0], figure) == verdict

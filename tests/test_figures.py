@@ -72,7 +72,7 @@ def test_a_staged_run_is_one_line_with_each_new_stage_marked(tmp_path):
 
 def test_the_notebook_mark_stays_visible_where_it_sits_on_our_mean(tmp_path):
     for seed in (1, 2):
-        write_run_results(tmp_path, "rmsprop_decay_1e-2", seed, 0.40)  # the notebook's ~40%
+        write_run_results(tmp_path, "sgd", seed, 0.8075)  # the notebook's own figure
     groups = collect(tmp_path)
     ax = plot_test_acc(summarize(groups), groups).axes[0]
     (notebook,) = [c for c in ax.collections if c.get_label() == "notebook (2017, one full run)"]
@@ -107,3 +107,13 @@ def test_every_seed_the_legend_names_is_drawn_clear_of_the_mean(tmp_path):
     assert len(seeds.get_offsets()) == 3
     assert (seeds.get_offsets()[:, 1] == means.get_ydata()[0] - SEED_OFFSET).all()
     assert "single seed" not in [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+def test_a_notebook_figure_given_in_words_is_drawn_as_the_range_they_allow(tmp_path):
+    for seed in (1, 2):
+        write_run_results(tmp_path, "rmsprop_decay_1e-2", seed, 0.40)  # the notebook's "~40%"
+    groups = collect(tmp_path)
+    ax = plot_test_acc(summarize(groups), groups).axes[0]
+    (notebook,) = [c for c in ax.collections if c.get_label().startswith("notebook (2017, one run, given in words")]
+    (segment,) = notebook.get_segments()
+    assert sorted(segment[:, 0]) == pytest.approx([37.5, 42.5])

@@ -21,7 +21,7 @@ def test_the_report_ranks_configs_best_first_in_markdown_and_csv(recorded_sweep)
     text = paths["report.md"].read_text()
     table = [line for line in text.splitlines() if line.startswith("| `")]
     assert [line.split("`")[1] for line in table] == ["sgd", "sgd_nesterov", "rmsprop_baseline", "adam"]
-    assert "| 80.0 ± 1.0 |" in table[0] and f"| {NOTEBOOK['sgd'][1]} |" in table[0]
+    assert "| 80.0 ± 1.0 |" in table[0] and f"| {NOTEBOOK['sgd'].text} |" in table[0]
     assert "| 3 (1 diverged) |" in table[2]
     beyond, _, within = text.partition("Within seed noise")
     assert "`sgd` beats `adam` by 10.0 points" in beyond
