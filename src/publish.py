@@ -51,7 +51,7 @@ TRAINING = (
 )
 NOT_EXPERIMENT = MACHINE_HPARAMS | {"seed", "precision"}  # precision is the directory's, seeds differ by design
 # The README's generated parts sit between <!-- NAME:start/end --> markers; each comes from a folder of results/.
-EXPERIMENTS_TABLE, PRECISION_TABLE = "experiments-table", "precision-table"
+EXPERIMENTS_TABLE, PRECISION_TABLE, GAP_CONCLUSION = "experiments-table", "precision-table", "gap-conclusion"
 RESULTS_ROOT = PROJECT_ROOT / "results"
 
 
@@ -344,11 +344,19 @@ def notebook_table(results_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def add_findings(report: Path, notebook: Path, protocol: Path) -> None:
+def _groups(folder: Path) -> list[ConfigRuns]:
+    return collect(folder) if any(folder.glob(f"*/*/{RESULTS_FILE}")) else []
+
+
+def add_findings(report: Path, notebook: Path, protocol: Path, keras: Path) -> None:
     """Append "What we found" (:mod:`src.findings`) to the notebook's ``report``, from the runs
-    under ``notebook`` and the notebook-protocol runs under ``protocol``."""
-    protocol_groups = collect(protocol) if any(protocol.glob(f"*/*/{RESULTS_FILE}")) else []
-    report.write_text(report.read_text() + "\n" + findings.markdown(collect(notebook), protocol_groups))
+    under ``notebook``, the notebook-protocol runs under ``protocol`` and the Keras reference runs under ``keras``."""
+    report.write_text(report.read_text() + "\n" + findings.markdown(collect(notebook), _groups(protocol), _groups(keras)))
+
+
+def gap_conclusion(protocol: Path, keras: Path) -> str:
+    """The README's one sentence on the notebook's lead: the port's or the data's, from the Keras reference."""
+    return findings.keras_conclusion({g.name: g for g in _groups(keras)}, {g.name: g for g in _groups(protocol)}) + "\n"
 
 
 def _markers(name: str) -> tuple[str, str]:
@@ -445,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
                         "would change and writes nothing)")
     args = parser.parse_args(argv)
     with exit_on_user_error():
-        for name in (EXPERIMENTS_TABLE, PRECISION_TABLE):  # a README it cannot update is refused before any copy
+        for name in (EXPERIMENTS_TABLE, PRECISION_TABLE, GAP_CONCLUSION):  # a README it cannot update is refused before any copy
             _table_span(args.readme, name)
         if args.sweep_dir is not None:
             if not args.sweep_dir.is_dir():
@@ -460,8 +468,10 @@ def main(argv: list[str] | None = None) -> None:
             if any(folder.glob(f"*/*/{RESULTS_FILE}")):
                 write_report(folder)
         if any(notebook.glob(f"*/*/{RESULTS_FILE}")):
-            add_findings(notebook / "report.md", notebook, RESULTS_ROOT / "notebook_protocol")
+            add_findings(notebook / "report.md", notebook, RESULTS_ROOT / "notebook_protocol", RESULTS_ROOT / "keras_reference")
         update_readme(args.readme, notebook_table(notebook))
+        update_readme(args.readme, gap_conclusion(RESULTS_ROOT / "notebook_protocol", RESULTS_ROOT / "keras_reference"),
+                      GAP_CONCLUSION)
         update_readme(args.readme, precision_table(RESULTS_ROOT / "precision"), PRECISION_TABLE)
     print(f"updated the reports and the experiments and precision tables in {args.readme}")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from src.comparison import ConfigRuns, collect
-from src.findings import CLAIMS, Claim, markdown, verdict
+from src.findings import CLAIMS, Claim, keras_conclusion, markdown, verdict
 from src.results import RunRecord
 
 BEATS = Claim("a beats b", "a", "b")
@@ -102,3 +102,32 @@ def test_the_published_report_says_what_the_published_runs_say():
     protocol = results / "notebook_protocol"
     expected = markdown(collect(results / "notebook"), collect(protocol) if protocol.is_dir() else [])
     assert (results / "notebook" / "report.md").read_text().endswith(expected)
+
+
+def keras_runs(name, stopped):
+    """Keras reference runs: the stopped epoch is the one evaluated, and it validated on the test set."""
+    return ConfigRuns(name, [
+        RunRecord(config=name, stop_reason="early_stopping", epochs=30, test_acc=s, data={"validates_on_test": True},
+                  history=[{"epoch": 30, "val_acc": s}]) for s in stopped])
+
+
+def test_keras_and_the_project_agreeing_on_the_same_images_say_the_port_is_not_the_gap():
+    protocol = [protocol_runs("sgd", [0.779, 0.781, 0.776], [0.79, 0.79, 0.79])]
+    text = markdown([runs("sgd", [0.76, 0.77, 0.78])], protocol, [keras_runs("sgd", [0.780, 0.777, 0.782])])
+    assert "| `sgd` | 77.97 ± 0.25 (n=3) | 77.87 ± 0.25 (n=3) | 0.8075 |" in text
+    assert "agree within seed noise" in text
+    assert ("agree within seed noise on `sgd`: the port is faithful end to end, and the notebook's lead (the "
+            "notebook's figures lie +2.8 points above both) lies in the data or in its single runs") in text
+
+
+def test_keras_ahead_of_the_project_beyond_seed_noise_puts_part_of_the_gap_in_the_port():
+    protocol = {"sgd": protocol_runs("sgd", [0.770, 0.771, 0.769], [0.78, 0.78, 0.78])}
+    sentence = keras_conclusion({"sgd": keras_runs("sgd", [0.800, 0.801, 0.799])}, protocol)
+    assert sentence.startswith("Keras 3 and this project") and "differ beyond seed noise on `sgd` (Keras 3 ahead by 3.0 points" in sentence
+
+
+def test_the_keras_comparison_waits_for_two_runs_on_each_side():
+    protocol = {"sgd": protocol_runs("sgd", [0.77], [0.78])}
+    assert "not settled yet" in keras_conclusion({"sgd": keras_runs("sgd", [0.78, 0.79])}, protocol)
+    text = markdown([runs("sgd", [0.76, 0.77])], list(protocol.values()), [keras_runs("sgd", [0.78, 0.79])])
+    assert "| needs two runs on each side |" in text

@@ -260,5 +260,5 @@ def test_publishing_appends_the_findings_to_the_notebooks_report(tmp_path):
             tmp_path / "notebook" / "sgd" / f"seed_{seed}")
     report = tmp_path / "report.md"
     report.write_text("# Sweep report\n")
-    add_findings(report, tmp_path / "notebook", tmp_path / "no_protocol_yet")
+    add_findings(report, tmp_path / "notebook", tmp_path / "no_protocol_yet", tmp_path / "no_keras_yet")
     assert report.read_text() == "# Sweep report\n\n" + markdown(collect(tmp_path / "notebook"), [])

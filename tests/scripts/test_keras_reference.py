@@ -1,0 +1,87 @@
+"""The Keras reference trains what the project trains: the same configs' numbers, the same images, and
+(where TensorFlow is installed) Keras 2.0.8's updates as the project's optimizers compute them."""
+
+import io
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from src.optim import KerasAdam, KerasRMSprop, KerasSGD, keras_decay
+from tests.scripts.conftest import SCRIPTS
+
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def test_each_cell_takes_its_numbers_from_the_projects_config(scripts):
+    read_config = scripts("keras_reference").read_config
+    sgd, baseline, adam = map(read_config, ("sgd", "rmsprop_baseline", "adam_auto_staged"))
+    assert (sgd["optimizer"], sgd["optimizer_args"]["lr"], sgd["decay"]) == ("KerasSGD", 0.01, 0.0)
+    assert (baseline["optimizer"], baseline["optimizer_args"]["lr"], baseline["decay"]) == ("KerasRMSprop", 1e-4, 1e-6)
+    assert (adam["lr_stages"], adam["lr_factor"], adam["epochs_per_fit"]) == (3, 0.1, 100)  # 300 epochs, 100 a fit
+    assert baseline["patience"] == 5 and baseline["epochs_per_fit"] == 100 and baseline["lr_stages"] == 1
+
+
+def archive(path, per_class=2):
+    """A tiny image-folder archive as the shared one is laid out: cifar10-jpg/<split>/<class>/N.png."""
+    with tarfile.open(path, "w:gz") as tar:
+        for split in ("train", "test"):
+            for label, name in enumerate(CLASS_NAMES):
+                for index in range(per_class):
+                    buffer = io.BytesIO()
+                    Image.fromarray(np.full((32, 32, 3), 10 * label + index, np.uint8)).save(buffer, "PNG")
+                    info = tarfile.TarInfo(f"cifar10-jpg/{split}/{name}/{index}.png")
+                    info.size = len(buffer.getvalue())
+                    tar.addfile(info, io.BytesIO(buffer.getvalue()))
+
+
+def test_the_images_are_labelled_by_their_class_folder_in_alphabetical_order_and_decoded_once(scripts, tmp_path):
+    load_images = scripts("keras_reference").load_images
+    archive(tmp_path / "c.tar.gz")
+    first = load_images(tmp_path / "c.tar.gz", tmp_path / "data")
+    x, y = first["train"]
+    assert x.shape == (20, 32, 32, 3) and x.dtype == np.uint8
+    assert all((x[y == label] // 10 == label).all() for label in range(10))  # pixel value 10·label + index
+    (tmp_path / "c.tar.gz").unlink()  # a second load reads the decoded copy
+    again = load_images(tmp_path / "c.tar.gz", tmp_path / "data")
+    assert all(np.array_equal(a, b) for s in ("train", "test") for a, b in zip(first[s], again[s]))
+
+
+def test_a_python_without_tensorflow_gets_one_error_line_and_status_2(without_tensorflow, tmp_path):
+    archive(tmp_path / "c.tar.gz", per_class=1)
+    run = subprocess.run([sys.executable, str(SCRIPTS / "keras_reference.py"), "sgd", "--source", str(tmp_path / "c.tar.gz"),
+                          "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name, ours, kwargs", [
+    ("KerasRMSprop", KerasRMSprop, {}),
+    ("KerasSGD", KerasSGD, {}),
+    ("KerasSGD", KerasSGD, {"momentum": 0.1}),
+    ("KerasSGD", KerasSGD, {"momentum": 0.5, "nesterov": True}),
+    ("KerasAdam", KerasAdam, {}),
+])
+def test_keras_2_updates_in_keras_3_match_the_projects_optimizers(scripts, monkeypatch, name, ours, kwargs):
+    # Keras on its torch backend: TensorFlow and torch in one process crash; the update code is the same either way
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")  # the [peer] extra; CI runs without it
+    config = {"optimizer": name, "optimizer_args": {"lr": 0.01, **kwargs}, "decay": 0.1}
+    optimizer = scripts("keras_reference").make_optimizer(keras, config, 0.01)
+    start = np.linspace(-1, 1, 6, dtype=np.float32)
+    variable = keras.Variable(start.copy())
+    param = torch.nn.Parameter(torch.from_numpy(start.copy()))
+    torch_optimizer = ours([param], lr=0.01, **kwargs)
+    decay = keras_decay(torch_optimizer, 0.1)
+    for step in range(4):
+        gradient = np.cos(start * (step + 1)).astype(np.float32)
+        optimizer.apply_gradients([(keras.ops.convert_to_tensor(gradient), variable)])
+        param.grad = torch.from_numpy(gradient.copy())
+        torch_optimizer.step()
+        decay.step()
+    assert np.allclose(np.asarray(variable), param.detach().numpy(), rtol=1e-5, atol=1e-6)
