@@ -18,13 +18,12 @@ from pydoc import locate
 from typing import Any
 
 import torch
-import yaml
 from jsonargparse import Namespace
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from pytorch_lightning import Trainer
+from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelSummary
 from pytorch_lightning.callbacks.progress import ProgressBar
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -43,7 +42,7 @@ from src.module import CifarClassifier
 from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.preflight import check_run, lightning_config_errors
 from src.results import read_record
-from src.run_dir import RunClaim, check_resume_config, claim, release_all, version_number
+from src.run_dir import SETTINGS_KEY, RunClaim, check_resume, claim, experiment_settings, release_all, version_number
 from src.stages import stage_checkpoint
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -52,6 +51,14 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # show in --print_config and config.yaml, and a config's own trainer.callbacks list cannot drop
 # them. These two take no arguments and show as their class.
 REQUIRED_CALLBACKS = {"run_results": RunResults, "tensorboard_hparams": TensorBoardHparams}
+
+
+class SaveRunConfig(SaveConfigCallback):
+    """LightningCLI's ``config.yaml``, and the run's settings in every checkpoint: a resume is checked
+    against the checkpoint's copy, which an edit of ``config.yaml`` does not change."""
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint[SETTINGS_KEY] = experiment_settings(self.config)
 
 
 class HparamLabCLI(LightningCLI):
@@ -75,6 +82,7 @@ class HparamLabCLI(LightningCLI):
                 **({cmd: defaults for cmd in SUBCOMMANDS} if run else defaults),
             },
             parser_class=ConciseArgumentParser,
+            save_config_callback=SaveRunConfig,
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config.yaml
             auto_configure_optimizers=False,
             args=args,
@@ -128,6 +136,8 @@ class HparamLabCLI(LightningCLI):
         config = self.config[subcommand] if subcommand else self.config
         quiet_lightning(config.log_level)
         check_run(subcommand, config)  # before LightningCLI reads the --ckpt_path file's hyperparameters
+        # as given: LightningCLI then replaces the model's settings by those of a --ckpt_path file
+        self.given_settings = experiment_settings(config)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -149,18 +159,18 @@ class HparamLabCLI(LightningCLI):
                 self._claim_run_dir(config)
 
     def _claim_run_dir(self, config: Namespace) -> None:
-        """Owns the run directory before anything is written to it; a resume must match its config."""
+        """Owns the run directory before anything is written to it; a resume must match its checkpoint."""
         logger = config.trainer.logger.init_args
         self.run_claim = claim(Path(logger.save_dir) / logger.name, logger.get("version"))
         logger.version = self.run_claim.run_dir.name
-        if self.run_claim.created:
-            return
+        run_dir = self.run_claim.run_dir
         try:
             if config.ckpt_path:
-                resolved = yaml.safe_load(self._parser(self.subcommand).dump(config, skip_none=False, skip_check=True))
-                check_resume_config(self.run_claim.run_dir, resolved)
-            else:
-                _check_nothing_to_overwrite(self.run_claim.run_dir)
+                checkpoint = last_checkpoint(run_dir) if config.ckpt_path == "last" else Path(config.ckpt_path)
+                if checkpoint and checkpoint.is_file():  # not Lightning's "best", "hpc", …
+                    check_resume(checkpoint, load_checkpoint(checkpoint), self.given_settings, run_dir)
+            elif not self.run_claim.created:
+                _check_nothing_to_overwrite(run_dir)
         except UserInputError:
             self._abandon_run_dir()
             raise

@@ -22,9 +22,13 @@ MODEL_SUMMARY_LOGGER = "pytorch_lightning.callbacks.model_summary"
 # Deprecations raised inside Lightning by its own use of other libraries: nothing a user can act on.
 LIGHTNING_INTERNALS = r"(pytorch_lightning|lightning_fabric)\."
 # Lightning's own notices that need nothing of a user: torch's advice to its LearningRateMonitor,
-# which copies a tensor lr (--model.compile_update's), and ModelCheckpoint's notice on every resume
-# that the run's checkpoint folder is not empty (a new run never reaches a folder that holds one).
-LIGHTNING_NOTICES = ("To copy construct from a tensor", "Checkpoint directory .* exists and is not empty")
+# which copies a tensor lr (--model.compile_update's), ModelCheckpoint's notice on every resume
+# that the run's checkpoint folder is not empty (a new run never reaches a folder that holds one),
+# and its hint on every run, wherever SLURM's `srun` is installed, to start the run with it.
+LIGHTNING_NOTICES = (
+    "To copy construct from a tensor", "Checkpoint directory .* exists and is not empty",
+    "The `srun` command is available on your system but is not used",
+)
 LogLevel = Literal["WARNING", "INFO", "DEBUG"]
 
 

@@ -4,6 +4,9 @@
 get different versions, and the claimed version stays locked while its process lives. The locks
 are ``flock`` locks: the system drops them when a process ends, even by ``kill -9``, so none is
 ever left stuck.
+
+Every checkpoint keeps the settings its run trained with, and a resume is compared with those, not
+with ``config.yaml``: that file can be edited, what the checkpoint's weights were trained with cannot.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 
 from src.errors import UserInputError
+
+if TYPE_CHECKING:
+    from jsonargparse import Namespace
 
 try:
     import fcntl
@@ -25,6 +31,7 @@ except ImportError:  # Windows: no flock; runs are not guarded there
 
 LOCK_FILE = ".lock"
 CONFIG_FILE = "config.yaml"
+SETTINGS_KEY = "run_settings"  # a checkpoint's copy of its run's experiment_settings
 # What a resumed run may set differently from the run it continues: how long and where it runs,
 # where the data is read from, in what batches it is evaluated, the divergence check, callbacks
 # added beside the project's (a resumed search trial's pruner), what it prints and records.
@@ -131,25 +138,63 @@ def claim(name_dir: Path, version: int | str | None) -> RunClaim:
         return _held[run_dir.resolve()]
 
 
-def check_resume_config(run_dir: Path, resolved: dict[str, Any]) -> None:
-    """Refuses to resume ``run_dir`` with settings that differ from those it ran with."""
-    saved_file = run_dir / CONFIG_FILE
-    if not saved_file.is_file():
-        return
-    saved = _flat(yaml.safe_load(saved_file.read_text()) or {})
-    new = _flat(resolved)
-    differ = sorted(
-        key for key in saved.keys() | new.keys()
-        if saved.get(key) != new.get(key) and not key.startswith(RESUME_MAY_CHANGE)
-    )
+def experiment_settings(config: Namespace) -> dict[str, Any]:
+    """The settings that define a run's experiment (all but what a resume may change), flat and in the
+    plain types a checkpoint opened weights-only holds: what every checkpoint keeps of its run."""
+    return _settings(config.clone().as_dict())
+
+
+def trained_settings(checkpoint: dict[str, Any], config_file: Path) -> dict[str, Any]:
+    """The settings ``checkpoint``'s run trained with: those it keeps (a checkpoint written before it
+    kept them: those of its run's ``config_file``), under the model's and data's hyperparameters,
+    which every Lightning checkpoint holds."""
+    saved = checkpoint.get(SETTINGS_KEY)
+    if saved is None:
+        saved = _settings(yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+    hparams = {
+        section: {key: value for key, value in checkpoint.get(stored, {}).items() if not key.startswith("_")}
+        for section, stored in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters"))
+    }
+    return {**saved, **_settings(hparams)}
+
+
+def check_resume(checkpoint_path: Path, checkpoint: dict[str, Any], given: dict[str, Any], run_dir: Path) -> None:
+    """Refuses to resume ``run_dir`` from ``checkpoint`` with settings (``given``, as
+    :func:`experiment_settings` has them) other than those it trained with."""
+    saved = trained_settings(checkpoint, run_dir / CONFIG_FILE)
+    differ = sorted(key for key in saved.keys() | given.keys() if saved.get(key) != given.get(key))
     if differ:
-        shown = "; ".join(f"{key}: {saved.get(key)!r} then, {new.get(key)!r} now" for key in differ[:6])
+        shown = "; ".join(f"{key}: trained with {saved.get(key)!r}, given {given.get(key)!r}" for key in differ[:6])
         raise UserInputError(
-            f"Cannot resume {run_dir} with different settings ({shown}{'; …' if len(differ) > 6 else ''}). "
-            f"A resume continues the same experiment: give the config it ran with ({saved_file}), or start a "
-            f"new run (another --run_name, or no --ckpt_path). A resume may change only "
+            f"Cannot resume {run_dir} from {checkpoint_path}: the settings given differ from those it trained "
+            f"with ({shown}{'; …' if len(differ) > 6 else ''}). A resume continues the same experiment, and the "
+            f"checkpoint keeps the settings it trained with (editing the run's {CONFIG_FILE} changes none of them): "
+            "give those, or start a new run (another --run_name, or no --ckpt_path). A resume may change only "
             f"{', '.join(RESUME_MAY_CHANGE)}."
         )
+
+
+def _settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` that define the experiment, flat; jsonargparse's own (``__path__``,
+    ``__default_config__``) say where the settings came from, not what they are."""
+    return {
+        key: _plain(value) for key, value in _flat(values).items()
+        if not key.startswith(RESUME_MAY_CHANGE) and not key.startswith("__")
+    }
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as a plain type: a ``PositiveInt`` as an int, a path as a string."""
+    if value is None or isinstance(value, bool):
+        return value
+    for plain in (int, float, str):
+        if isinstance(value, plain):
+            return plain(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    return str(value)
 
 
 def _flat(values: Any, prefix: str = "") -> dict[str, Any]:

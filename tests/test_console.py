@@ -2,6 +2,7 @@
 result, and Lightning's own chatter only when asked for."""
 
 import logging
+import os
 import subprocess
 import sys
 import warnings
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning_fabric.plugins.environments import SLURMEnvironment
 
 from src.console import quiet_lightning
 from src.paths import CONFIG_DIR
@@ -17,11 +19,21 @@ from tests.synthetic import quiet_fit_args
 ROOT = Path(__file__).resolve().parent.parent
 LIGHTNING_CHATTER = (
     "Tip:", "litlogger", "GPU available", "TPU available", "Seed set", "already configured", "LeafSpec",
-    "Restoring states", "`Trainer.fit` stopped", "Test metric",
+    "Restoring states", "`Trainer.fit` stopped", "Test metric", "The `srun` command is available",
 )
 
 
-def test_a_run_shows_what_matters_and_no_lightning_chatter(image_folder, data_dir, tmp_path):
+@pytest.fixture
+def srun_on_path(tmp_path, monkeypatch):
+    """A machine where SLURM's ``srun`` is installed (a dummy one, first on PATH), outside a SLURM job."""
+    srun = tmp_path / "bin" / "srun"
+    srun.parent.mkdir()
+    srun.write_text("#!/bin/sh\nexit 0\n")
+    srun.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{srun.parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_a_run_shows_what_matters_and_no_lightning_chatter(image_folder, data_dir, tmp_path, srun_on_path):
     command = [
         sys.executable, "-m", "src.cli", "fit", f"--config={CONFIG_DIR / 'sgd.yaml'}",
         *quiet_fit_args(image_folder, data_dir, tmp_path), "--trainer.max_epochs=1",
@@ -73,3 +85,13 @@ def test_torchs_advice_to_lightnings_own_code_needs_log_level_info(level, shown)
             warnings.warn_explicit(message, UserWarning, "lr_monitor.py", 217, module=module)
     quiet_lightning("WARNING")
     assert len(seen) == (2 if shown else 1)  # the user's own code is always told
+
+
+@pytest.mark.parametrize("level,shown", [("WARNING", False), ("INFO", True)])
+def test_lightnings_hint_to_use_srun_needs_log_level_info(level, shown, srun_on_path):
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet_lightning(level)
+        SLURMEnvironment.detect()  # what the Trainer asks on every run
+    quiet_lightning("WARNING")
+    assert any("`srun` command is available" in str(w.message) for w in seen) is shown

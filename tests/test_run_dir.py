@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from src.cli import main as cli_main
+from src.checkpoints import load_checkpoint
 from src.errors import UserInputError
 from src.results import RunRecord
-from src.run_dir import check_resume_config, claim, version_number
+from src.run_dir import RESUME_MAY_CHANGE, SETTINGS_KEY, check_resume, claim, trained_settings, version_number
 from tests.synthetic import TRAINED_RUN_EXPERIMENT, quiet_fit_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,15 +66,40 @@ def test_two_fits_started_at_once_get_their_own_run_directories(image_folder, da
         assert f"seed_everything: {record.hparams['seed']}" in (run / "config.yaml").read_text()
 
 
+def trained(settings: dict | None = None, **hparams) -> dict:
+    """A checkpoint as far as a resume reads it: the settings its run kept, its model's hyperparameters."""
+    return {**({SETTINGS_KEY: settings} if settings is not None else {}),
+            "hyper_parameters": {"_instantiator": "pytorch_lightning.cli.instantiate_module", **hparams}}
+
+
 def test_a_resume_may_change_where_and_how_long_but_not_what(tmp_path):
+    saved = {"seed_everything": 42, "model.optimizer.init_args.lr": 0.01, "model.decay": 0.0}
+    checkpoint = trained(saved, decay=0.0)
+    check_resume(tmp_path / "last.ckpt", checkpoint, saved, tmp_path)
+    with pytest.raises(UserInputError, match=r"model.optimizer.init_args.lr: trained with 0.01, given 0.05; "
+                                             r"seed_everything: trained with 42, given 7"):
+        check_resume(tmp_path / "last.ckpt", checkpoint, {**saved, "seed_everything": 7,
+                                                           "model.optimizer.init_args.lr": 0.05}, tmp_path)
+
+
+def test_the_settings_a_checkpoint_keeps_are_whats_compared_not_its_runs_edited_config_yaml(tmp_path):
+    (tmp_path / "config.yaml").write_text("model:\n  optimizer:\n    init_args:\n      lr: 0.05\n")
+    assert trained_settings(trained({"model.optimizer.init_args.lr": 0.01}), tmp_path / "config.yaml") == {
+        "model.optimizer.init_args.lr": 0.01}
+
+
+def test_a_checkpoint_that_keeps_no_settings_is_compared_with_its_config_yaml_and_its_hyperparameters(tmp_path):
     (tmp_path / "config.yaml").write_text(
-        "seed_everything: 42\ntrainer:\n  max_epochs: 10\n  devices: 1\nmodel:\n  decay: 0.0\ndata:\n  data_dir: a\n"
+        "seed_everything: 42\ntrainer:\n  max_epochs: 10\nmodel:\n  decay: 0.001\ndata:\n  data_dir: a\n"
     )
-    check_resume_config(tmp_path, {"seed_everything": 42, "trainer": {"max_epochs": 50, "devices": 2},
-                                   "model": {"decay": 0.0}, "data": {"data_dir": "b"}})
-    with pytest.raises(UserInputError, match=r"model.decay: 0.0 then, 0.001 now.*seed_everything: 42 then, 7 now"):
-        check_resume_config(tmp_path, {"seed_everything": 7, "trainer": {"max_epochs": 10, "devices": 1},
-                                       "model": {"decay": 0.001}, "data": {"data_dir": "a"}})
+    assert trained_settings(trained(decay=0.0), tmp_path / "config.yaml") == {"seed_everything": 42, "model.decay": 0.0}
+
+
+def test_every_checkpoint_keeps_the_settings_its_run_trained_with_and_nothing_a_resume_may_change(trained_run):
+    settings = load_checkpoint(trained_run / "checkpoints" / "last.ckpt")[SETTINGS_KEY]
+    assert settings["model.optimizer.class_path"] == "src.optim.KerasAdam"
+    assert settings["model.optimizer.init_args.lr"] == 1e-3 and settings["data.val_split"] == 100
+    assert not [key for key in settings if key.startswith(RESUME_MAY_CHANGE)]
 
 
 @pytest.mark.parametrize("name, number", [("version_12", 12), ("version_0", 0), ("version_x", None),
@@ -108,10 +134,44 @@ def test_a_new_fit_in_a_folder_that_holds_a_run_is_refused_and_changes_nothing(
     assert {path: path.read_bytes() for path in copied_run.rglob("*") if path.is_file()} == before
 
 
-def test_a_resume_continues_the_run_without_warning_that_its_folder_is_not_empty(copied_run, synthetic_args):
+def test_a_resume_with_allowed_changes_continues_the_run_without_warnings(copied_run, synthetic_args, monkeypatch):
+    monkeypatch.setenv("JSONARGPARSE_DEPRECATION_WARNINGS", "all")  # not only the first of the test session
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        cli_main(["fit", *TRAINED_RUN_EXPERIMENT, "--trainer.max_epochs=3", "--run_name=received", "--ckpt_path=last",
-                  *synthetic_args])
-    assert [epoch["epoch"] for epoch in RunRecord.read(copied_run).history] == [1, 2, 3]
+        cli_main(["fit", *TRAINED_RUN_EXPERIMENT, "--trainer.max_epochs=3", "--data.eval_batch_size=50",
+                  "--run_name=received", "--ckpt_path=last", *synthetic_args])
+    record = RunRecord.read(copied_run)
+    assert [epoch["epoch"] for epoch in record.history] == [1, 2, 3]
+    assert record.hparams["optimizer_args"]["lr"] == 1e-3
     assert not [w for w in seen if "exists and is not empty" in str(w.message)]
+    assert not [w for w in seen if w.category.__module__.startswith("jsonargparse")]  # the comparison's deprecations
+
+
+def run_files(run_dir: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+
+
+def test_a_resume_after_editing_config_yaml_is_refused_naming_the_setting_and_changes_nothing(
+    capsys, copied_run, tmp_path
+):
+    config = copied_run / "config.yaml"
+    config.write_text(config.read_text().replace("lr: 0.001", "lr: 0.005"))
+    before = run_files(copied_run)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", f"--config={config}", f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+                  "--trainer.logger.init_args.name=received", "--trainer.max_epochs=3", "--ckpt_path=last"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err, err
+    assert "model.optimizer.init_args.lr: trained with 0.001, given 0.005" in err
+    assert run_files(copied_run) == before
+
+
+def test_a_fit_from_another_runs_checkpoint_with_other_settings_is_refused_not_overridden(
+    capsys, copied_run, synthetic_args, tmp_path
+):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", *TRAINED_RUN_EXPERIMENT, "--model.decay=0.001", "--run_name=another",
+                  f"--ckpt_path={copied_run / 'checkpoints' / 'last.ckpt'}", *synthetic_args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "model.decay: trained with 0.0, given 0.001" in err, err
+    assert not (tmp_path / "runs" / "another").exists()
