@@ -3,12 +3,14 @@
 A sweep is a directory, ``SWEEP_DIR/<config>/seed_<S>/``, one ``python -m src.cli fit`` run
 each, so a crash or a divergence ends that run only. Starting the same sweep again skips the
 runs that finished, resumes those that were cut off (from ``checkpoints/last.ckpt``) and
-retries those that failed; ``sweep.json`` keeps how every run went. The same sweep started
-again while it runs (on another machine that shares the directory, say) takes the runs that no
-sweep has taken yet, so the two split the work. Ctrl-C or SIGTERM stops
-the running runs at their next safe point and starts no more, so the same command goes on from
-there. Any argument this command does not know (``--trainer.max_epochs 5``, ``--data.…``) goes
-to every run.
+retries those that failed; ``sweep.json`` keeps how every run went, brought in line with the
+runs' own ``results.json`` on every start. The same sweep started again while it runs (on
+another machine that shares the directory, say) takes the runs that no sweep has taken yet, so
+the two split the work; a run whose fit another process still runs is left to it. Ctrl-C or
+SIGTERM stops the running runs at their next safe point and starts no more, so the same command
+goes on from there; the runs stop so as well when the sweep dies outright (``kill -9``). Any
+argument this command does not know (``--trainer.max_epochs 5``, ``--data.…``) goes to every
+run.
 
 By default the runs share out the machine (:func:`src.packing.plan_packing`): on CPUs one run
 per core with one thread each, on GPUs several runs per GPU, as cores and memory allow.
@@ -41,8 +43,8 @@ from src.keras_notebook import NOTEBOOK
 from src.packing import GPU_GIB_PER_RUN, count_or_auto, machine_plan, run_environments, trains_on_cpu
 from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.results import RunRecord, read_record, write_atomic
-from src.run_dir import exclusive_lock, lock_if_free
-from src.signals import StoppedBySignal, StopOnSignal
+from src.run_dir import LOCK_FILE, exclusive_lock, lock_if_free
+from src.signals import StoppedBySignal, StopOnSignal, start_owned
 
 SWEEP_FILE = "sweep.json"
 SWEEP_LOCK_FILE = ".sweep.lock"
@@ -154,6 +156,23 @@ class Run:
     def label(self) -> str:
         return f"{self.name} seed {self.seed}"
 
+    @property
+    def key(self) -> str:
+        """Its name in ``sweep.json``."""
+        return f"{self.name}/seed_{self.seed}"
+
+    def holder(self) -> str | None:
+        """The process that holds the run's own lock (its fit, which a sweep that died or a user started),
+        or None when no process does."""
+        lock = self.run_dir / LOCK_FILE
+        if not lock.is_file():
+            return None
+        with lock_if_free(lock) as free:
+            if free:
+                return None
+        pid = lock.read_text().strip()
+        return f"process {pid}" if pid.isdigit() else "another process"
+
     def resume_from(self) -> Path | None:
         last = self.run_dir / "checkpoints" / "last.ckpt"
         return last if last.is_file() else None
@@ -189,25 +208,32 @@ class Run:
     ) -> dict:
         """Run it (output to ``train.log``; ``on_start`` gets the process) and say how it went:
         status ``finished``, ``diverged``, ``interrupted`` (stopped at a safe point by a signal) or
-        ``failed``, with the exit code and the run's results."""
+        ``failed``, with the exit code and the run's results.
+
+        The run's process gets SIGTERM when this one dies (:func:`src.signals.start_owned`), which
+        Linux sends when the thread that started it ends. So this one call, in one thread, starts the
+        run and waits for it, and stops it should it be left early: a sweep's pool threads may start
+        runs, and none is left training after the sweep has gone."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.time()
         command = self.command()
         with open(self.run_dir / LOG_FILE, "a") as log:
             log.write(f"\n$ {' '.join(command)}\n")
             log.flush()
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-            if on_start:
-                on_start(process)
-            if on_epoch:
-                self._watch_epochs(process, on_epoch)
-            process.wait()
+            process = start_owned(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            try:
+                if on_start:
+                    on_start(process)
+                if on_epoch:
+                    self._watch_epochs(process, on_epoch)
+                process.wait()
+            finally:
+                if process.poll() is None:  # left by an error
+                    process.terminate()
+                    process.wait()
         record = read_record(self.run_dir)
-        if process.returncode == 0 and record and record.is_complete:
-            status = "diverged" if record.stop_reason == "diverged" else "finished"
-        elif record and record.stop_reason == "interrupted":
-            status = "interrupted"
-        else:
+        status = recorded_status(record) or "failed"
+        if process.returncode != 0 and status != "interrupted":
             status = "failed"
         return self.outcome(status, record, returncode=process.returncode, seconds=round(time.time() - started, 1),
                             log=str(self.run_dir / LOG_FILE))
@@ -219,6 +245,14 @@ class Run:
             "config": self.name, "seed": self.seed, "run_dir": str(self.run_dir), "status": status,
             "stop_reason": record.stop_reason, "test_acc": record.test_acc, **details,
         }
+
+
+def recorded_status(record: RunRecord | None) -> str | None:
+    """How a run went by its own ``results.json``: ``finished``, ``diverged`` or ``interrupted``; None
+    when it cannot tell (no record, still running, or failed)."""
+    if record and record.is_complete:
+        return "diverged" if record.stop_reason == "diverged" else "finished"
+    return "interrupted" if record and record.stop_reason == "interrupted" else None
 
 
 def describe(outcome: dict) -> str:
@@ -250,13 +284,23 @@ def read_sweep_record(sweep_dir: Path) -> dict[str, Any]:
 class SweepRecord:
     """``sweep.json``: how every run of the sweep went, kept across restarts. Sweeps may share a
     directory at once (one per config, say), so each change is read, merged and written under a
-    lock: none loses what another recorded. Its settings are those of the sweep started last."""
+    lock: none loses what another recorded. Its settings are those of the sweep started last.
 
-    def __init__(self, sweep_dir: Path, settings: dict) -> None:
+    A run's own ``results.json`` has the last word: each start brings the recorded status of every
+    run there, and of ``runs`` (this sweep's), in line with it, so a run recorded as failed that
+    its own process finished later (one a sweep killed outright left running) reads finished."""
+
+    def __init__(self, sweep_dir: Path, settings: dict, runs: Iterable[Run] = ()) -> None:
         self.path = sweep_dir / SWEEP_FILE
         self._lock = threading.Lock()
+        runs = list(runs)
+
+        def start(record: dict) -> None:
+            record.update(settings)
+            self._reconcile(record["runs"], runs)
+
         try:
-            self._change(lambda record: record.update(settings))
+            self._change(start)
         except ValueError as err:
             raise UserInputError(
                 f"{err}. Move it aside or delete it, then start the sweep again: the run directories keep every "
@@ -264,7 +308,20 @@ class SweepRecord:
             ) from err
 
     def update(self, run: Run, outcome: dict) -> None:
-        self._change(lambda record: record["runs"].update({f"{run.name}/seed_{run.seed}": outcome}))
+        self._change(lambda record: record["runs"].update({run.key: outcome}))
+
+    def _reconcile(self, outcomes: dict[str, dict], runs: list[Run]) -> None:
+        for run in runs:  # a run that ended with no outcome here (sweep.json moved aside, say)
+            record = read_record(run.run_dir)
+            if run.key not in outcomes and recorded_status(record):
+                outcomes[run.key] = run.outcome(recorded_status(record), record)
+        for key, outcome in outcomes.items():
+            record = read_record(self.path.parent / key)
+            status = recorded_status(record)
+            if status and status != outcome.get("status"):  # its exit code and time were another attempt's
+                kept = {name: value for name, value in outcome.items() if name not in ("returncode", "seconds")}
+                outcomes[key] = {**kept, "status": status, "stop_reason": record.stop_reason,
+                                 "test_acc": record.test_acc}
 
     def _change(self, change: Callable[[dict], None]) -> None:
         with self._lock, exclusive_lock(self.path.with_name(SWEEP_LOCK_FILE)):
@@ -289,7 +346,8 @@ def sweep(
 
     Returns one outcome per run (``status``: ``complete`` for runs skipped as already done,
     ``finished``, ``diverged`` or ``failed``; ``elsewhere`` for a run that another sweep was
-    running, which that sweep reports). ``progress`` gets one line per run start and
+    running, which that sweep reports; ``held`` for one whose fit another process runs, a sweep
+    killed outright, say). ``progress`` gets one line per run start and
     end (and per epoch with ``epoch_progress``); the runs' own output goes to their ``train.log``.
     Ctrl-C or SIGTERM raises :class:`StoppedBySignal` once the runs it had started have stopped
     (status ``interrupted``; those it did not start: ``not started``).
@@ -321,7 +379,7 @@ def sweep(
     progress(f"sweep {root}: {len(runs)} run{'' if len(runs) == 1 else 's'}, {len(outcomes)} already complete, "
              f"{len(todo)} to run, {plan.describe()}")
     record = SweepRecord(root, {"configs": [str(p) for p in paths], "seeds": list(seed_list), "overrides": overrides,
-                                "plan": {**asdict(plan), "summary": plan.describe()}})
+                                "plan": {**asdict(plan), "summary": plan.describe()}}, runs)
     environments = run_environments(plan)
     stop = StopOnSignal()
 
@@ -336,6 +394,13 @@ def sweep(
                     progress(f"[{index}/{len(todo)}] skip  {run.label}: another sweep "
                              + ("is running it" if not taken else "has finished it"))
                     return run.outcome("complete" if taken else "elsewhere", done)
+                holder = run.holder()
+                if holder:  # not a failure: a later start takes it up once that process has ended
+                    progress(f"[{index}/{len(todo)}] skip  {run.label}: {holder} still runs its fit "
+                             f"(it holds {run.run_dir / LOCK_FILE}); left to it")
+                    held = run.outcome("held", done, holder=holder)
+                    record.update(run, held)
+                    return held
                 resume = run.resume_from()
                 progress(f"[{index}/{len(todo)}] start {run.label}" + (f" (resuming from {resume})" if resume else ""))
                 outcome = run.execute(env, on_epoch=progress if epoch_progress else None, on_start=stop.adopt)
@@ -356,10 +421,11 @@ def sweep(
                  "from there")
         raise StoppedBySignal(stop.signum)
     statuses = [o["status"] for o in outcomes.values()]
-    failed, elsewhere = statuses.count("failed"), statuses.count("elsewhere")
-    progress(f"sweep done: {len(runs) - failed - elsewhere} of {len(runs)} runs complete"
+    failed, elsewhere, held = statuses.count("failed"), statuses.count("elsewhere"), statuses.count("held")
+    progress(f"sweep done: {len(runs) - failed - elsewhere - held} of {len(runs)} runs complete"
              + (f", {failed} failed" if failed else "")
-             + (f", {elsewhere} left to another sweep" if elsewhere else ""))
+             + (f", {elsewhere} left to another sweep" if elsewhere else "")
+             + (f", {held} held by another process" if held else ""))
     return [outcomes[run.label] for run in runs]
 
 
