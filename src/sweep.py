@@ -10,7 +10,8 @@ the two split the work; a run whose fit another process still runs is left to it
 SIGTERM stops the running runs at their next safe point and starts no more, so the same command
 goes on from there; the runs stop so as well when the sweep dies outright (``kill -9``). Any
 argument this command does not know (``--trainer.max_epochs 5``, ``--data.…``) goes to every
-run.
+run, and a sweep directory holds runs made alike: a start with arguments that would make its
+runs differ from those already there is refused.
 
 By default the runs share out the machine (:func:`src.packing.plan_packing`): on CPUs one run
 per core with one thread each, on GPUs several runs per GPU, as cores and memory allow.
@@ -43,7 +44,7 @@ from src.keras_notebook import NOTEBOOK
 from src.packing import GPU_GIB_PER_RUN, count_or_auto, machine_plan, run_environments, trains_on_cpu
 from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.results import RunRecord, read_record, write_atomic
-from src.run_dir import LOCK_FILE, exclusive_lock, lock_if_free
+from src.run_dir import CONFIG_FILE, LOCK_FILE, _flat, exclusive_lock, lock_if_free
 from src.signals import StoppedBySignal, StopOnSignal, start_owned
 
 SWEEP_FILE = "sweep.json"
@@ -51,6 +52,13 @@ SWEEP_LOCK_FILE = ".sweep.lock"
 TAKEN_FILE = ".taken"  # in a run's directory: locked by the sweep that runs it, while it does
 LOG_FILE = "train.log"
 SET_BY_SWEEP = ("--seed_everything", "--run_name", "--trainer.logger", "--ckpt_path")
+# What the runs of one sweep directory may have been given differently without a change to their
+# results: what the sweep sets for each run, where files go, and what a run prints and logs.
+MAY_DIFFER = (
+    "seed_everything", "run_name", "ckpt_path", "log_level", "trainer.logger", "trainer.default_root_dir",
+    "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps", "data.data_dir",
+    "data.download", "data.eval_batch_size",
+)
 
 Progress = Callable[[str], None]
 
@@ -112,6 +120,66 @@ def check_run_args(config: Path, overrides: Sequence[str]) -> dict[str, Any]:
     except UserInputError as err:
         raise UserInputError(f"The {config.stem} runs cannot work: {err}") from None
     return resolved
+
+
+def _what_counts(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's resolved config, flat, less what cannot change its results (:data:`MAY_DIFFER`) and
+    the progress bar and model summary callbacks, which a run drops when its flags switch them off."""
+    from pydoc import locate
+
+    from pytorch_lightning.callbacks import ModelSummary, ProgressBar
+
+    def shows_progress(callback: Any) -> bool:
+        kind = locate(str(callback.get("class_path"))) if isinstance(callback, dict) else None
+        return isinstance(kind, type) and issubclass(kind, (ProgressBar, ModelSummary))
+
+    flat = {key: value for key, value in _flat(config).items()
+            if not any(key == name or key.startswith(f"{name}.") for name in MAY_DIFFER)}
+    flat["trainer.callbacks"] = [c for c in flat.get("trainer.callbacks") or [] if not shows_progress(c)]
+    return flat
+
+
+def _flag_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def check_same_run_args(sweep_dir: Path, configs: Sequence[Path], resolved: Sequence[dict[str, Any]]) -> None:
+    """Refuses a sweep whose runs would differ from the runs of its configs that ``sweep_dir`` keeps
+    (finished, or with a ``last.ckpt`` to resume), as each run's own ``config.yaml`` records them
+    (``resolved``: :func:`check_run_args`' configs). Kept, they would be reported beside the new ones
+    as one experiment; resumed, they would change course. Compared is what can change a run's
+    results: everything but :data:`MAY_DIFFER`, so ``--trainer.max_epochs 4`` differs from 1 and
+    ``--trainer.max_epochs=4`` does not differ from ``--trainer.max_epochs 4``; settings only one side
+    knows (added to the code since) are not compared."""
+    from src.checkpoints import last_checkpoint
+
+    differ: dict[str, tuple[Any, Any]] = {}
+    runs: list[str] = []
+    for config, new in zip(configs, map(_what_counts, resolved)):
+        for saved_file in sorted((sweep_dir / config.stem).glob(f"*/{CONFIG_FILE}")):
+            run_dir, record = saved_file.parent, read_record(saved_file.parent)
+            if not ((record and record.is_complete) or last_checkpoint(run_dir)):
+                continue  # nothing of it is kept: it starts afresh
+            try:
+                saved = _what_counts(yaml.safe_load(saved_file.read_text()) or {})
+            except (OSError, yaml.YAMLError):
+                continue  # src.cli says what is wrong with it, should the run be resumed
+            changed = {key: (saved[key], new[key]) for key in saved.keys() & new.keys() if saved[key] != new[key]}
+            if changed:
+                runs.append(f"{config.stem} {run_dir.name.replace('seed_', 'seed ')}")
+                for key, values in changed.items():
+                    differ.setdefault(key, values)
+    if differ:
+        keys = sorted(differ)[:6]
+        shown = "; ".join(f"--{key} {_flag_value(differ[key][0])} then, {_flag_value(differ[key][1])} now"
+                          for key in keys)
+        old = " ".join(f"--{key}={_flag_value(differ[key][0])}" for key in keys)
+        raise UserInputError(
+            f"{sweep_dir} holds runs made with other arguments than these ({', '.join(runs[:3])}"
+            f"{f' and {len(runs) - 3} more' if len(runs) > 3 else ''}): {shown}{'; …' if len(differ) > 6 else ''}. "
+            "A sweep's runs are reported together as one experiment, so they must be made alike: start the sweep "
+            f"with the arguments those runs were made with ({old}), or give the new arguments another --sweep_dir."
+        )
 
 
 class _EachMessageOnce(logging.Filter):
@@ -342,7 +410,9 @@ def sweep(
     runs_per_device: int | str = "auto",
 ) -> list[dict]:
     """Run ``configs`` (default: every notebook experiment) × ``seeds`` seeds under ``sweep_dir``,
-    ``parallel`` at once (``auto``: as :func:`src.packing.plan_packing` shares out the machine).
+    ``parallel`` at once (``auto``: as :func:`src.packing.plan_packing` shares out the machine),
+    each with ``overrides``. Runs that ``sweep_dir`` keeps must have been made with the same
+    arguments (:func:`check_same_run_args`).
 
     Returns one outcome per run (``status``: ``complete`` for runs skipped as already done,
     ``finished``, ``diverged`` or ``failed``; ``elsewhere`` for a run that another sweep was
@@ -365,6 +435,7 @@ def sweep(
     overrides = list(overrides)
     resolved = check_runs_args((path, overrides) for path in paths)
     root = Path(sweep_dir).resolve()
+    check_same_run_args(root, paths, resolved)
     seed_list = range(first_seed, first_seed + seeds)
     # seed by seed: a sweep cut short has every config at least once before any has three
     runs = [Run(path, seed, root, path.stem, overrides) for seed in seed_list for path in paths]

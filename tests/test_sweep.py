@@ -98,6 +98,32 @@ def test_starting_the_same_sweep_again_reruns_nothing(small_sweep, tiny_run_args
     assert {path: path.stat().st_mtime_ns for path in files} == before
 
 
+def test_a_restart_with_other_run_arguments_is_refused_naming_each_difference(small_sweep, tiny_run_args, capsys):
+    record = (small_sweep.dir / SWEEP_FILE).read_text()
+    longer = [arg for arg in tiny_run_args if not arg.startswith("--trainer.max_epochs")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--configs", "adam", "--seeds", "3", "--sweep_dir", str(small_sweep.dir), *longer,
+              "--trainer.max_epochs", "4", "--data.batch_size", "16"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err
+    assert "(adam seed 42, adam seed 43)" in err  # every run of the config is compared, not only those it would run
+    assert "--data.batch_size 32 then, 16 now; --trainer.max_epochs 2 then, 4 now" in err
+    assert "(--data.batch_size=32 --trainer.max_epochs=2), or give the new arguments another --sweep_dir" in err
+    assert (small_sweep.dir / SWEEP_FILE).read_text() == record  # refused before anything was written
+    assert not (small_sweep.dir / "adam" / "seed_44").exists()
+
+
+def test_a_restart_may_differ_in_what_cannot_change_the_results(small_sweep, tiny_run_args, tmp_path):
+    shutil.copytree(small_sweep.dir / "adam", tmp_path / "sweep" / "adam")
+    # the same flag written otherwise; where the data is cached, and how much is logged
+    kept = [arg for arg in tiny_run_args if not arg.startswith(("--trainer.max_epochs", "--data.data_dir"))]
+    lines = []
+    sweep(["adam"], seeds=2, sweep_dir=tmp_path / "sweep", progress=lines.append,
+          overrides=[*kept, "--trainer.max_epochs", "2", f"--data.data_dir={tmp_path}", "--log_level=INFO"])
+    assert "2 already complete, 0 to run" in lines[0]
+
+
 def test_a_restart_resumes_a_cut_off_run_and_a_failing_run_does_not_stop_the_sweep(
     small_sweep, tiny_run_args, tmp_path, capsys
 ):
