@@ -24,6 +24,7 @@ import contextlib
 import io
 import json
 import logging
+import shlex
 import signal
 import subprocess
 import sys
@@ -41,7 +42,7 @@ import yaml
 from src.commands import command_parser, parse_passing_on
 from src.errors import UserInputError, exit_on_user_error
 from src.keras_notebook import NOTEBOOK
-from src.packing import GPU_GIB_PER_RUN, count_or_auto, machine_plan, run_environments, trains_on_cpu
+from src.packing import GPU_GIB_PER_RUN, count_or_auto, machine_plan, run_environments, trains_on_cpu, whole_number
 from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.results import RunRecord, read_record, write_atomic
 from src.run_dir import CONFIG_FILE, LOCK_FILE, _flat, exclusive_lock, lock_if_free
@@ -72,15 +73,37 @@ def available_configs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p != BASE_CONFIG)
 
 
-def resolve_config(name: str) -> Path:
+def resolve_config(name: str | Path) -> Path:
     """A config name from ``configs/`` (``base`` included) or a path to a YAML file."""
     for candidate in (CONFIG_DIR / f"{name}.yaml", Path(name)):
         if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
             return candidate.resolve()
     raise UserInputError(
-        f"Unknown config {name!r}: it is neither a file nor a name in {CONFIG_DIR}. "
+        f"Unknown config {str(name)!r}: it is neither a file nor a name in {CONFIG_DIR}. "
         f"Available: {', '.join(available_configs())} (or give the path of a YAML file)."
     )
+
+
+def config_names(configs: str | Path | Iterable[str | Path] | None) -> list[str | Path]:
+    """The configs a sweep is given: one name or path on its own is that config (not its letters);
+    None is every notebook experiment; an empty list is refused rather than taken for all of them."""
+    if configs is None:
+        return list(NOTEBOOK)
+    names = [configs] if isinstance(configs, (str, Path)) else list(configs)
+    if not names:
+        raise UserInputError("No configs given (an empty list): name one or more, e.g. ['sgd', 'adam'], or give "
+                             "None for every notebook experiment.")
+    return names
+
+
+def run_arguments(overrides: str | Iterable[str]) -> list[str]:
+    """The arguments for every run: a list of them, or one string split as a shell would split it."""
+    arguments = shlex.split(overrides) if isinstance(overrides, str) else list(overrides)
+    wrong = [argument for argument in arguments if not isinstance(argument, str)]
+    if wrong:
+        raise UserInputError(f"The run arguments must be strings, as on a command line; got {wrong[0]!r} in "
+                             f"{arguments!r}. Write e.g. ['--trainer.max_epochs', '20'] or '--trainer.max_epochs 20'.")
+    return arguments
 
 
 def check_run_args(config: Path, overrides: Sequence[str]) -> dict[str, Any]:
@@ -399,11 +422,11 @@ class SweepRecord:
 
 
 def sweep(
-    configs: Iterable[str] | None = None,
+    configs: str | Path | Iterable[str | Path] | None = None,
     seeds: int = 3,
     first_seed: int = 42,
     sweep_dir: str | Path = "runs/sweep",
-    overrides: Sequence[str] = (),
+    overrides: str | Sequence[str] = (),
     parallel: int | str = "auto",
     progress: Progress = print_line,
     epoch_progress: bool = False,
@@ -411,8 +434,8 @@ def sweep(
 ) -> list[dict]:
     """Run ``configs`` (default: every notebook experiment) × ``seeds`` seeds under ``sweep_dir``,
     ``parallel`` at once (``auto``: as :func:`src.packing.plan_packing` shares out the machine),
-    each with ``overrides``. Runs that ``sweep_dir`` keeps must have been made with the same
-    arguments (:func:`check_same_run_args`).
+    each with ``overrides`` (:func:`run_arguments`). Runs that ``sweep_dir`` keeps must have been
+    made with the same arguments (:func:`check_same_run_args`).
 
     Returns one outcome per run (``status``: ``complete`` for runs skipped as already done,
     ``finished``, ``diverged`` or ``failed``; ``elsewhere`` for a run that another sweep was
@@ -422,8 +445,7 @@ def sweep(
     Ctrl-C or SIGTERM raises :class:`StoppedBySignal` once the runs it had started have stopped
     (status ``interrupted``; those it did not start: ``not started``).
     """
-    if seeds < 1:
-        raise UserInputError(f"--seeds must be at least 1, got {seeds}.")
+    seeds, first_seed = whole_number(seeds, "--seeds", minimum=1), whole_number(first_seed, "--first_seed")
     parallel = count_or_auto(parallel, "--parallel")
     runs_per_device = count_or_auto(runs_per_device, "--runs_per_device")
     if parallel != "auto" and runs_per_device != "auto":
@@ -431,8 +453,8 @@ def sweep(
             f"--runs_per_device {runs_per_device} packs runs onto GPUs for --parallel auto, but --parallel is "
             f"{parallel}: give one of them (--parallel K runs K at once, shared round robin over the GPUs)."
         )
-    paths = [resolve_config(name) for name in (configs or NOTEBOOK)]
-    overrides = list(overrides)
+    paths = [resolve_config(name) for name in config_names(configs)]
+    overrides = run_arguments(overrides)
     resolved = check_runs_args((path, overrides) for path in paths)
     root = Path(sweep_dir).resolve()
     check_same_run_args(root, paths, resolved)
