@@ -53,7 +53,7 @@ def test_one_config_and_a_string_of_overrides_are_read_as_written(small_sweep, t
     (lambda: run_config("adam", seed="forty-two"), "seed takes a whole number, got 'forty-two'"),
     (lambda: run_config(["adam"]), "run_config trains one config, given by its name or path; got ['adam']"),
     (lambda: run_sweep("adam", seeds=None), "--seeds takes a whole number, got None"),
-    (lambda: run_sweep("adam", overrides=["--trainer.max_epochs", 2]), "The run arguments must be strings"),
+    (lambda: run_sweep(["adam"], overrides=["--trainer.max_epochs", 2]), "The run arguments must be strings"),
 ], ids=["no configs", "seed not a number", "several configs to run_config", "seeds None", "an override not a string"])
 def test_what_the_notebook_functions_cannot_take_is_refused_with_a_message(call, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default run directories, should anything get so far
