@@ -7,6 +7,9 @@ again, so re-executing a cell reads its results instead of retraining::
 
     from src.notebook import run_config, run_sweep, run_study
     run_sweep(["sgd", "adam"], seeds=3, overrides=["--trainer.max_epochs=20"])
+
+One config may be given as its name alone (``run_sweep("sgd")``) and the overrides as one string,
+split as a shell splits it (``overrides="--trainer.max_epochs 20"``).
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from src.comparison import collect, summarize
+from src.errors import UserInputError
+from src.packing import whole_number
 from src.report import write_report
 from src.results import RunRecord, read_record
 from src.search import search
-from src.sweep import Progress, print_line, sweep
+from src.sweep import Progress, print_line, run_arguments, sweep
 
 
 def table(rows: list[dict]) -> Any:
@@ -44,18 +49,21 @@ def _run_row(outcome: dict) -> dict:
 
 
 def run_config(
-    config: str, seed: int = 42, overrides: Sequence[str] = (), save_dir: str | Path = "runs/notebook",
+    config: str | Path, seed: int = 42, overrides: str | Sequence[str] = (), save_dir: str | Path = "runs/notebook",
     progress: Progress = print_line,
 ) -> Any:
     """Train one config (a name in ``configs/`` or a YAML path) with one seed; one row."""
-    outcomes = sweep([config], seeds=1, first_seed=seed, sweep_dir=save_dir, overrides=overrides,
+    if not isinstance(config, (str, Path)):
+        raise UserInputError(f"run_config trains one config, given by its name or path; got {config!r}. "
+                             "For several, use run_sweep.")
+    outcomes = sweep(config, seeds=1, first_seed=whole_number(seed, "seed"), sweep_dir=save_dir, overrides=overrides,
                      progress=progress, epoch_progress=True)
     return table([_run_row(o) for o in outcomes])
 
 
 def run_sweep(
-    configs: Iterable[str] | None = None, seeds: int = 3, sweep_dir: str | Path = "runs/sweep",
-    overrides: Sequence[str] = (), parallel: int | str = "auto", progress: Progress = print_line,
+    configs: str | Path | Iterable[str | Path] | None = None, seeds: int = 3, sweep_dir: str | Path = "runs/sweep",
+    overrides: str | Sequence[str] = (), parallel: int | str = "auto", progress: Progress = print_line,
 ) -> Any:
     """Run a sweep (default: every notebook experiment, ``parallel`` at once, by default as many as
     the machine allows), write its report and return the report's table: one row per config, best
@@ -68,11 +76,11 @@ def run_sweep(
 
 def run_study(
     space: str | Path, n_trials: int = 20, study_dir: str | Path | None = None, storage: str | None = None,
-    overrides: Sequence[str] = (), parallel: int | str = 1, progress: Progress = print_line,
+    overrides: str | Sequence[str] = (), parallel: int | str = 1, progress: Progress = print_line,
 ) -> Any:
     """Add ``n_trials`` trials to the study ``space`` declares; one row per trial of the study.
     ``value`` is a trial's best ``val_acc``, or for a pruned trial its last."""
-    study, _ = search(space, n_trials, study_dir=study_dir, storage=storage, overrides=overrides,
+    study, _ = search(space, n_trials, study_dir=study_dir, storage=storage, overrides=run_arguments(overrides),
                       parallel=parallel, progress=progress)
     rows = []
     for trial in study.trials:

@@ -7,6 +7,7 @@ many, from the cores, the memory and the GPUs this process can see.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 from collections.abc import Iterable, Sequence
@@ -18,17 +19,34 @@ from src.errors import UserInputError
 from src.paths import PROJECT_ROOT
 
 Count = int | Literal["auto"]
+log = logging.getLogger(__name__)
 
 # What one run takes, estimated high so that packing never runs a machine out of memory:
 HOST_GIB_PER_RUN = 1.5  # Python, torch, Lightning and CIFAR-10 as uint8, in the host's memory
 GPU_GIB_PER_RUN = 2.0  # the CUDA context, the data on the GPU, weights, activations, 1,000-image eval batches
 
+def _whole(value: object) -> int | None:
+    """An int, or a string of digits (a flag's, a notebook's ``"42"``) as one; None for anything else."""
+    number = int(value) if isinstance(value, str) and value.strip().isdigit() else value
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
+
+
+def whole_number(value: int | str, flag: str, minimum: int = 0) -> int:
+    """A whole number of at least ``minimum`` (``--seeds``, ``--first_seed``)."""
+    number = _whole(value)
+    if number is None:
+        raise UserInputError(f"{flag} takes a whole number, got {value!r}.")
+    if number < minimum:
+        raise UserInputError(f"{flag} must be at least {minimum}, got {number}.")
+    return number
+
+
 def count_or_auto(value: int | str, flag: str) -> Count:
     """``auto`` or a whole number of at least 1 (``--parallel``, ``--runs_per_device``)."""
     if value == "auto":
         return "auto"
-    count = int(value) if isinstance(value, str) and value.strip().isdigit() else value
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+    count = _whole(value)
+    if count is None or count < 1:
         raise UserInputError(f"{flag} takes auto or a whole number of runs of at least 1, got {value!r}.")
     return count
 
@@ -69,13 +87,20 @@ def plan_packing(
     as many as the cores allow (one each, or ``user_threads`` each when OMP_NUM_THREADS is set),
     on GPUs ``runs_per_device`` per GPU (auto: the cores and ``GPU_GIB_PER_RUN`` allow), never
     more than ``todo`` or than the free host memory holds at ``HOST_GIB_PER_RUN``. An explicit
-    ``parallel`` is taken as given (a single run keeps all GPUs, as before). ``gpu_memory_gib``
-    lines up with ``gpus``; the cores are shared out among the runs at once.
+    ``parallel`` is taken as given (a single run keeps all GPUs, as before), with a warning when
+    its runs want more cores than there are. ``gpu_memory_gib`` lines up with ``gpus``; the cores
+    are shared out among the runs at once.
     """
     core_slots = max(1, cpu_cores // (user_threads or 1))
     if parallel != "auto":
         runs, basis = max(1, min(parallel, todo)), f"--parallel {parallel}"
         per_gpu = [-(-runs // len(gpus))] * len(gpus) if gpus and parallel > 1 else []
+        if runs > core_slots:
+            log.warning(
+                "warning: --parallel %d runs %d at once%s on %d cores, more than they hold: the runs take turns on "
+                "the cores, each the slower for it (--parallel auto fits the runs to the cores).",
+                parallel, runs, f" at OMP_NUM_THREADS={user_threads}" if user_threads else "", cpu_cores,
+            )
     else:
         cores = f"{cpu_cores} cores" + (f" at OMP_NUM_THREADS={user_threads}" if user_threads else "")
         on_gpus = f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''}"

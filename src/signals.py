@@ -1,11 +1,18 @@
-"""Ctrl-C and SIGTERM for the commands that run others (sweep, search): their runs stop at a safe point."""
+"""Ctrl-C and SIGTERM for the commands that run others (sweep, search): their runs stop at a safe
+point, and with them when they die, ``kill -9`` included."""
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 import subprocess
+import sys
 import threading
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class StoppedBySignal(Exception):
@@ -59,3 +66,32 @@ class StopOnSignal:
             running = list(self._running)
         for process in running:
             process.send_signal(signal.SIGTERM)  # a no-op for a process that has ended
+
+
+def start_owned(command: Sequence[str], **popen_args: Any) -> subprocess.Popen:
+    """Start ``command`` so that it gets SIGTERM (on which a run stops at its next safe point) when this
+    process dies, even by ``kill -9``: Linux's parent-death signal; elsewhere it is started as it is.
+
+    The signal comes when the *thread* that started the child ends, not the whole process, so the
+    caller must start it from a thread that outlives it: one that waits for it, as
+    :meth:`src.sweep.Run.execute` does. The signal is set by a small wrapper that then becomes the
+    command (``exec``; the setting survives it, and the process keeps its id), not by Popen's
+    ``preexec_fn``, which the docs call unsafe in a process with threads such as a sweep's.
+    """
+    if sys.platform != "linux":
+        return subprocess.Popen(command, **popen_args)
+    return subprocess.Popen([sys.executable, "-m", __name__, str(os.getpid()), *command], **popen_args)
+
+
+def _become_owned(parent: int, command: list[str]) -> NoReturn:
+    """``start_owned``'s wrapper: SIGTERM when ``parent`` dies, then ``exec`` the command."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # it died before the signal was set: nothing would stop this run any more
+        raise SystemExit(128 + signal.SIGTERM)
+    os.execvp(command[0], command)
+
+
+if __name__ == "__main__":
+    _become_owned(int(sys.argv[1]), sys.argv[2:])

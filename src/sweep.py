@@ -3,12 +3,15 @@
 A sweep is a directory, ``SWEEP_DIR/<config>/seed_<S>/``, one ``python -m src.cli fit`` run
 each, so a crash or a divergence ends that run only. Starting the same sweep again skips the
 runs that finished, resumes those that were cut off (from ``checkpoints/last.ckpt``) and
-retries those that failed; ``sweep.json`` keeps how every run went. The same sweep started
-again while it runs (on another machine that shares the directory, say) takes the runs that no
-sweep has taken yet, so the two split the work. Ctrl-C or SIGTERM stops
-the running runs at their next safe point and starts no more, so the same command goes on from
-there. Any argument this command does not know (``--trainer.max_epochs 5``, ``--data.…``) goes
-to every run.
+retries those that failed; ``sweep.json`` keeps how every run went, brought in line with the
+runs' own ``results.json`` on every start. The same sweep started again while it runs (on
+another machine that shares the directory, say) takes the runs that no sweep has taken yet, so
+the two split the work; a run whose fit another process still runs is left to it. Ctrl-C or
+SIGTERM stops the running runs at their next safe point and starts no more, so the same command
+goes on from there; the runs stop so as well when the sweep dies outright (``kill -9``). Any
+argument this command does not know (``--trainer.max_epochs 5``, ``--data.…``) goes to every
+run, and a sweep directory holds runs made alike: a start with arguments that would make its
+runs differ from those already there is refused.
 
 By default the runs share out the machine (:func:`src.packing.plan_packing`): on CPUs one run
 per core with one thread each, on GPUs several runs per GPU, as cores and memory allow.
@@ -21,6 +24,7 @@ import contextlib
 import io
 import json
 import logging
+import shlex
 import signal
 import subprocess
 import sys
@@ -38,17 +42,24 @@ import yaml
 from src.commands import command_parser, parse_passing_on
 from src.errors import UserInputError, exit_on_user_error
 from src.keras_notebook import NOTEBOOK
-from src.packing import GPU_GIB_PER_RUN, count_or_auto, machine_plan, run_environments, trains_on_cpu
+from src.packing import GPU_GIB_PER_RUN, count_or_auto, machine_plan, run_environments, trains_on_cpu, whole_number
 from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.results import RunRecord, read_record, write_atomic
-from src.run_dir import exclusive_lock, lock_if_free
-from src.signals import StoppedBySignal, StopOnSignal
+from src.run_dir import CONFIG_FILE, LOCK_FILE, _flat, exclusive_lock, lock_if_free
+from src.signals import StoppedBySignal, StopOnSignal, start_owned
 
 SWEEP_FILE = "sweep.json"
 SWEEP_LOCK_FILE = ".sweep.lock"
 TAKEN_FILE = ".taken"  # in a run's directory: locked by the sweep that runs it, while it does
 LOG_FILE = "train.log"
 SET_BY_SWEEP = ("--seed_everything", "--run_name", "--trainer.logger", "--ckpt_path")
+# What the runs of one sweep directory may have been given differently without a change to their
+# results: what the sweep sets for each run, where files go, and what a run prints and logs.
+MAY_DIFFER = (
+    "seed_everything", "run_name", "ckpt_path", "log_level", "trainer.logger", "trainer.default_root_dir",
+    "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps", "data.data_dir",
+    "data.download", "data.eval_batch_size",
+)
 
 Progress = Callable[[str], None]
 
@@ -62,15 +73,37 @@ def available_configs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p != BASE_CONFIG)
 
 
-def resolve_config(name: str) -> Path:
+def resolve_config(name: str | Path) -> Path:
     """A config name from ``configs/`` (``base`` included) or a path to a YAML file."""
     for candidate in (CONFIG_DIR / f"{name}.yaml", Path(name)):
         if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
             return candidate.resolve()
     raise UserInputError(
-        f"Unknown config {name!r}: it is neither a file nor a name in {CONFIG_DIR}. "
+        f"Unknown config {str(name)!r}: it is neither a file nor a name in {CONFIG_DIR}. "
         f"Available: {', '.join(available_configs())} (or give the path of a YAML file)."
     )
+
+
+def config_names(configs: str | Path | Iterable[str | Path] | None) -> list[str | Path]:
+    """The configs a sweep is given: one name or path on its own is that config (not its letters);
+    None is every notebook experiment; an empty list is refused rather than taken for all of them."""
+    if configs is None:
+        return list(NOTEBOOK)
+    names = [configs] if isinstance(configs, (str, Path)) else list(configs)
+    if not names:
+        raise UserInputError("No configs given (an empty list): name one or more, e.g. ['sgd', 'adam'], or give "
+                             "None for every notebook experiment.")
+    return names
+
+
+def run_arguments(overrides: str | Iterable[str]) -> list[str]:
+    """The arguments for every run: a list of them, or one string split as a shell would split it."""
+    arguments = shlex.split(overrides) if isinstance(overrides, str) else list(overrides)
+    wrong = [argument for argument in arguments if not isinstance(argument, str)]
+    if wrong:
+        raise UserInputError(f"The run arguments must be strings, as on a command line; got {wrong[0]!r} in "
+                             f"{arguments!r}. Write e.g. ['--trainer.max_epochs', '20'] or '--trainer.max_epochs 20'.")
+    return arguments
 
 
 def check_run_args(config: Path, overrides: Sequence[str]) -> dict[str, Any]:
@@ -110,6 +143,66 @@ def check_run_args(config: Path, overrides: Sequence[str]) -> dict[str, Any]:
     except UserInputError as err:
         raise UserInputError(f"The {config.stem} runs cannot work: {err}") from None
     return resolved
+
+
+def _what_counts(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's resolved config, flat, less what cannot change its results (:data:`MAY_DIFFER`) and
+    the progress bar and model summary callbacks, which a run drops when its flags switch them off."""
+    from pydoc import locate
+
+    from pytorch_lightning.callbacks import ModelSummary, ProgressBar
+
+    def shows_progress(callback: Any) -> bool:
+        kind = locate(str(callback.get("class_path"))) if isinstance(callback, dict) else None
+        return isinstance(kind, type) and issubclass(kind, (ProgressBar, ModelSummary))
+
+    flat = {key: value for key, value in _flat(config).items()
+            if not any(key == name or key.startswith(f"{name}.") for name in MAY_DIFFER)}
+    flat["trainer.callbacks"] = [c for c in flat.get("trainer.callbacks") or [] if not shows_progress(c)]
+    return flat
+
+
+def _flag_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def check_same_run_args(sweep_dir: Path, configs: Sequence[Path], resolved: Sequence[dict[str, Any]]) -> None:
+    """Refuses a sweep whose runs would differ from the runs of its configs that ``sweep_dir`` keeps
+    (finished, or with a ``last.ckpt`` to resume), as each run's own ``config.yaml`` records them
+    (``resolved``: :func:`check_run_args`' configs). Kept, they would be reported beside the new ones
+    as one experiment; resumed, they would change course. Compared is what can change a run's
+    results: everything but :data:`MAY_DIFFER`, so ``--trainer.max_epochs 4`` differs from 1 and
+    ``--trainer.max_epochs=4`` does not differ from ``--trainer.max_epochs 4``; settings only one side
+    knows (added to the code since) are not compared."""
+    from src.checkpoints import last_checkpoint
+
+    differ: dict[str, tuple[Any, Any]] = {}
+    runs: list[str] = []
+    for config, new in zip(configs, map(_what_counts, resolved)):
+        for saved_file in sorted((sweep_dir / config.stem).glob(f"*/{CONFIG_FILE}")):
+            run_dir, record = saved_file.parent, read_record(saved_file.parent)
+            if not ((record and record.is_complete) or last_checkpoint(run_dir)):
+                continue  # nothing of it is kept: it starts afresh
+            try:
+                saved = _what_counts(yaml.safe_load(saved_file.read_text()) or {})
+            except (OSError, yaml.YAMLError):
+                continue  # src.cli says what is wrong with it, should the run be resumed
+            changed = {key: (saved[key], new[key]) for key in saved.keys() & new.keys() if saved[key] != new[key]}
+            if changed:
+                runs.append(f"{config.stem} {run_dir.name.replace('seed_', 'seed ')}")
+                for key, values in changed.items():
+                    differ.setdefault(key, values)
+    if differ:
+        keys = sorted(differ)[:6]
+        shown = "; ".join(f"--{key} {_flag_value(differ[key][0])} then, {_flag_value(differ[key][1])} now"
+                          for key in keys)
+        old = " ".join(f"--{key}={_flag_value(differ[key][0])}" for key in keys)
+        raise UserInputError(
+            f"{sweep_dir} holds runs made with other arguments than these ({', '.join(runs[:3])}"
+            f"{f' and {len(runs) - 3} more' if len(runs) > 3 else ''}): {shown}{'; …' if len(differ) > 6 else ''}. "
+            "A sweep's runs are reported together as one experiment, so they must be made alike: start the sweep "
+            f"with the arguments those runs were made with ({old}), or give the new arguments another --sweep_dir."
+        )
 
 
 class _EachMessageOnce(logging.Filter):
@@ -154,6 +247,23 @@ class Run:
     def label(self) -> str:
         return f"{self.name} seed {self.seed}"
 
+    @property
+    def key(self) -> str:
+        """Its name in ``sweep.json``."""
+        return f"{self.name}/seed_{self.seed}"
+
+    def holder(self) -> str | None:
+        """The process that holds the run's own lock (its fit, which a sweep that died or a user started),
+        or None when no process does."""
+        lock = self.run_dir / LOCK_FILE
+        if not lock.is_file():
+            return None
+        with lock_if_free(lock) as free:
+            if free:
+                return None
+        pid = lock.read_text().strip()
+        return f"process {pid}" if pid.isdigit() else "another process"
+
     def resume_from(self) -> Path | None:
         last = self.run_dir / "checkpoints" / "last.ckpt"
         return last if last.is_file() else None
@@ -189,25 +299,32 @@ class Run:
     ) -> dict:
         """Run it (output to ``train.log``; ``on_start`` gets the process) and say how it went:
         status ``finished``, ``diverged``, ``interrupted`` (stopped at a safe point by a signal) or
-        ``failed``, with the exit code and the run's results."""
+        ``failed``, with the exit code and the run's results.
+
+        The run's process gets SIGTERM when this one dies (:func:`src.signals.start_owned`), which
+        Linux sends when the thread that started it ends. So this one call, in one thread, starts the
+        run and waits for it, and stops it should it be left early: a sweep's pool threads may start
+        runs, and none is left training after the sweep has gone."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.time()
         command = self.command()
         with open(self.run_dir / LOG_FILE, "a") as log:
             log.write(f"\n$ {' '.join(command)}\n")
             log.flush()
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-            if on_start:
-                on_start(process)
-            if on_epoch:
-                self._watch_epochs(process, on_epoch)
-            process.wait()
+            process = start_owned(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            try:
+                if on_start:
+                    on_start(process)
+                if on_epoch:
+                    self._watch_epochs(process, on_epoch)
+                process.wait()
+            finally:
+                if process.poll() is None:  # left by an error
+                    process.terminate()
+                    process.wait()
         record = read_record(self.run_dir)
-        if process.returncode == 0 and record and record.is_complete:
-            status = "diverged" if record.stop_reason == "diverged" else "finished"
-        elif record and record.stop_reason == "interrupted":
-            status = "interrupted"
-        else:
+        status = recorded_status(record) or "failed"
+        if process.returncode != 0 and status != "interrupted":
             status = "failed"
         return self.outcome(status, record, returncode=process.returncode, seconds=round(time.time() - started, 1),
                             log=str(self.run_dir / LOG_FILE))
@@ -219,6 +336,14 @@ class Run:
             "config": self.name, "seed": self.seed, "run_dir": str(self.run_dir), "status": status,
             "stop_reason": record.stop_reason, "test_acc": record.test_acc, **details,
         }
+
+
+def recorded_status(record: RunRecord | None) -> str | None:
+    """How a run went by its own ``results.json``: ``finished``, ``diverged`` or ``interrupted``; None
+    when it cannot tell (no record, still running, or failed)."""
+    if record and record.is_complete:
+        return "diverged" if record.stop_reason == "diverged" else "finished"
+    return "interrupted" if record and record.stop_reason == "interrupted" else None
 
 
 def describe(outcome: dict) -> str:
@@ -250,13 +375,23 @@ def read_sweep_record(sweep_dir: Path) -> dict[str, Any]:
 class SweepRecord:
     """``sweep.json``: how every run of the sweep went, kept across restarts. Sweeps may share a
     directory at once (one per config, say), so each change is read, merged and written under a
-    lock: none loses what another recorded. Its settings are those of the sweep started last."""
+    lock: none loses what another recorded. Its settings are those of the sweep started last.
 
-    def __init__(self, sweep_dir: Path, settings: dict) -> None:
+    A run's own ``results.json`` has the last word: each start brings the recorded status of every
+    run there, and of ``runs`` (this sweep's), in line with it, so a run recorded as failed that
+    its own process finished later (one a sweep killed outright left running) reads finished."""
+
+    def __init__(self, sweep_dir: Path, settings: dict, runs: Iterable[Run] = ()) -> None:
         self.path = sweep_dir / SWEEP_FILE
         self._lock = threading.Lock()
+        runs = list(runs)
+
+        def start(record: dict) -> None:
+            record.update(settings)
+            self._reconcile(record["runs"], runs)
+
         try:
-            self._change(lambda record: record.update(settings))
+            self._change(start)
         except ValueError as err:
             raise UserInputError(
                 f"{err}. Move it aside or delete it, then start the sweep again: the run directories keep every "
@@ -264,7 +399,20 @@ class SweepRecord:
             ) from err
 
     def update(self, run: Run, outcome: dict) -> None:
-        self._change(lambda record: record["runs"].update({f"{run.name}/seed_{run.seed}": outcome}))
+        self._change(lambda record: record["runs"].update({run.key: outcome}))
+
+    def _reconcile(self, outcomes: dict[str, dict], runs: list[Run]) -> None:
+        for run in runs:  # a run that ended with no outcome here (sweep.json moved aside, say)
+            record = read_record(run.run_dir)
+            if run.key not in outcomes and recorded_status(record):
+                outcomes[run.key] = run.outcome(recorded_status(record), record)
+        for key, outcome in outcomes.items():
+            record = read_record(self.path.parent / key)
+            status = recorded_status(record)
+            if status and status != outcome.get("status"):  # its exit code and time were another attempt's
+                kept = {name: value for name, value in outcome.items() if name not in ("returncode", "seconds")}
+                outcomes[key] = {**kept, "status": status, "stop_reason": record.stop_reason,
+                                 "test_acc": record.test_acc}
 
     def _change(self, change: Callable[[dict], None]) -> None:
         with self._lock, exclusive_lock(self.path.with_name(SWEEP_LOCK_FILE)):
@@ -274,28 +422,30 @@ class SweepRecord:
 
 
 def sweep(
-    configs: Iterable[str] | None = None,
+    configs: str | Path | Iterable[str | Path] | None = None,
     seeds: int = 3,
     first_seed: int = 42,
     sweep_dir: str | Path = "runs/sweep",
-    overrides: Sequence[str] = (),
+    overrides: str | Sequence[str] = (),
     parallel: int | str = "auto",
     progress: Progress = print_line,
     epoch_progress: bool = False,
     runs_per_device: int | str = "auto",
 ) -> list[dict]:
     """Run ``configs`` (default: every notebook experiment) × ``seeds`` seeds under ``sweep_dir``,
-    ``parallel`` at once (``auto``: as :func:`src.packing.plan_packing` shares out the machine).
+    ``parallel`` at once (``auto``: as :func:`src.packing.plan_packing` shares out the machine),
+    each with ``overrides`` (:func:`run_arguments`). Runs that ``sweep_dir`` keeps must have been
+    made with the same arguments (:func:`check_same_run_args`).
 
     Returns one outcome per run (``status``: ``complete`` for runs skipped as already done,
     ``finished``, ``diverged`` or ``failed``; ``elsewhere`` for a run that another sweep was
-    running, which that sweep reports). ``progress`` gets one line per run start and
+    running, which that sweep reports; ``held`` for one whose fit another process runs, a sweep
+    killed outright, say). ``progress`` gets one line per run start and
     end (and per epoch with ``epoch_progress``); the runs' own output goes to their ``train.log``.
     Ctrl-C or SIGTERM raises :class:`StoppedBySignal` once the runs it had started have stopped
     (status ``interrupted``; those it did not start: ``not started``).
     """
-    if seeds < 1:
-        raise UserInputError(f"--seeds must be at least 1, got {seeds}.")
+    seeds, first_seed = whole_number(seeds, "--seeds", minimum=1), whole_number(first_seed, "--first_seed")
     parallel = count_or_auto(parallel, "--parallel")
     runs_per_device = count_or_auto(runs_per_device, "--runs_per_device")
     if parallel != "auto" and runs_per_device != "auto":
@@ -303,10 +453,11 @@ def sweep(
             f"--runs_per_device {runs_per_device} packs runs onto GPUs for --parallel auto, but --parallel is "
             f"{parallel}: give one of them (--parallel K runs K at once, shared round robin over the GPUs)."
         )
-    paths = [resolve_config(name) for name in (configs or NOTEBOOK)]
-    overrides = list(overrides)
+    paths = [resolve_config(name) for name in config_names(configs)]
+    overrides = run_arguments(overrides)
     resolved = check_runs_args((path, overrides) for path in paths)
     root = Path(sweep_dir).resolve()
+    check_same_run_args(root, paths, resolved)
     seed_list = range(first_seed, first_seed + seeds)
     # seed by seed: a sweep cut short has every config at least once before any has three
     runs = [Run(path, seed, root, path.stem, overrides) for seed in seed_list for path in paths]
@@ -321,7 +472,7 @@ def sweep(
     progress(f"sweep {root}: {len(runs)} run{'' if len(runs) == 1 else 's'}, {len(outcomes)} already complete, "
              f"{len(todo)} to run, {plan.describe()}")
     record = SweepRecord(root, {"configs": [str(p) for p in paths], "seeds": list(seed_list), "overrides": overrides,
-                                "plan": {**asdict(plan), "summary": plan.describe()}})
+                                "plan": {**asdict(plan), "summary": plan.describe()}}, runs)
     environments = run_environments(plan)
     stop = StopOnSignal()
 
@@ -336,6 +487,13 @@ def sweep(
                     progress(f"[{index}/{len(todo)}] skip  {run.label}: another sweep "
                              + ("is running it" if not taken else "has finished it"))
                     return run.outcome("complete" if taken else "elsewhere", done)
+                holder = run.holder()
+                if holder:  # not a failure: a later start takes it up once that process has ended
+                    progress(f"[{index}/{len(todo)}] skip  {run.label}: {holder} still runs its fit "
+                             f"(it holds {run.run_dir / LOCK_FILE}); left to it")
+                    held = run.outcome("held", done, holder=holder)
+                    record.update(run, held)
+                    return held
                 resume = run.resume_from()
                 progress(f"[{index}/{len(todo)}] start {run.label}" + (f" (resuming from {resume})" if resume else ""))
                 outcome = run.execute(env, on_epoch=progress if epoch_progress else None, on_start=stop.adopt)
@@ -356,10 +514,11 @@ def sweep(
                  "from there")
         raise StoppedBySignal(stop.signum)
     statuses = [o["status"] for o in outcomes.values()]
-    failed, elsewhere = statuses.count("failed"), statuses.count("elsewhere")
-    progress(f"sweep done: {len(runs) - failed - elsewhere} of {len(runs)} runs complete"
+    failed, elsewhere, held = statuses.count("failed"), statuses.count("elsewhere"), statuses.count("held")
+    progress(f"sweep done: {len(runs) - failed - elsewhere - held} of {len(runs)} runs complete"
              + (f", {failed} failed" if failed else "")
-             + (f", {elsewhere} left to another sweep" if elsewhere else ""))
+             + (f", {elsewhere} left to another sweep" if elsewhere else "")
+             + (f", {held} held by another process" if held else ""))
     return [outcomes[run.label] for run in runs]
 
 

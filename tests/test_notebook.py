@@ -1,8 +1,12 @@
 """The Python API for Jupyter: results as a table, and progress a notebook can take."""
 
+import shlex
 import sys
 from types import SimpleNamespace
 
+import pytest
+
+from src.errors import UserInputError
 from src.notebook import run_config, run_study, run_sweep, table
 
 
@@ -32,6 +36,31 @@ def test_run_sweep_returns_the_report_table(small_sweep, tiny_run_args):
     assert {row["config"] for row in rows} == set(small_sweep.configs)
     assert (small_sweep.dir / "report.md").is_file()
     assert len(lines) == 3  # nothing to run: the sweep's two lines and the report's
+
+
+def test_one_config_and_a_string_of_overrides_are_read_as_written(small_sweep, tiny_run_args):
+    lines = []
+    run_sweep("adam", seeds=2, sweep_dir=small_sweep.dir, overrides=shlex.join(tiny_run_args), progress=lines.append)
+    assert "2 runs, 2 already complete, 0 to run" in lines[0]  # one config, adam; not configs a, d, a, m
+
+    (row,) = run_config("adam", seed="43", overrides=tiny_run_args, save_dir=small_sweep.dir, progress=print)
+    assert (row["config"], row["seed"], row["status"]) == ("adam", 43, "complete")
+
+
+@pytest.mark.parametrize("call, message", [
+    # the bad flag after it: were [] taken for every config, it would be refused for that flag instead
+    (lambda: run_sweep([], overrides=["--no_such_flag=1"]), "No configs given (an empty list)"),
+    (lambda: run_config("adam", seed="forty-two"), "seed takes a whole number, got 'forty-two'"),
+    (lambda: run_config(["adam"]), "run_config trains one config, given by its name or path; got ['adam']"),
+    (lambda: run_sweep("adam", seeds=None), "--seeds takes a whole number, got None"),
+    (lambda: run_sweep(["adam"], overrides=["--trainer.max_epochs", 2]), "The run arguments must be strings"),
+], ids=["no configs", "seed not a number", "several configs to run_config", "seeds None", "an override not a string"])
+def test_what_the_notebook_functions_cannot_take_is_refused_with_a_message(call, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default run directories, should anything get so far
+    with pytest.raises(UserInputError) as refused:
+        call()
+    assert message in str(refused.value)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_run_study_returns_one_row_per_trial(small_study, tiny_run_args):

@@ -36,6 +36,18 @@ def test_an_explicit_parallel_is_taken_as_given_with_the_cores_shared_out():
     assert plan_packing(8, 1, cpu_cores=8).threads is None  # one run: torch's own default, as before
 
 
+def test_a_parallel_beyond_the_cores_is_taken_as_given_and_warned_of_once(caplog):
+    assert plan_packing(4, 99, cpu_cores=2) == Plan(4, 1, (None,) * 4, "--parallel 99")
+    assert caplog.text.count("warning: --parallel 99 runs 4 at once on 2 cores, more than they hold") == 1
+    caplog.clear()
+    plan_packing(30, 3, 16, user_threads=8)  # OMP_NUM_THREADS counts: 3 runs of 8 threads
+    assert "--parallel 3 runs 3 at once at OMP_NUM_THREADS=8 on 16 cores" in caplog.text
+    caplog.clear()
+    plan_packing(2, 99, cpu_cores=2)  # no more runs than cores
+    plan_packing(30, 2, cpu_cores=2)
+    assert caplog.text == ""
+
+
 def test_the_users_omp_num_threads_is_kept_and_sets_how_many_fit(monkeypatch):
     expected = Plan(4, 4, (None,) * 4, "auto: 16 cores at OMP_NUM_THREADS=4")
     assert plan_packing(30, "auto", 16, user_threads=4) == expected

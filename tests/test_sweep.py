@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from src.run_dir import LOCK_FILE, lock_if_free
 from src.sweep import (
     LOG_FILE,
     SWEEP_FILE,
@@ -31,6 +32,7 @@ from src.sweep import (
 from tests.synthetic import write_run_results
 
 ROOT = Path(__file__).resolve().parent.parent
+LONG_RUNS = ["--trainer.max_epochs=500", "--early_stopping.patience=500"]  # to be stopped, never to end
 
 
 def results_of(run_dir: Path) -> dict:
@@ -96,6 +98,32 @@ def test_starting_the_same_sweep_again_reruns_nothing(small_sweep, tiny_run_args
     assert {path: path.stat().st_mtime_ns for path in files} == before
 
 
+def test_a_restart_with_other_run_arguments_is_refused_naming_each_difference(small_sweep, tiny_run_args, capsys):
+    record = (small_sweep.dir / SWEEP_FILE).read_text()
+    longer = [arg for arg in tiny_run_args if not arg.startswith("--trainer.max_epochs")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--configs", "adam", "--seeds", "3", "--sweep_dir", str(small_sweep.dir), *longer,
+              "--trainer.max_epochs", "4", "--data.batch_size", "16"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err
+    assert "(adam seed 42, adam seed 43)" in err  # every run of the config is compared, not only those it would run
+    assert "--data.batch_size 32 then, 16 now; --trainer.max_epochs 2 then, 4 now" in err
+    assert "(--data.batch_size=32 --trainer.max_epochs=2), or give the new arguments another --sweep_dir" in err
+    assert (small_sweep.dir / SWEEP_FILE).read_text() == record  # refused before anything was written
+    assert not (small_sweep.dir / "adam" / "seed_44").exists()
+
+
+def test_a_restart_may_differ_in_what_cannot_change_the_results(small_sweep, tiny_run_args, tmp_path):
+    shutil.copytree(small_sweep.dir / "adam", tmp_path / "sweep" / "adam")
+    # the same flag written otherwise; where the data is cached, and how much is logged
+    kept = [arg for arg in tiny_run_args if not arg.startswith(("--trainer.max_epochs", "--data.data_dir"))]
+    lines = []
+    sweep(["adam"], seeds=2, sweep_dir=tmp_path / "sweep", progress=lines.append,
+          overrides=[*kept, "--trainer.max_epochs", "2", f"--data.data_dir={tmp_path}", "--log_level=INFO"])
+    assert "2 already complete, 0 to run" in lines[0]
+
+
 def test_a_restart_resumes_a_cut_off_run_and_a_failing_run_does_not_stop_the_sweep(
     small_sweep, tiny_run_args, tmp_path, capsys
 ):
@@ -137,9 +165,8 @@ def test_a_signal_stops_the_running_run_at_a_safe_point_and_starts_no_more(tiny_
                                                                            whole_group):
     sweep_dir = tmp_path / "sweep"
     first_run = sweep_dir / "adam" / "seed_42"
-    long_runs = ["--trainer.max_epochs=500", "--early_stopping.patience=500"]
     command = [sys.executable, "-m", "src.sweep", "--configs", "adam", "sgd", "--seeds", "1", "--parallel", "1",
-               "--sweep_dir", str(sweep_dir), *tiny_run_args, *long_runs]
+               "--sweep_dir", str(sweep_dir), *tiny_run_args, *LONG_RUNS]
     sweep_process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True)
     signum = signal.Signals[signal_name]
@@ -165,6 +192,38 @@ def test_a_signal_stops_the_running_run_at_a_safe_point_and_starts_no_more(tiny_
     assert stopped["stop_reason"] == "interrupted" and len(stopped["history"]) < 500
     assert not (sweep_dir / "sgd").exists()
     assert json.loads((sweep_dir / SWEEP_FILE).read_text())["runs"]["adam/seed_42"]["status"] == "interrupted"
+
+
+def fit_runs_in(run_dir: Path) -> bool:
+    """Whether a process holds the run's own lock, as its fit does while it lives."""
+    with lock_if_free(run_dir / LOCK_FILE) as free:
+        return not free
+
+
+def test_a_sweep_killed_outright_leaves_no_run_training(tiny_run_args, tmp_path):
+    # kill -9 leaves the sweep no moment to pass a signal on: the system tells its run
+    run_dir = tmp_path / "sweep" / "adam" / "seed_42"
+    command = [sys.executable, "-m", "src.sweep", "--configs", "adam", "--seeds", "1", "--parallel", "1",
+               "--sweep_dir", str(tmp_path / "sweep"), *tiny_run_args, *LONG_RUNS]
+    sweep_process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (run_dir / "checkpoints" / "last.ckpt").is_file():  # an epoch done: training is under way
+            assert sweep_process.poll() is None and time.monotonic() < deadline, "the run never got going"
+            time.sleep(0.5)
+        assert fit_runs_in(run_dir)
+        sweep_process.kill()
+        sweep_process.wait()
+        deadline = time.monotonic() + 120  # a bound against a hang, not a timing: it takes seconds
+        while fit_runs_in(run_dir):
+            assert time.monotonic() < deadline, "the run trains on without its sweep"
+            time.sleep(0.5)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sweep_process.pid, signal.SIGKILL)  # the sweep and whatever it started
+    stopped = results_of(run_dir)
+    assert stopped["stop_reason"] == "interrupted" and len(stopped["history"]) < 500  # stopped at a safe point
 
 
 @pytest.mark.parametrize(
@@ -207,16 +266,22 @@ def test_a_warning_that_holds_for_every_config_is_said_once_not_once_per_config(
     assert caplog.text.count(f"--trainer.devices {too_many} starts") == 2
 
 
-HOLD_LOCK = "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"
+# holds a lock file as a sweep (.taken) or a fit (.lock) does, its process id written in it
+HOLD_LOCK = ("import fcntl, os, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+             "f.write(str(os.getpid())); f.flush(); print('held', flush=True); time.sleep(60)")
+
+
+def hold(lock: Path) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
 
 
 def test_a_run_that_another_sweep_is_running_is_left_to_it(tiny_run_args, tmp_path):
     run_dir = tmp_path / "sweep" / "adam" / "seed_42"
     run_dir.mkdir(parents=True)
-    other_sweep = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir / TAKEN_FILE)], stdout=subprocess.PIPE,
-                                   text=True)
+    other_sweep = hold(run_dir / TAKEN_FILE)
     try:
-        assert other_sweep.stdout.readline().strip() == "held"
         lines = []
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
@@ -231,6 +296,44 @@ def test_a_run_that_another_sweep_is_running_is_left_to_it(tiny_run_args, tmp_pa
     assert lines[-1] == "sweep done: 0 of 1 runs complete, 1 left to another sweep"
     assert not (run_dir / LOG_FILE).exists() and not (run_dir / "results.json").exists()  # nothing started here
     assert json.loads((tmp_path / "sweep" / SWEEP_FILE).read_text())["runs"] == {}  # the other sweep records it
+
+
+def test_a_run_whose_fit_another_process_still_runs_is_reported_held_not_failed(tiny_run_args, tmp_path):
+    # the run of a sweep killed outright, not yet stopped, or a fit a user resumed by hand
+    run_dir = tmp_path / "sweep" / "adam" / "seed_42"
+    run_dir.mkdir(parents=True)
+    fit = hold(run_dir / LOCK_FILE)
+    try:
+        lines = []
+        (outcome,) = sweep(["adam"], seeds=1, sweep_dir=tmp_path / "sweep", overrides=tiny_run_args,
+                           progress=lines.append)
+    finally:
+        fit.kill()
+        fit.wait()
+    assert outcome["status"] == "held"
+    assert lines[1] == (f"[1/1] skip  adam seed 42: process {fit.pid} still runs its fit "
+                        f"(it holds {run_dir / LOCK_FILE}); left to it")
+    assert lines[-1] == "sweep done: 0 of 1 runs complete, 1 held by another process"
+    assert not (run_dir / LOG_FILE).exists()  # nothing started here
+    assert json.loads((tmp_path / "sweep" / SWEEP_FILE).read_text())["runs"]["adam/seed_42"]["status"] == "held"
+
+
+def test_each_start_brings_the_recorded_outcomes_in_line_with_the_runs_own_results(tiny_run_args, tmp_path):
+    # a sweep killed outright, restarted while its runs still ran: it recorded them failed, then they finished
+    sweep_dir = tmp_path / "sweep"
+    write_run_results(sweep_dir, "adam", 42, 0.8)
+    write_run_results(sweep_dir, "sgd", 42, 0.7)  # not this sweep's config, but in its directory
+    stale = {"status": "failed", "stop_reason": "running", "test_acc": None, "returncode": 2, "seconds": 9.0}
+    (sweep_dir / SWEEP_FILE).write_text(json.dumps({"runs": {
+        f"{config}/seed_42": {"config": config, "seed": 42, "run_dir": str(sweep_dir / config / "seed_42"), **stale}
+        for config in ("adam", "sgd")
+    }}))
+    (outcome,) = sweep(["adam"], seeds=1, sweep_dir=sweep_dir, overrides=tiny_run_args, progress=lambda line: None)
+    assert outcome["status"] == "complete"  # nothing run again
+    recorded = json.loads((sweep_dir / SWEEP_FILE).read_text())["runs"]
+    assert {key: (o["status"], o["stop_reason"], o["test_acc"]) for key, o in recorded.items()} == {
+        "adam/seed_42": ("finished", "max_epochs", 0.8), "sgd/seed_42": ("finished", "max_epochs", 0.7)}
+    assert "returncode" not in recorded["adam/seed_42"]  # that of the attempt that failed, not of the run
 
 
 def test_a_run_that_another_sweep_finished_after_this_one_began_is_not_run_again(tiny_run_args, tmp_path):
