@@ -174,6 +174,24 @@ def test_trials_that_would_not_be_tested_are_refused_before_any_training(capsys,
     assert not (tmp_path / "study").exists()
 
 
+def test_a_space_or_config_that_would_run_code_is_refused_before_any_trial(capsys, tmp_path):
+    marker = tmp_path / "code-ran"
+    config = tmp_path / "shared.yaml"
+    config.write_text(f"model: {{optimizer: {{class_path: os.system, init_args: {{command: 'touch {marker}'}}}}}}\n")
+    spaces = {
+        "model.optimizer: os.system is a function": f"config: {config}\nspace:\n  model.decay: [0.0]\n",
+        "src.optim.compile_update is a function": "space:\n  model.optimizer:\n    src.optim.compile_update: {}\n",
+    }
+    for message, space in spaces.items():
+        (tmp_path / "space.yaml").write_text(space)
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(tmp_path / "space.yaml"), "--study_dir", str(tmp_path / "study"), "--n_trials=1"])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("error:") == 1 and "Traceback" not in err
+        assert not (tmp_path / "study").exists() and not marker.exists()
+
+
 def test_load_space_names_the_file_it_cannot_read(tmp_path):
     with pytest.raises(UserInputError, match="missing.yaml"):
         load_space(tmp_path / "missing.yaml")
