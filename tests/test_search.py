@@ -165,6 +165,44 @@ def test_an_unreachable_database_is_refused_before_any_training(capsys, tmp_path
     assert not (tmp_path / "study").exists()
 
 
+@pytest.mark.parametrize("storage", ["postgresql://user:s3cret@localhost:1/db", "postgresql//user:s3cret@localhost/db"],
+                         ids=["no driver", "malformed"])
+def test_a_database_password_is_not_shown_in_the_error(capsys, tmp_path, storage):
+    (tmp_path / "space.yaml").write_text("space:\n  model.decay: [0.0]\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "space.yaml"), "--study_dir", str(tmp_path / "study"), "--storage", storage])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Cannot open study 'space' at postgresql" in err and "user:***@localhost" in err
+    assert "s3cret" not in err
+
+
+def test_a_storage_url_from_the_environment_is_written_nowhere(tiny_run_args, tmp_path, monkeypatch):
+    database = tmp_path / "s3cret-place" / "study.db"
+    database.parent.mkdir()
+    monkeypatch.setenv("STUDY_DB", f"sqlite:///{database}")
+    (tmp_path / "space.yaml").write_text("config: adam\nspace:\n  model.decay: [0.0]\n")
+    study, study_dir = search(tmp_path / "space.yaml", n_trials=1, study_dir=tmp_path / "study", storage="env:STUDY_DB",
+                              overrides=[*tiny_run_args, "--trainer.max_epochs=1"], progress=lambda line: None)
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert list(trial.intermediate_values) == [1]  # the trial's own process reached the study through the variable
+    written = [path for path in study_dir.rglob("*") if path.is_file()]
+    assert any(path.name == "config.yaml" for path in written)
+    assert [path for path in written if b"s3cret-place" in path.read_bytes()] == []
+    assert "storage: env:HPARAM_LAB_STORAGE" in (study_dir / "trial_000" / "seed_42" / "config.yaml").read_text()
+
+
+def test_an_unset_storage_variable_is_refused_before_any_training(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("STUDY_DB", raising=False)
+    (tmp_path / "space.yaml").write_text("space:\n  model.decay: [0.0]\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "space.yaml"), "--study_dir", str(tmp_path / "study"), "--storage", "env:STUDY_DB"])
+    assert exit_info.value.code == 2
+    assert "environment variable 'STUDY_DB', which is not set" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()
+
+
 def test_trials_that_would_not_be_tested_are_refused_before_any_training(capsys, tmp_path):
     (tmp_path / "space.yaml").write_text("space:\n  model.decay: [0.0]\n")
     with pytest.raises(SystemExit) as exit_info:
