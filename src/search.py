@@ -246,6 +246,7 @@ def search(
             outcome = run.execute({**env, STORAGE_VARIABLE: storage}, on_start=stop.adopt)
         finally:
             environments.put(env)
+        trial.set_user_attr("returncode", outcome["returncode"])  # the run's own exit status, as sweep.json keeps it
         pruned_at = _latest(study, trial).user_attrs.get("pruned_at_epoch")
         # a run that failed, was interrupted or diverged before its first validation has no value
         value = (read_record(run.run_dir) or RunRecord()).best_val_acc if outcome["status"] in ENDED else None

@@ -80,6 +80,7 @@ def test_ctrl_c_stops_the_study_at_a_safe_point_and_the_next_search_resumes_the_
     study, _ = search(space, n_trials=1, study_dir=study_dir, overrides=one_more_epoch, progress=lines.append)
     cut_off, resumed = study.trials
     assert cut_off.state == optuna.trial.TrialState.FAIL
+    assert (cut_off.user_attrs["returncode"], resumed.user_attrs["returncode"]) == (130, 0)  # each run's own status
     assert resumed.state == optuna.trial.TrialState.COMPLETE and resumed.params == cut_off.params
     assert f"trial 1 start: --model.optimizer.lr={cut_off.params['model.optimizer.lr']} (resuming from " in lines[0]
     assert resumed.user_attrs["run_dir"] == str(first_run)  # the cut-off run, continued
@@ -228,6 +229,16 @@ def test_a_space_or_config_that_would_run_code_is_refused_before_any_trial(capsy
         err = capsys.readouterr().err
         assert message in err and err.count("error:") == 1 and "Traceback" not in err
         assert not (tmp_path / "study").exists() and not marker.exists()
+
+
+def test_a_malformed_space_is_refused_before_torch_or_lightning_is_imported(tmp_path):
+    (tmp_path / "space.yaml").write_text("space:\n  model.optimizer.lr: 0.1\n")
+    probe = ("import sys\nfrom src.search import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exit_:\n"
+             "    print(exit_.code, *[m for m in ('torch', 'pytorch_lightning') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "space.yaml"), "--study_dir", str(tmp_path / "study")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["2"], done.stdout  # refused, and neither was imported for it
+    assert "model.optimizer.lr: 0.1 is not a range" in done.stderr
 
 
 def test_load_space_names_the_file_it_cannot_read(tmp_path):
