@@ -17,7 +17,7 @@ Each trial is one ``src.cli fit`` subprocess at ``STUDY_DIR/trial_<N>/seed_<S>``
 ``src.report`` reads). It maximises the best ``val_acc``; the trial's own process reports
 ``val_acc`` after every epoch and stops when the pruner says it is hopeless. The study lives in
 SQLite inside STUDY_DIR unless ``--storage`` names a database URL that workers on several
-machines can share.
+machines can share (or ``env:NAME``, an environment variable that holds it: see :mod:`src.storage`).
 
 Ctrl-C or SIGTERM stops the study at a safe point; the next search resumes the trials it cut off.
 """
@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import pytorch_lightning as pl
 import yaml
 from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
@@ -44,41 +43,13 @@ from src.errors import UserInputError, exit_on_user_error
 from src.packing import count_or_auto, machine_plan, run_environments, trains_on_cpu
 from src.results import RunRecord, read_record
 from src.signals import StoppedBySignal, StopOnSignal
+from src.storage import ENV_PREFIX, STORAGE_VARIABLE, masked, storage_url
 from src.sweep import Progress, Run, check_runs_args, describe, print_line, resolve_config
 
 RANGE_KEYS = {"low", "high", "log", "step"}
 PRUNER_KEYS = {"n_startup_trials", "n_warmup_steps"}
 RESUMES = "resumes"  # an enqueued trial's user attribute: the run directory it continues
 ENDED = ("finished", "diverged")  # Run.execute's statuses of a run that has its results
-
-
-class OptunaPruning(pl.Callback):
-    """Reports ``val_acc`` to a trial after each epoch and stops the run once the pruner finds it
-    hopeless. It runs inside the trial's ``src.cli`` process and reaches the trial through the
-    study's storage, so the pruner is rebuilt here from the same settings."""
-
-    def __init__(
-        self, storage: str, study_name: str, trial_id: int, n_startup_trials: int = 5, n_warmup_steps: int = 0,
-    ) -> None:
-        self.storage, self.study_name, self.trial_id = storage, study_name, trial_id
-        self.pruner = optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
-        self.trial: optuna.Trial | None = None
-
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.is_global_zero:
-            study = optuna.load_study(study_name=self.study_name, storage=self.storage, pruner=self.pruner)
-            self.trial = optuna.trial.Trial(study, self.trial_id)
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        prune = False
-        if self.trial is not None and "val_acc" in trainer.callback_metrics:
-            epoch = trainer.current_epoch + 1
-            self.trial.report(float(trainer.callback_metrics["val_acc"]), step=epoch)
-            prune = self.trial.should_prune()
-            if prune:
-                self.trial.set_user_attr("pruned_at_epoch", epoch)
-        if trainer.strategy.broadcast(prune):
-            trainer.should_stop = True
 
 
 @dataclass
@@ -199,9 +170,10 @@ def open_study(study_name: str, storage: str, pruner: dict[str, int], sampler_se
         )
     except (SQLAlchemyError, ImportError, ValueError) as err:
         raise UserInputError(
-            f"Cannot open study {study_name!r} at {storage}: {err} Give a reachable database URL "
-            "(sqlite:///path/study.db, postgresql://user:password@host/db, …) with its driver installed."
-        ) from err
+            f"Cannot open study {study_name!r} at {masked(storage)}: {str(err).replace(storage, masked(storage))} "
+            "Give a reachable database URL (sqlite:///path/study.db, postgresql://user:password@host/db, …) with its "
+            "driver installed."
+        ) from None  # the chained error would show the URL, password included
 
 
 def search(
@@ -230,6 +202,7 @@ def search(
     study_name = study_name or Path(space_file).stem
     study_dir = Path(study_dir or Path("runs") / "search" / study_name).resolve()
     overrides = list(overrides)
+    storage = storage_url(storage) if storage is not None else None
     resolved = check_runs_args((declared.config, [*overrides, *flags]) for flags in examples(declared.space))
     if storage is None:
         study_dir.mkdir(parents=True, exist_ok=True)
@@ -252,7 +225,9 @@ def search(
     def run_trial(trial: optuna.Trial) -> None:
         flags = suggest(trial, declared.space)
         pruning = [
-            "--trainer.callbacks+=src.search.OptunaPruning", f"--trainer.callbacks.storage={storage}",
+            # the storage's URL goes in the trial's environment, never in its config.yaml or train.log
+            "--trainer.callbacks+=src.callbacks.optuna_pruning.OptunaPruning",
+            f"--trainer.callbacks.storage={ENV_PREFIX}{STORAGE_VARIABLE}",
             # the storage's id of this trial: what optuna.trial.Trial needs to reach it from another process
             f"--trainer.callbacks.study_name={study_name}", f"--trainer.callbacks.trial_id={trial._trial_id}",
             *[f"--trainer.callbacks.{key}={value}" for key, value in declared.pruner.items()],
@@ -268,9 +243,10 @@ def search(
         progress(f"trial {trial.number} start: {' '.join(flags)}" + (f" (resuming from {resume})" if resume else ""))
         env = environments.get()
         try:
-            outcome = run.execute(env, on_start=stop.adopt)
+            outcome = run.execute({**env, STORAGE_VARIABLE: storage}, on_start=stop.adopt)
         finally:
             environments.put(env)
+        trial.set_user_attr("returncode", outcome["returncode"])  # the run's own exit status, as sweep.json keeps it
         pruned_at = _latest(study, trial).user_attrs.get("pruned_at_epoch")
         # a run that failed, was interrupted or diverged before its first validation has no value
         value = (read_record(run.run_dir) or RunRecord()).best_val_acc if outcome["status"] in ENDED else None
@@ -330,7 +306,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n_trials", type=int, default=20, help="trials to add to the study (default 20)")
     parser.add_argument("--study_name", help="default: the space file's name")
     parser.add_argument("--study_dir", help="where the trials' runs go (default runs/search/<study_name>)")
-    parser.add_argument("--storage", help="database URL shared by workers (default sqlite:///<study_dir>/study.db)")
+    parser.add_argument("--storage", metavar="URL|env:NAME",
+                        help="database URL shared by workers, or env:NAME to read it from the environment variable "
+                        "NAME, which keeps its password off the command line (default sqlite:///<study_dir>/study.db)")
     parser.add_argument("--seed", type=int, default=42, help="training seed of every trial (default 42)")
     parser.add_argument("--sampler_seed", type=int, help="seed of the TPE sampler, for a repeatable search")
     parser.add_argument("--parallel", default="1", metavar="K|auto",

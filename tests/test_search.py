@@ -80,6 +80,7 @@ def test_ctrl_c_stops_the_study_at_a_safe_point_and_the_next_search_resumes_the_
     study, _ = search(space, n_trials=1, study_dir=study_dir, overrides=one_more_epoch, progress=lines.append)
     cut_off, resumed = study.trials
     assert cut_off.state == optuna.trial.TrialState.FAIL
+    assert (cut_off.user_attrs["returncode"], resumed.user_attrs["returncode"]) == (130, 0)  # each run's own status
     assert resumed.state == optuna.trial.TrialState.COMPLETE and resumed.params == cut_off.params
     assert f"trial 1 start: --model.optimizer.lr={cut_off.params['model.optimizer.lr']} (resuming from " in lines[0]
     assert resumed.user_attrs["run_dir"] == str(first_run)  # the cut-off run, continued
@@ -165,6 +166,44 @@ def test_an_unreachable_database_is_refused_before_any_training(capsys, tmp_path
     assert not (tmp_path / "study").exists()
 
 
+@pytest.mark.parametrize("storage", ["postgresql://user:s3cret@localhost:1/db", "postgresql//user:s3cret@localhost/db"],
+                         ids=["no driver", "malformed"])
+def test_a_database_password_is_not_shown_in_the_error(capsys, tmp_path, storage):
+    (tmp_path / "space.yaml").write_text("space:\n  model.decay: [0.0]\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "space.yaml"), "--study_dir", str(tmp_path / "study"), "--storage", storage])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Cannot open study 'space' at postgresql" in err and "user:***@localhost" in err
+    assert "s3cret" not in err
+
+
+def test_a_storage_url_from_the_environment_is_written_nowhere(tiny_run_args, tmp_path, monkeypatch):
+    database = tmp_path / "s3cret-place" / "study.db"
+    database.parent.mkdir()
+    monkeypatch.setenv("STUDY_DB", f"sqlite:///{database}")
+    (tmp_path / "space.yaml").write_text("config: adam\nspace:\n  model.decay: [0.0]\n")
+    study, study_dir = search(tmp_path / "space.yaml", n_trials=1, study_dir=tmp_path / "study", storage="env:STUDY_DB",
+                              overrides=[*tiny_run_args, "--trainer.max_epochs=1"], progress=lambda line: None)
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert list(trial.intermediate_values) == [1]  # the trial's own process reached the study through the variable
+    written = [path for path in study_dir.rglob("*") if path.is_file()]
+    assert any(path.name == "config.yaml" for path in written)
+    assert [path for path in written if b"s3cret-place" in path.read_bytes()] == []
+    assert "storage: env:HPARAM_LAB_STORAGE" in (study_dir / "trial_000" / "seed_42" / "config.yaml").read_text()
+
+
+def test_an_unset_storage_variable_is_refused_before_any_training(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("STUDY_DB", raising=False)
+    (tmp_path / "space.yaml").write_text("space:\n  model.decay: [0.0]\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "space.yaml"), "--study_dir", str(tmp_path / "study"), "--storage", "env:STUDY_DB"])
+    assert exit_info.value.code == 2
+    assert "environment variable 'STUDY_DB', which is not set" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()
+
+
 def test_trials_that_would_not_be_tested_are_refused_before_any_training(capsys, tmp_path):
     (tmp_path / "space.yaml").write_text("space:\n  model.decay: [0.0]\n")
     with pytest.raises(SystemExit) as exit_info:
@@ -172,6 +211,34 @@ def test_trials_that_would_not_be_tested_are_refused_before_any_training(capsys,
     assert exit_info.value.code == 2
     assert "The base runs would not be tested" in capsys.readouterr().err
     assert not (tmp_path / "study").exists()
+
+
+def test_a_space_or_config_that_would_run_code_is_refused_before_any_trial(capsys, tmp_path):
+    marker = tmp_path / "code-ran"
+    config = tmp_path / "shared.yaml"
+    config.write_text(f"model: {{optimizer: {{class_path: os.system, init_args: {{command: 'touch {marker}'}}}}}}\n")
+    spaces = {
+        "model.optimizer: os.system is a function": f"config: {config}\nspace:\n  model.decay: [0.0]\n",
+        "src.optim.compile_update is a function": "space:\n  model.optimizer:\n    src.optim.compile_update: {}\n",
+    }
+    for message, space in spaces.items():
+        (tmp_path / "space.yaml").write_text(space)
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(tmp_path / "space.yaml"), "--study_dir", str(tmp_path / "study"), "--n_trials=1"])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("error:") == 1 and "Traceback" not in err
+        assert not (tmp_path / "study").exists() and not marker.exists()
+
+
+def test_a_malformed_space_is_refused_before_torch_or_lightning_is_imported(tmp_path):
+    (tmp_path / "space.yaml").write_text("space:\n  model.optimizer.lr: 0.1\n")
+    probe = ("import sys\nfrom src.search import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exit_:\n"
+             "    print(exit_.code, *[m for m in ('torch', 'pytorch_lightning') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "space.yaml"), "--study_dir", str(tmp_path / "study")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["2"], done.stdout  # refused, and neither was imported for it
+    assert "model.optimizer.lr: 0.1 is not a range" in done.stderr
 
 
 def test_load_space_names_the_file_it_cannot_read(tmp_path):

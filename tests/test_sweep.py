@@ -29,6 +29,7 @@ from src.sweep import (
     resolve_config,
     sweep,
 )
+from src.errors import UserInputError
 from tests.synthetic import write_run_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -252,6 +253,16 @@ def test_mistakes_are_refused_before_any_run(capsys, tmp_path, args, message):
     assert message.lower() in err.lower() and "Traceback" not in err  # jsonargparse 4.39 capitalises "Unrecognized"
     assert err.count("error:") == 1
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_config_that_would_run_code_is_refused_by_the_up_front_check(tmp_path):
+    marker = tmp_path / "code-ran"
+    config = tmp_path / "shared.yaml"
+    config.write_text(f"model: {{optimizer: {{class_path: os.system, init_args: {{command: 'touch {marker}'}}}}}}\n")
+    with pytest.raises(UserInputError, match="The arguments for the shared runs are not valid: model.optimizer: "
+                                             "os.system is a function"):
+        check_run_args(config, [])
+    assert not marker.exists()
 
 
 def test_a_warning_that_holds_for_every_config_is_said_once_not_once_per_config(caplog):
