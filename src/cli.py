@@ -35,7 +35,7 @@ from src.callbacks.early_stopping import StagedEarlyStopping
 from src.callbacks.run_results import RunResults
 from src.callbacks.tensorboard_hparams import TensorBoardHparams
 from src.checkpoints import SafeCheckpointIO, best_checkpoint, last_checkpoint, load_checkpoint
-from src.console import LogLevel, log_run_result, log_run_start, quiet_lightning
+from src.console import LogLevel, log_partial_evaluation, log_run_result, log_run_start, quiet_lightning
 from src.data.cifar10 import CIFAR10DataModule
 from src.errors import UserInputError, exit_on_user_error
 from src.module import CifarClassifier
@@ -193,23 +193,31 @@ class HparamLabCLI(LightningCLI):
             raise
 
     def _load_data(self) -> None:
-        """Bad data (a damaged archive, a hold-out that leaves too little to train on) fails here,
-        before anything is written into the run directory."""
+        """Bad data (a damaged archive, a hold-out that leaves too little to train on) and a
+        ``--trainer.limit_*_batches`` fraction of less than one batch fail here, before anything is
+        written into the run directory; then the run says what runs."""
         try:
             self.datamodule.prepare_data()
             self.datamodule.setup(self.subcommand)
+            with lightning_config_errors():
+                evaluated = {split: self.datamodule.evaluated_images(split, self.trainer)
+                             for split in self._evaluated_splits()}
         except UserInputError:
             self._abandon_run_dir()
             raise
-
-    before_validate = before_test = _load_data
-
-    def before_fit(self) -> None:
-        self._load_data()
         if rank_zero_only.rank == 0:
-            config = self.config.fit
-            config_files = [config.get("__default_config__"), *(config.get("config") or [])]
-            log_run_start([f for f in config_files if f], config.seed_everything, self.datamodule, self.trainer)
+            if self.subcommand == "fit":
+                config = self.config.fit
+                config_files = [config.get("__default_config__"), *(config.get("config") or [])]
+                log_run_start([f for f in config_files if f], config.seed_everything, self.datamodule, self.trainer)
+            log_partial_evaluation(self.datamodule, self.trainer, evaluated)
+
+    before_fit = before_validate = before_test = _load_data
+
+    def _evaluated_splits(self) -> tuple[str, ...]:
+        if self.subcommand == "fit":
+            return ("val", "test") if self.config.fit.test_after_fit else ("val",)
+        return ("val",) if self.subcommand == "validate" else ("test",)
 
     def fit(self, **kwargs: Any) -> None:
         """``Trainer.fit`` in the claimed run directory; a failed start leaves no new directory behind."""

@@ -59,6 +59,19 @@ def log_run_start(config_files: list[Any], seed: Any, datamodule: Any, trainer: 
     log.info("run      %s", trainer.log_dir)
 
 
+def log_partial_evaluation(datamodule: Any, trainer: pl.Trainer, evaluated: dict[str, int]) -> None:
+    """One line when ``--trainer.limit_*_batches`` cuts validation or test short (``evaluated``: the
+    images each will see): their metrics then measure only those images."""
+    names = {"val": "validation", "test": "test"}
+    parts = [
+        f"{names[split]} {count:,} of {len(datamodule.splits[split][1]):,} images "
+        f"(--trainer.limit_{split}_batches {getattr(trainer, f'limit_{split}_batches')})"
+        for split, count in evaluated.items() if count < len(datamodule.splits[split][1])
+    ]
+    if parts:
+        log.info("evaluate %s", ", ".join(parts))
+
+
 def log_run_result(record: RunRecord) -> None:
     """How the run ended, its best epoch and test result, and where results.json is."""
     epochs = f"{record.epochs} epoch{'s' if record.epochs != 1 else ''}"

@@ -47,9 +47,12 @@ class RunRecord:
     best_epoch: int | None = None
     best_val_acc: float | None = None
     best_checkpoint: str | None = None  # relative to run_dir, so a moved run still finds it
+    # images each validation evaluated: data["val_images"], fewer under --trainer.limit_val_batches
+    val_images_evaluated: int | None = None
     test_loss: float | None = None
     test_acc: float | None = None
     tested_checkpoint: str | None = None
+    test_images_evaluated: int | None = None  # likewise, of data["test_images"]
     wall_time_s: float | None = None
     train_images_per_s: float | None = None
     resumed_from: str | None = None

@@ -194,8 +194,9 @@ def test_missing_data_without_network(capsys, tmp_path, monkeypatch):
         (["--data.val_split=600"], "data.val_split=600 leaves 0 of the 600 training images"),
         (["--data.val_split=595", "--data.batch_size=1"], "holds out every training image of airplane"),
         (["--data.source=nothere.tar.gz"], "The data source nothere.tar.gz was not found"),
+        (["--trainer.limit_val_batches=0.5"], "0.5 of the `val_dataloader` but 0.5 * 1 < 1"),  # 100 images, 1 batch
     ],
-    ids=["hold-out-too-large", "hold-out-takes-a-class", "missing-source"],
+    ids=["hold-out-too-large", "hold-out-takes-a-class", "missing-source", "eval-fraction-below-a-batch"],
 )
 def test_data_mistakes_leave_no_run_directory(refused, synthetic_args, flags, message):
     assert message in refused("fit", *synthetic_args, *flags)

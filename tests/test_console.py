@@ -59,6 +59,18 @@ def test_the_run_says_what_runs_and_where_its_results_are(fit, caplog):
     assert "held out for validation" in said and "precision 32-true" in said
     assert f"run      {results['run_dir']}" in said
     assert f"test_acc {results['test_acc']:.4f}" in said and f"{results['run_dir']}/results.json" in said
+    assert "evaluate " not in said  # validation and test cover their whole sets
+
+
+def test_a_run_that_evaluates_part_of_a_set_says_how_much_once_and_records_it(fit, caplog):
+    with caplog.at_level(logging.INFO, logger="src"):
+        results = fit("--trainer.max_epochs=2", "--trainer.limit_train_batches=2", "--data.eval_batch_size=10",
+                      "--trainer.limit_val_batches=3", "--trainer.limit_test_batches=0.2")
+    said = [r.getMessage() for r in caplog.records if r.name == "src.console"]
+    (line,) = [s for s in said if s.startswith("evaluate ")]
+    assert "validation 30 of 100 images (--trainer.limit_val_batches 3)" in line
+    assert "test 20 of 100 images (--trainer.limit_test_batches 0.2)" in line
+    assert (results["val_images_evaluated"], results["test_images_evaluated"]) == (30, 20)
 
 
 @pytest.mark.parametrize("level,shown", [("WARNING", False), ("INFO", True)])

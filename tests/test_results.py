@@ -23,6 +23,16 @@ def test_a_version_1_file_still_reads(tmp_path):
     assert record.is_complete
 
 
+def test_a_file_from_before_the_evaluated_counts_still_reads(tmp_path):
+    RunRecord(config="sgd", test_acc=0.8).write(tmp_path)
+    values = json.loads((tmp_path / "results.json").read_text())
+    for key in ("val_images_evaluated", "test_images_evaluated"):
+        del values[key]
+    (tmp_path / "results.json").write_text(json.dumps(values))
+    record = RunRecord.read(tmp_path)
+    assert (record.test_acc, record.val_images_evaluated, record.test_images_evaluated) == (0.8, None, None)
+
+
 @pytest.mark.parametrize("stop_reason,test_acc,complete", [
     ("early_stopping", 0.5, True), ("early_stopping", None, False), ("diverged", None, True),
     ("interrupted", 0.5, False), ("running", None, False),

@@ -54,6 +54,7 @@ class RunResults(pl.Callback):
                 "devices": trainer.world_size,
             },
             data=datamodule.summary() if hasattr(datamodule, "summary") else {},
+            val_images_evaluated=_evaluated_images(trainer, "val"),
             environment=environment(_device_name(trainer.strategy.root_device), str(trainer.precision)),
             resumed_from=self._resumed_from or trainer.ckpt_path,
         )
@@ -99,6 +100,7 @@ class RunResults(pl.Callback):
         self.record.test_loss = float(trainer.callback_metrics["test_loss"])
         self.record.test_acc = float(trainer.callback_metrics["test_acc"])
         self.record.tested_checkpoint = trainer.ckpt_path
+        self.record.test_images_evaluated = _evaluated_images(trainer, "test")
         self._write(trainer)
 
     def _write(self, trainer: pl.Trainer, stop_reason: str | None = None) -> None:
@@ -140,6 +142,12 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
     """The JSON-friendly entries, without LightningCLI's private ``_instantiator`` and the like."""
     plain = (str, int, float, bool, type(None), list, tuple)
     return {k: v for k, v in values.items() if isinstance(v, plain) and not k.startswith("_")}
+
+
+def _evaluated_images(trainer: pl.Trainer, split: str) -> int | None:
+    """How many of the split's images the trainer's ``limit_{split}_batches`` leaves it evaluating."""
+    datamodule = trainer.datamodule
+    return datamodule.evaluated_images(split, trainer) if hasattr(datamodule, "evaluated_images") else None
 
 
 def _best_checkpoint(trainer: pl.Trainer, run_dir: str | None) -> str | None:

@@ -62,9 +62,15 @@ class TensorBatches:
         return order[self.rank :: self.world_size].to(self.images.device)
 
     def __len__(self) -> int:
+        return -(-self._shard() // self.batch_size)
+
+    def images_in(self, batches: int) -> int:
+        """How many images this rank's first ``batches`` batches of an epoch hold."""
+        return min(batches * self.batch_size, self._shard())
+
+    def _shard(self) -> int:
         count = len(self.labels)
-        shard = count // self.world_size if self.shuffle else len(range(self.rank, count, self.world_size))
-        return -(-shard // self.batch_size)
+        return count // self.world_size if self.shuffle else len(range(self.rank, count, self.world_size))
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         order = self._order()

@@ -9,6 +9,8 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
+from pytorch_lightning.trainer.connectors.data_connector import _parse_num_batches
+from pytorch_lightning.trainer.states import RunningStage
 from torch import Tensor
 
 from src.data.batches import Augmentation, TensorBatches, augment, to_float_nchw
@@ -32,6 +34,23 @@ def stratified_holdout(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     return mask
 
 
+def class_round_robin(labels: np.ndarray) -> np.ndarray:
+    """The indices that deal a split out class by class: the first image of each class, in class
+    order, then the second of each, and so on; within a class the stored order is kept.
+
+    Evaluation iterates in this order so that the batches a shortened evaluation
+    (``--trainer.limit_val_batches``) covers hold every class in equal shares, whatever order the
+    source stored them in: an image folder is read class by class, torchvision's copy interleaved.
+    A round-robin rather than a seeded permutation: its prefixes are stratified exactly, not only
+    on average, and it draws no random numbers, so the training's random stream stays as it was.
+    """
+    turn = np.empty(len(labels), dtype=np.int64)
+    for cls in np.unique(labels):
+        members = labels == cls
+        turn[members] = np.arange(members.sum())
+    return np.lexsort((labels, turn))  # by turn, then by class
+
+
 class CIFAR10DataModule(pl.LightningDataModule):
     """CIFAR-10 scaled to [0, 1] (no mean/std, as the notebook), served from memory.
 
@@ -42,6 +61,8 @@ class CIFAR10DataModule(pl.LightningDataModule):
         download: let torchvision download CIFAR-10 when no copy is found.
         batch_size: training batch size (the notebook's 32).
         eval_batch_size: batch size for validation and test; any size gives the same numbers.
+            Both iterate their images in :func:`class_round_robin` order, so any number of
+            batches holds every class.
         val_split: training images held out (stratified, seeded by ``split_seed``) for
             validation and early stopping. ``0`` is the notebook's protocol: validate on
             the test set.
@@ -81,7 +102,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         if self.splits:
             return
         data = self._given or load_cifar10(self.hparams.data_dir, self.hparams.source, download=False)
-        train, test = data["train"], data["test"]
+        train, test = data["train"], _dealt_by_class(data["test"])
         val_split = self.hparams.val_split
         _check_training_size(len(train.labels), val_split, self.hparams.batch_size)
         if val_split == 0:
@@ -93,7 +114,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         else:
             held_out = stratified_holdout(train.labels, val_split, self.hparams.split_seed)
             _check_every_class_trains(train.labels, held_out, val_split)
-            val = Split(train.images[held_out], train.labels[held_out])
+            val = _dealt_by_class(Split(train.images[held_out], train.labels[held_out]))
             train = Split(train.images[~held_out], train.labels[~held_out])
         self.splits = {name: _as_tensors(split) for name, split in (("train", train), ("val", val), ("test", test))}
 
@@ -105,6 +126,20 @@ class CIFAR10DataModule(pl.LightningDataModule):
             **{f"{name}_images": len(labels) for name, (_, labels) in self.splits.items()},
             "validates_on_test": self.hparams.val_split == 0,
         }
+
+    def evaluated_images(self, split: str, trainer: pl.Trainer) -> int:
+        """How many of the ``val`` or ``test`` images ``trainer`` evaluates, all ranks together: each
+        rank cuts its batches to ``trainer.limit_{split}_batches`` as Lightning does, and like
+        Lightning this refuses a fraction that leaves no batch (``MisconfigurationException``)."""
+        images, labels = self.splits[split]
+        stage = RunningStage.VALIDATING if split == "val" else RunningStage.TESTING
+        limit = getattr(trainer, f"limit_{split}_batches")
+        evaluated = 0
+        for rank in range(trainer.world_size):
+            shard = TensorBatches(images, labels, self.hparams.eval_batch_size, shuffle=False, rank=rank,
+                                  world_size=trainer.world_size)
+            evaluated += shard.images_in(_parse_num_batches(stage, len(shard), limit))
+        return evaluated
 
     def _batches(self, split: str, shuffle: bool) -> TensorBatches:
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
@@ -163,6 +198,11 @@ def _check_every_class_trains(labels: np.ndarray, held_out: np.ndarray, val_spli
             "of that class to train on (the hold-out takes each class in proportion). Choose a smaller "
             "data.val_split."
         )
+
+
+def _dealt_by_class(split: Split) -> Split:
+    order = class_round_robin(split.labels)
+    return Split(split.images[order], split.labels[order])
 
 
 def _as_tensors(split: Split) -> tuple[Tensor, Tensor]:

@@ -27,6 +27,7 @@ def test_results_say_on_what_data_and_machine_the_run_trained(trained_run):
     assert data["train_images"] + data["val_images"] == 600  # the synthetic folder's 60 per class
     assert data["val_images"] == 100 and data["test_images"] == 100
     assert data["validates_on_test"] is False
+    assert (results["val_images_evaluated"], results["test_images_evaluated"]) == (100, 100)  # every image
     assert Path(data["source"]).name.startswith("cifar10-synthetic")
     environment = results["environment"]
     assert (environment["device"], environment["precision"]) == ("cpu", "32-true")
