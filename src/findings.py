@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from scipy import stats
+
 from src.comparison import SIGNIFICANCE, ConfigRuns, compare, within_seed_noise
 from src.keras_notebook import NOTEBOOK
 
@@ -221,12 +223,38 @@ def keras_lines(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns]) -
     return [*lines, "", keras_conclusion(keras, protocol)]
 
 
+def encoding_lines(rungs: dict[int, ConfigRuns]) -> list[str]:
+    """How test accuracy responds to JPEG encoding: ``rungs`` maps a quality to the runs of one config on
+    images at that quality (the shared copy's 75 and the lower rungs of scripts/jpeg_ladder.py), and the
+    slope of a line through every run says how many points ten quality steps are worth."""
+    rows = {quality: [100 * v for v in group.test_accuracies] for quality, group in sorted(rungs.items(), reverse=True)}
+    rows = {quality: values for quality, values in rows.items() if values}
+    if len(rows) < 2:
+        return ["The JPEG ladder is not published yet: it needs runs at two qualities at least "
+                "(`results/jpeg_ladder/q<Q>`, images from `scripts/jpeg_ladder.py`)."]
+    name = next(iter(rungs.values())).name
+    table = ["| JPEG quality | runs | test acc. % (mean ± std) |", "| ---: | ---: | ---: |"]
+    table += [f"| {quality} | {len(values)} | {_mean_std(values)} |" for quality, values in rows.items()]
+    qualities = [quality for quality, values in rows.items() for _ in values]
+    accuracies = [value for values in rows.values() for value in values]
+    fit = stats.linregress(qualities, accuracies)
+    half = stats.t.ppf(0.975, len(accuracies) - 2) * fit.stderr if len(accuracies) > 2 else float("nan")
+    top = max(rows)
+    return [*table, "",
+            f"`{name}`, held-out protocol. A line through all {len(accuracies)} runs rises {10 * fit.slope:+.2f} points "
+            f"per 10 quality steps (95% interval {10 * (fit.slope - half):+.2f} to {10 * (fit.slope + half):+.2f}). "
+            f"The lower rungs are encoded twice (at {top}, then lower), so the slope measures more loss on top of the "
+            f"shared copy's; what quality {top} itself costs against the original PNGs is an extrapolation beyond the "
+            "measured range, not a measurement."]
+
+
 def _span(values: list[float]) -> str:
     low, high = (f"{value:+.1f}" for value in (min(values), max(values)))
     return low if low == high else f"{low} to {high}"
 
 
-def markdown(groups: list[ConfigRuns], protocol: list[ConfigRuns] = (), keras: list[ConfigRuns] = ()) -> str:
+def markdown(groups: list[ConfigRuns], protocol: list[ConfigRuns] = (), keras: list[ConfigRuns] = (),
+             rungs: dict[int, ConfigRuns] | None = None) -> str:
     """The "What we found" section of the notebook's report."""
     by_name = {group.name: group for group in groups}
     protocol_by_name = {group.name: group for group in protocol}
@@ -255,5 +283,9 @@ def markdown(groups: list[ConfigRuns], protocol: list[ConfigRuns] = (), keras: l
         "initialisation, Keras 2.0.8's optimizer updates and decay, its early stopping, the stopped epoch evaluated) "
         "on the same JPEG images and with the same protocol as the project's runs above, float32 on both sides. "
         "Where the two agree, the port is not what separates us from the notebook.", "",
-        *keras_lines({group.name: group for group in keras}, protocol_by_name),
+        *keras_lines({group.name: group for group in keras}, protocol_by_name), "",
+        "### What the encoding costs", "",
+        "The same config trained on the shared images (JPEG quality 75) and on copies encoded again at lower "
+        "qualities (`scripts/jpeg_ladder.py`), all else equal:", "",
+        *encoding_lines(rungs or {}),
     ]) + "\n"

@@ -348,10 +348,23 @@ def _groups(folder: Path) -> list[ConfigRuns]:
     return collect(folder) if any(folder.glob(f"*/*/{RESULTS_FILE}")) else []
 
 
-def add_findings(report: Path, notebook: Path, protocol: Path, keras: Path) -> None:
-    """Append "What we found" (:mod:`src.findings`) to the notebook's ``report``, from the runs
-    under ``notebook``, the notebook-protocol runs under ``protocol`` and the Keras reference runs under ``keras``."""
-    report.write_text(report.read_text() + "\n" + findings.markdown(collect(notebook), _groups(protocol), _groups(keras)))
+SHARED_QUALITY, LADDER_CONFIG = 75, "sgd"  # the shared copy's JPEG quality; the config the ladder trains
+
+
+def ladder(results: Path) -> dict[int, ConfigRuns]:
+    """The JPEG ladder's runs by quality: ``results/jpeg_ladder/q<Q>``, and the shared copy's own in ``results/notebook``."""
+    rungs = {int(folder.name[1:]): folder for folder in results.glob("jpeg_ladder/q*") if folder.name[1:].isdigit()}
+    rungs[SHARED_QUALITY] = results / "notebook"
+    found = {quality: [g for g in _groups(folder) if g.name == LADDER_CONFIG] for quality, folder in rungs.items()}
+    return {quality: groups[0] for quality, groups in found.items() if groups}
+
+
+def add_findings(report: Path, results: Path) -> None:
+    """Append "What we found" (:mod:`src.findings`) to the notebook's ``report``, from the runs under
+    ``results``: ``notebook``, the notebook-protocol runs, the Keras reference runs and the JPEG ladder."""
+    findings_text = findings.markdown(collect(results / "notebook"), _groups(results / "notebook_protocol"),
+                                      _groups(results / "keras_reference"), ladder(results))
+    report.write_text(report.read_text() + "\n" + findings_text)
 
 
 def gap_conclusion(protocol: Path, keras: Path) -> str:
@@ -468,7 +481,7 @@ def main(argv: list[str] | None = None) -> None:
             if any(folder.glob(f"*/*/{RESULTS_FILE}")):
                 write_report(folder)
         if any(notebook.glob(f"*/*/{RESULTS_FILE}")):
-            add_findings(notebook / "report.md", notebook, RESULTS_ROOT / "notebook_protocol", RESULTS_ROOT / "keras_reference")
+            add_findings(notebook / "report.md", RESULTS_ROOT)
         update_readme(args.readme, notebook_table(notebook))
         update_readme(args.readme, gap_conclusion(RESULTS_ROOT / "notebook_protocol", RESULTS_ROOT / "keras_reference"),
                       GAP_CONCLUSION)

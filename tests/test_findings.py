@@ -6,6 +6,7 @@ import pytest
 
 from src.comparison import ConfigRuns, collect
 from src.findings import CLAIMS, Claim, keras_conclusion, markdown, verdict
+from src.publish import ladder
 from src.results import RunRecord
 
 BEATS = Claim("a beats b", "a", "b")
@@ -99,8 +100,8 @@ def test_runs_that_were_still_improving_at_their_epoch_limit_are_a_reason(group,
 def test_the_published_report_says_what_the_published_runs_say():
     # regenerate with: python -m src.publish
     results = Path(__file__).resolve().parent.parent / "results"
-    protocol = results / "notebook_protocol"
-    expected = markdown(collect(results / "notebook"), collect(protocol) if protocol.is_dir() else [])
+    published = [collect(results / name) if (results / name).is_dir() else [] for name in ("notebook_protocol", "keras_reference")]
+    expected = markdown(collect(results / "notebook"), *published, ladder(results))
     assert (results / "notebook" / "report.md").read_text().endswith(expected)
 
 
@@ -131,3 +132,15 @@ def test_the_keras_comparison_waits_for_two_runs_on_each_side():
     assert "not settled yet" in keras_conclusion({"sgd": keras_runs("sgd", [0.78, 0.79])}, protocol)
     text = markdown([runs("sgd", [0.76, 0.77])], list(protocol.values()), [keras_runs("sgd", [0.78, 0.79])])
     assert "| needs two runs on each side |" in text
+
+
+def test_the_jpeg_ladders_slope_is_a_line_through_every_run_and_says_what_it_cannot_show():
+    rungs = {75: runs("sgd", [0.774, 0.776, 0.775]), 50: runs("sgd", [0.765, 0.767]), 30: runs("sgd", [0.755, 0.757])}
+    text = markdown([runs("sgd", [0.76, 0.77])], rungs=rungs)
+    assert "| 75 | 3 | 77.50 ± 0.10 (n=3) |" in text and "| 30 | 2 | 75.60 ± 0.14 (n=2) |" in text
+    assert "A line through all 7 runs rises +0.42 points per 10 quality steps" in text
+    assert "extrapolation beyond the measured range, not a measurement" in text
+
+
+def test_the_jpeg_ladder_needs_two_qualities():
+    assert "The JPEG ladder is not published yet" in markdown([runs("sgd", [0.76])], rungs={75: runs("sgd", [0.77])})

@@ -16,7 +16,7 @@ from src.comparison import collect
 from src.errors import UserInputError
 from src.findings import markdown
 from src.publish import (
-    PRECISION_TABLE, add_findings, describe_config, main, notebook_table, precision_table, publish_runs, readme_table,
+    PRECISION_TABLE, add_findings, describe_config, ladder, main, notebook_table, precision_table, publish_runs, readme_table,
     update_readme,
 )
 from src.results import RunRecord
@@ -260,5 +260,15 @@ def test_publishing_appends_the_findings_to_the_notebooks_report(tmp_path):
             tmp_path / "notebook" / "sgd" / f"seed_{seed}")
     report = tmp_path / "report.md"
     report.write_text("# Sweep report\n")
-    add_findings(report, tmp_path / "notebook", tmp_path / "no_protocol_yet", tmp_path / "no_keras_yet")
+    add_findings(report, tmp_path)  # no protocol, Keras or ladder runs published yet
     assert report.read_text() == "# Sweep report\n\n" + markdown(collect(tmp_path / "notebook"), [])
+
+
+def test_the_jpeg_ladder_takes_each_rungs_sgd_runs_and_the_shared_copys_from_the_notebook_grid(tmp_path):
+    for folder, acc in (("notebook", 0.77), ("jpeg_ladder/q50", 0.75), ("jpeg_ladder/q30", 0.72)):
+        for name in ("sgd", "adam"):
+            RunRecord(config=name, stop_reason="early_stopping", epochs=30, test_acc=acc).write(
+                tmp_path / folder / name / "seed_42")
+    rungs = ladder(tmp_path)
+    assert sorted(rungs) == [30, 50, 75] and {group.name for group in rungs.values()} == {"sgd"}
+    assert rungs[50].test_accuracies == [0.75]
