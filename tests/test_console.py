@@ -21,6 +21,7 @@ LIGHTNING_CHATTER = (
 )
 
 
+@pytest.mark.slow
 def test_a_run_shows_what_matters_and_no_lightning_chatter(image_folder, data_dir, tmp_path):
     command = [
         sys.executable, "-m", "src.cli", "fit", f"--config={CONFIG_DIR / 'sgd.yaml'}",
