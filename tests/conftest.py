@@ -15,6 +15,17 @@ from src.search import open_study, search
 from src.sweep import SWEEP_FILE, sweep
 from tests.synthetic import TRAINED_RUN_EXPERIMENT, quiet_fit_args, write_image_folder, write_run_results
 
+# The fixtures below that train (``fit`` trains each time a test calls it): every test that uses
+# one, directly or through another fixture, is marked slow here, so that a new user of a trained
+# run is slow without a mark of its own. Tests that train by themselves carry @pytest.mark.slow.
+TRAINING_FIXTURES = {"fit", "trained_run", "exported", "small_sweep", "small_study"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TRAINING_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:

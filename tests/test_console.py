@@ -33,6 +33,7 @@ def srun_on_path(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{srun.parent}{os.pathsep}{os.environ['PATH']}")
 
 
+@pytest.mark.slow
 def test_a_run_shows_what_matters_and_no_lightning_chatter(image_folder, data_dir, tmp_path, srun_on_path):
     command = [
         sys.executable, "-m", "src.cli", "fit", f"--config={CONFIG_DIR / 'sgd.yaml'}",

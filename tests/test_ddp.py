@@ -5,12 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from src.cli import HparamLabCLI
 from src.data.batches import to_float_nchw
 from src.module import CifarClassifier
 from src.paths import CONFIG_DIR
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 SGD = f"--config={CONFIG_DIR / 'sgd.yaml'}"

@@ -10,6 +10,7 @@ from src.errors import UserInputError
 from src.notebook import run_config, run_study, run_sweep, table
 
 
+@pytest.mark.slow
 def test_run_config_returns_its_row_with_a_line_per_epoch_at_most(tiny_run_args, tmp_path):
     lines = []
     rows = run_config("adam", seed=7, overrides=tiny_run_args, save_dir=tmp_path, progress=lines.append)

@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+
+pytestmark = pytest.mark.slow  # a pip install, then fresh pythons that import Lightning
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_FILES = ("setup.cfg", "pyproject.toml", "README.md", "src", "configs")

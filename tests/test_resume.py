@@ -75,6 +75,7 @@ def resume_timed(fit_args: list[str]) -> float:
     return time.perf_counter() - started
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_name,point", [
     ("SIGINT", "train"),          # Ctrl-C mid-epoch
     ("SIGTERM", "validation"),    # a scheduler's time limit while validating
@@ -103,6 +104,7 @@ def test_a_signal_stops_the_run_at_a_safe_point_and_resuming_ends_identically(
     assert_same_run(resumed, reference)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["validation", "train"])
 def test_a_killed_run_resumes_from_its_last_safe_point_identically(fit_args, tmp_path, reference, point):
     # kill -9 leaves no chance to write anything: last.ckpt is the end of the epoch before
@@ -123,6 +125,7 @@ def test_resume_without_an_earlier_run_is_refused(fit_args, capsys):
     assert "--ckpt_path last found no run to resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change, differs", [
     (f"--config={ROOT / 'configs' / 'adam.yaml'}", "model.optimizer"),
     ("--trainer.limit_val_batches=1", "trainer.limit_val_batches"),  # it would change what stops the run
@@ -139,12 +142,14 @@ def test_resuming_with_another_config_is_refused_and_changes_nothing(fit_args, t
     assert after == before
 
 
+@pytest.mark.slow
 def test_a_resume_may_change_how_long_it_runs(fit_args, tmp_path):
     main([*fit_args, "--trainer.max_epochs=1", "--test_after_fit=false"])
     main([*fit_args, "--trainer.max_epochs=2", "--test_after_fit=false", "--ckpt_path=last"])
     assert RunRecord.read(run_dir(tmp_path)).epochs == 2
 
 
+@pytest.mark.slow
 def test_a_resumed_run_clock_goes_on_from_its_last_checkpoint(fit_args, tmp_path):
     main([*fit_args, "--trainer.max_epochs=1", "--test_after_fit=false"])
     checkpoint = load_checkpoint(last_checkpoint(tmp_path))
@@ -154,6 +159,7 @@ def test_a_resumed_run_clock_goes_on_from_its_last_checkpoint(fit_args, tmp_path
     assert an_hour_in < RunRecord.read(run_dir(tmp_path)).wall_time_s <= an_hour_in + resuming_took + 0.01
 
 
+@pytest.mark.slow
 def test_a_moved_run_keeps_its_best_checkpoint_record(fit_args, tmp_path):
     # lr 0: val_acc never changes, so epoch 1 stays the best; a later epoch must not take its place
     args = [*fit_args, "--model.optimizer.lr=0", "--early_stopping.patience=9"]

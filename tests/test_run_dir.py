@@ -50,6 +50,7 @@ def test_new_runs_take_the_next_free_version(tmp_path):
         holder.wait()
 
 
+@pytest.mark.slow
 def test_two_fits_started_at_once_get_their_own_run_directories(image_folder, data_dir, tmp_path):
     args = ["--model.optimizer=src.optim.KerasAdam", "--trainer.max_epochs=1", "--test_after_fit=false",
             "--run_name=same", *quiet_fit_args(image_folder, data_dir, tmp_path)]

@@ -45,6 +45,7 @@ def test_a_study_runs_its_trials_and_prunes_the_hopeless_one(small_study):
     assert (small_study.dir / "study.db").is_file()  # SQLite inside the study's directory by default
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_study_at_a_safe_point_and_the_next_search_resumes_the_trial_first(tiny_run_args, tmp_path):
     space = tmp_path / "adam_lr.yaml"
     space.write_text("config: adam\nspace:\n  model.optimizer.lr: {low: 1.0e-4, high: 1.0e-3}\n")

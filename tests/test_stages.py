@@ -14,6 +14,8 @@ from src.paths import CONFIG_DIR
 from src.stages import stage_checkpoint
 from tests.synthetic import quiet_fit_args
 
+pytestmark = pytest.mark.slow  # every test stages from first_stage's run
+
 ADAM = [f"--config={CONFIG_DIR / 'adam.yaml'}", "--model.decay=1e-3", "--test_after_fit=false"]
 
 

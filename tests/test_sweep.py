@@ -158,6 +158,7 @@ def test_a_restart_resumes_a_cut_off_run_and_a_failing_run_does_not_stop_the_swe
     assert recorded["adam/seed_42"]["status"] == "finished"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_name, whole_group", [
     ("SIGTERM", False),  # `kill <sweep pid>`: only the sweep hears it, and must stop its runs itself
     ("SIGINT", True),    # Ctrl-C in a terminal: the runs hear it too (their extra copy: tests/callbacks)

@@ -12,6 +12,7 @@ from src.results import RunRecord
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_every_stage_starts_from_the_previous_best(image_folder, data_dir, tmp_path):
     output = subprocess.run(
         [
