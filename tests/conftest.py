@@ -18,7 +18,7 @@ from tests.synthetic import TRAINED_RUN_EXPERIMENT, quiet_fit_args, write_image_
 # The fixtures below that train (``fit`` trains each time a test calls it): every test that uses
 # one, directly or through another fixture, is marked slow here, so that a new user of a trained
 # run is slow without a mark of its own. Tests that train by themselves carry @pytest.mark.slow.
-TRAINING_FIXTURES = {"fit", "trained_run", "exported", "small_sweep", "small_study"}
+TRAINING_FIXTURES = {"fit", "trained_run", "exported", "small_sweep", "small_study", "one_epoch_sweep"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

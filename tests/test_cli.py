@@ -113,7 +113,14 @@ def test_log_level_info_brings_lightnings_messages_back(tmp_path):
         quiet_lightning("WARNING")
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.stem)
+# the quick tier runs one config of each optimizer; every config runs in the full suite
+QUICK_CONFIGS = {"sgd_nesterov", "rmsprop_baseline", "adam_auto_staged"}
+
+
+@pytest.mark.parametrize("config", [
+    pytest.param(config, id=config.stem, marks=() if config.stem in QUICK_CONFIGS else pytest.mark.slow)
+    for config in CONFIGS
+])
 def test_config_runs_a_fast_dev_run_fit(synthetic_args, config):
     cli = HparamLabCLI(["fit", f"--config={config}", "--trainer.fast_dev_run=2", *synthetic_args])
     assert cli.trainer.global_step == 2

@@ -1,5 +1,6 @@
 """The training module's own options."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -18,6 +19,7 @@ def test_fast_dropout_swaps_the_dropout_layers_and_nothing_else():
     assert default.state_dict().keys() == fast.state_dict().keys()
 
 
+@pytest.mark.slow  # torch.compile: tens of seconds
 def test_compile_update_keeps_lightnings_closure_contract_and_the_eager_update():
     torch.manual_seed(0)
     images, labels = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
