@@ -8,13 +8,10 @@ by itself as more seeds are published.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-import numpy as np
-
-from scipy import stats
-
-from src.comparison import SIGNIFICANCE, ConfigRuns, compare, within_seed_noise
+from src.comparison import SIGNIFICANCE, ConfigRuns, compare
+from src.gap import gap_sections
 from src.keras_notebook import NOTEBOOK
 
 MIN_RUNS = 2  # seed noise needs two runs of each side
@@ -115,149 +112,10 @@ def epoch_limit_lines(groups: list[ConfigRuns]) -> list[str]:
     return lines
 
 
-def protocol_lines(groups: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns]) -> list[str]:
-    """How much the notebook's protocol (``protocol``'s runs: stopped on the test set, the stopped epoch
-    evaluated as the notebook's ``evaluate`` did) lifts each config over our held-out mean, beside how
-    far the notebook's figure lies above that mean: whether the protocol explains the notebook's lead.
-    The best epoch's test accuracy is shown too: what our own protocol would have tested."""
-    lines, lifts, gaps = [], [], []
-    for name, group in protocol.items():
-        ours = groups.get(name)
-        stopped = [100 * v for v in group.values(lambda r: r.stopped_epoch_test_acc)]
-        if not stopped or not ours or not ours.test_accuracies:
-            continue
-        on_test = float(np.mean(stopped))
-        best_epoch = float(np.mean([100 * v for v in group.test_accuracies]))
-        held_out = [100 * v for v in ours.test_accuracies]
-        held_out_mean = float(np.mean(held_out))
-        lift = on_test - held_out_mean
-        notebook = ""
-        figure = NOTEBOOK[name].value if name in NOTEBOOK else None
-        if figure is not None:
-            lifts.append(lift)
-            gaps.append(100 * figure - held_out_mean)
-            quoted = NOTEBOOK[name]
-            notebook = f"{quoted.exact:g} ({gaps[-1]:+.1f})" if quoted.exact is not None else f"{quoted.text} ({gaps[-1]:+.1f})"
-        lines.append(f"| `{name}` | {on_test:.2f} (n={len(stopped)}) | {best_epoch:.2f} | {held_out_mean:.2f} "
-                     f"(n={len(held_out)}) | {lift:+.1f} | {within_seed_noise(held_out, on_test)} | {notebook} |")
-    if not lines:
-        return ["No notebook-protocol run is published yet (`results/notebook_protocol`)."]
-    table = ["| config | test acc. %, the stopped epoch (as the notebook reported) | the best epoch | held out (ours) "
-             "| lift | within our seed noise? | the notebook (above ours) |",
-             "| --- | ---: | ---: | ---: | ---: | --- | ---: |", *lines]
-    if not gaps:
-        return table
-    left = [gap - lift for gap, lift in zip(gaps, lifts)]
-    return [*table, "",
-            f"The notebook's protocol, reported as it reported (the stopped epoch), lifts a result by {_span(lifts)} "
-            f"points here; the notebook's figures lie {_span(gaps)} points above our held-out means. The gap less "
-            f"the lift, {_span(left)} points, is what the protocol does not explain: the other reasons above."]
-
-
-def stopped_epoch_runs(group: ConfigRuns, name: str) -> ConfigRuns:
-    """``group``'s finished runs scored by the test accuracy of the epoch each stopped at, as the notebook's
-    ``evaluate`` scored its run; runs that did not validate on the test set have no such figure and are left out."""
-    return ConfigRuns(name, [replace(run, test_acc=run.stopped_epoch_test_acc) for run in group.finished
-                             if run.stopped_epoch_test_acc is not None])
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "–"
-    spread = f" ± {np.std(values, ddof=1):.2f}" if len(values) > 1 else ""
-    return f"{np.mean(values):.2f}{spread} (n={len(values)})"
-
-
-def keras_comparisons(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns]) -> dict[str, tuple]:
-    """Per config the Keras reference runs and the project's notebook-protocol runs, both scored at the
-    stopped epoch, and their Welch comparison where each side has two runs (None before)."""
-    paired = {}
-    for name, group in keras.items():
-        ours = stopped_epoch_runs(protocol.get(name, ConfigRuns(name)), "this project")
-        theirs = stopped_epoch_runs(group, "Keras 3")
-        tested = compare([theirs, ours])
-        paired[name] = (theirs, ours, tested[0] if tested else None)
-    return paired
-
-
-def keras_conclusion(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns]) -> str:
-    """One sentence: whether the port or the data explains the notebook's lead, from the Keras reference runs."""
-    paired = keras_comparisons(keras, protocol)
-    settled = {name: comparison for name, (_, _, comparison) in paired.items() if comparison is not None}
-    if not settled:
-        return ("Whether the port or the data explains the notebook's lead is not settled yet: it needs two runs of "
-                "Keras 3 and two of this project on the same images, for one config at least "
-                "(`results/keras_reference`, `results/notebook_protocol`).")
-    differ = {name: c for name, c in settled.items() if c.beyond_noise}
-    names = ", ".join(f"`{name}`" for name in settled)
-    if not differ:
-        leads = [100 * (NOTEBOOK[name].value - float(np.mean(paired[name][0].test_accuracies + paired[name][1].test_accuracies)))
-                 for name in settled if name in NOTEBOOK and NOTEBOOK[name].value is not None]
-        lead = f" (the notebook's figures lie {_span(leads)} points above both)" if leads else ""
-        return (f"Keras 3 and this project, trained on the same JPEG images with the notebook's protocol, agree within "
-                f"seed noise on {names}: the port is faithful end to end, and the notebook's lead{lead} lies in "
-                "the data or in its single runs, not in the port.")
-    parts = [f"`{name}` ({c.better} ahead by {100 * c.difference:.1f} points, p = {c.p_value:.2g})"
-             for name, c in differ.items()]
-    return (f"Keras 3 and this project, trained on the same JPEG images with the notebook's protocol, differ beyond "
-            f"seed noise on {', '.join(parts)}: part of the notebook's lead there is the port's, to be found in it.")
-
-
-def keras_lines(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns]) -> list[str]:
-    """The table of the Keras reference against the project, both on our images with the notebook's protocol."""
-    if not keras:
-        return ["No Keras reference run is published yet (`results/keras_reference`, made by "
-                "`scripts/keras_reference.py`)."]
-    lines = ["| config | Keras 3 on our images (stopped epoch, %) | this project on our images (stopped epoch, %) "
-             "| the 2017 notebook | Welch's p | verdict |", "| --- | ---: | ---: | ---: | ---: | --- |"]
-    for name, (theirs, ours, comparison) in keras_comparisons(keras, protocol).items():
-        if comparison is None:
-            p_value, verdict = "–", "needs two runs on each side"
-        else:
-            p_value = f"{comparison.p_value:.2g}"
-            verdict = (f"differ: {comparison.better} ahead by {100 * comparison.difference:.1f} points"
-                       if comparison.beyond_noise else "agree within seed noise")
-        notebook = NOTEBOOK[name].text if name in NOTEBOOK else "–"
-        lines.append(f"| `{name}` | {_mean_std([100 * v for v in theirs.test_accuracies])} | "
-                     f"{_mean_std([100 * v for v in ours.test_accuracies])} | {notebook} | {p_value} | {verdict} |")
-    return [*lines, "", keras_conclusion(keras, protocol)]
-
-
-def encoding_lines(rungs: dict[int, ConfigRuns]) -> list[str]:
-    """How test accuracy responds to JPEG encoding: ``rungs`` maps a quality to the runs of one config on
-    images at that quality (the shared copy's 75 and the lower rungs of scripts/jpeg_ladder.py), and the
-    slope of a line through every run says how many points ten quality steps are worth."""
-    rows = {quality: [100 * v for v in group.test_accuracies] for quality, group in sorted(rungs.items(), reverse=True)}
-    rows = {quality: values for quality, values in rows.items() if values}
-    if len(rows) < 2:
-        return ["The JPEG ladder is not published yet: it needs runs at two qualities at least "
-                "(`results/jpeg_ladder/q<Q>`, images from `scripts/jpeg_ladder.py`)."]
-    name = next(iter(rungs.values())).name
-    table = ["| JPEG quality | runs | test acc. % (mean ± std) |", "| ---: | ---: | ---: |"]
-    table += [f"| {quality} | {len(values)} | {_mean_std(values)} |" for quality, values in rows.items()]
-    qualities = [quality for quality, values in rows.items() for _ in values]
-    accuracies = [value for values in rows.values() for value in values]
-    fit = stats.linregress(qualities, accuracies)
-    half = stats.t.ppf(0.975, len(accuracies) - 2) * fit.stderr if len(accuracies) > 2 else float("nan")
-    top = max(rows)
-    return [*table, "",
-            f"`{name}`, held-out protocol. A line through all {len(accuracies)} runs rises {10 * fit.slope:+.2f} points "
-            f"per 10 quality steps (95% interval {10 * (fit.slope - half):+.2f} to {10 * (fit.slope + half):+.2f}). "
-            f"The lower rungs are encoded twice (at {top}, then lower), so the slope measures more loss on top of the "
-            f"shared copy's; what quality {top} itself costs against the original PNGs is an extrapolation beyond the "
-            "measured range, not a measurement."]
-
-
-def _span(values: list[float]) -> str:
-    low, high = (f"{value:+.1f}" for value in (min(values), max(values)))
-    return low if low == high else f"{low} to {high}"
-
-
 def markdown(groups: list[ConfigRuns], protocol: list[ConfigRuns] = (), keras: list[ConfigRuns] = (),
              rungs: dict[int, ConfigRuns] | None = None) -> str:
     """The "What we found" section of the notebook's report."""
     by_name = {group.name: group for group in groups}
-    protocol_by_name = {group.name: group for group in protocol}
     rows = []
     for claim in CLAIMS:
         figures = f"{NOTEBOOK[claim.first].text} vs {NOTEBOOK[claim.second].text}"
@@ -272,20 +130,6 @@ def markdown(groups: list[ConfigRuns], protocol: list[ConfigRuns] = (), keras: l
         "| the conclusion | the notebook's, or read from its figures | its figures | here |",
         "| --- | --- | --- | --- |", *rows, "",
         REASONS, *epoch_limit_lines(groups), "",
-        "### What stopping on the test set does", "",
-        "The notebook's own protocol (`--data.val_split 0`: early stopping on the test set, and all 50,000 "
-        "images trained rather than 45,000), against ours for the same config. The notebook reported the epoch "
-        "it stopped at, so the lift is measured on that epoch's test accuracy; the best epoch's is shown beside "
-        "it. The lift is both effects together.", "",
-        *protocol_lines(by_name, protocol_by_name), "",
-        "### The notebook's framework on the same images", "",
-        "The notebook's cells trained again by Keras 3 on TensorFlow (`scripts/keras_reference.py`: its network and "
-        "initialisation, Keras 2.0.8's optimizer updates and decay, its early stopping, the stopped epoch evaluated) "
-        "on the same JPEG images and with the same protocol as the project's runs above, float32 on both sides. "
-        "Where the two agree, the port is not what separates us from the notebook.", "",
-        *keras_lines({group.name: group for group in keras}, protocol_by_name), "",
-        "### What the encoding costs", "",
-        "The same config trained on the shared images (JPEG quality 75) and on copies encoded again at lower "
-        "qualities (`scripts/jpeg_ladder.py`), all else equal:", "",
-        *encoding_lines(rungs or {}),
+        *gap_sections(by_name, {group.name: group for group in protocol}, {group.name: group for group in keras},
+                      rungs or {}),
     ]) + "\n"

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import yaml
 
-from src import findings
+from src import findings, gap
 from src.commands import command_parser
 from src.comparison import ConfigRuns, collect, compare, notebook_within_seed_noise
 from src.errors import UserInputError, exit_on_user_error
@@ -369,7 +369,7 @@ def add_findings(report: Path, results: Path) -> None:
 
 def gap_conclusion(protocol: Path, keras: Path) -> str:
     """The README's one sentence on the notebook's lead: the port's or the data's, from the Keras reference."""
-    return findings.keras_conclusion({g.name: g for g in _groups(keras)}, {g.name: g for g in _groups(protocol)}) + "\n"
+    return gap.keras_conclusion({g.name: g for g in _groups(keras)}, {g.name: g for g in _groups(protocol)}) + "\n"
 
 
 def _markers(name: str) -> tuple[str, str]:
