@@ -29,8 +29,9 @@ import yaml
 
 from src import findings, gap
 from src.commands import command_parser
-from src.comparison import ConfigRuns, collect, compare, notebook_within_seed_noise
+from src.comparison import ConfigRuns, collect, compare, notebook_within_seed_noise, summarize
 from src.errors import UserInputError, exit_on_user_error
+from src.figures import write_figures
 from src.keras_notebook import NOTEBOOK
 from src.paths import CONFIG_DIR, PROJECT_ROOT
 from src.report import write_report
@@ -376,11 +377,10 @@ def _markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
 
-def precision_table(results_dir: Path, float32_runs: Path = RESULTS_ROOT / "notebook") -> str:
-    """The README's float32-against-bf16 table: one config trained in each precision
-    (``results_dir/<precision>/<config>/seed_<S>``; the float32 side defaults to the same config's
-    runs in ``float32_runs``, the notebook grid, which trains in float32), and whether their test
-    accuracies differ by more than seed noise (Welch's t-test, as the report's)."""
+def precision_groups(results_dir: Path, float32_runs: Path = RESULTS_ROOT / "notebook") -> dict[str, ConfigRuns]:
+    """One config trained in each precision (``results_dir/<precision>/<config>/seed_<S>``; the float32
+    side defaults to the same config's runs in ``float32_runs``, the notebook grid, which trains in
+    float32), by ``"<config>, <precision>"``."""
     groups, configs = {}, set()
     for precision_dir in sorted(p for p in results_dir.glob("*") if p.is_dir()):
         for group in collect(precision_dir):
@@ -390,6 +390,13 @@ def precision_table(results_dir: Path, float32_runs: Path = RESULTS_ROOT / "note
         for group in collect(float32_runs):
             if group.name in configs:
                 groups.setdefault(f"{group.name}, float32", group)
+    return groups
+
+
+def precision_table(results_dir: Path, float32_runs: Path = RESULTS_ROOT / "notebook") -> str:
+    """The README's float32-against-bf16 table: :func:`precision_groups`, and whether their test
+    accuracies differ by more than seed noise (Welch's t-test, as the report's)."""
+    groups = precision_groups(results_dir, float32_runs)
     if not groups:
         return "No runs published yet.\n"
     lines = ["| config, precision | runs | test acc. % (mean ± std) | best val acc. % | epochs |",
@@ -405,6 +412,16 @@ def precision_table(results_dir: Path, float32_runs: Path = RESULTS_ROOT / "note
         lines.append(f"\n{comparison.better} against {comparison.worse}: {100 * comparison.difference:+.2f} points "
                      f"of test accuracy, Welch's p = {comparison.p_value:.2f}: {verdict}.")
     return "\n".join(lines) + "\n"
+
+
+def write_precision_figures(results_dir: Path, float32_runs: Path = RESULTS_ROOT / "notebook") -> dict[str, Path]:
+    """``curves.png`` and ``test_acc.png`` in ``results_dir``: every precision of :func:`precision_groups`
+    drawn, side by side on one scale, and titled with the precisions they compare."""
+    groups = [ConfigRuns(name, group.runs) for name, group in precision_groups(results_dir, float32_runs).items()]
+    if not groups:
+        return {}
+    precisions = dict.fromkeys(name.rsplit(", ", 1)[1] for name in (g.name for g in groups))
+    return write_figures(summarize(groups), groups, results_dir, subject=" vs ".join(precisions))
 
 
 def _epoch_range(epochs: list[float]) -> str:
@@ -486,6 +503,7 @@ def main(argv: list[str] | None = None) -> None:
         update_readme(args.readme, gap_conclusion(RESULTS_ROOT / "notebook_protocol", RESULTS_ROOT / "keras_reference"),
                       GAP_CONCLUSION)
         update_readme(args.readme, precision_table(RESULTS_ROOT / "precision"), PRECISION_TABLE)
+        write_precision_figures(RESULTS_ROOT / "precision")
     print(f"updated the reports and the experiments and precision tables in {args.readme}")
 
 

@@ -14,10 +14,11 @@ import yaml
 from src import publish
 from src.comparison import collect
 from src.errors import UserInputError
+from src.figures import write_figures
 from src.findings import markdown
 from src.publish import (
-    PRECISION_TABLE, add_findings, describe_config, ladder, main, notebook_table, precision_table, publish_runs, readme_table,
-    update_readme,
+    PRECISION_TABLE, add_findings, describe_config, ladder, main, notebook_table, precision_table, publish_runs,
+    readme_table, update_readme, write_precision_figures,
 )
 from src.results import RunRecord
 from src.sweep import sweep
@@ -66,6 +67,21 @@ def test_the_float32_side_is_the_notebook_grids_runs_of_the_same_config(tmp_path
     table = precision_table(tmp_path / "precision", float32_runs=tmp_path / "notebook")
     assert "| rmsprop_baseline, float32 | 3 | 71.0 ± 1.0 |" in table and "sgd" not in table
     assert "rmsprop_baseline, bf16 against rmsprop_baseline, float32" in table
+
+
+def test_the_precision_figures_draw_bf16_and_float32_and_say_so(tmp_path, monkeypatch):
+    for seed in (0, 1):
+        write_run_results(tmp_path / "precision" / "bf16", "rmsprop_baseline", seed, 0.74)
+        write_run_results(tmp_path / "notebook", "rmsprop_baseline", seed, 0.75)
+    drawn = []
+    monkeypatch.setattr(publish, "write_figures", lambda rows, groups, out, subject: drawn.append(
+        ([g.name for g in groups], [r["config"] for r in rows], subject)) or write_figures(rows, groups, out, subject))
+    paths = write_precision_figures(tmp_path / "precision", float32_runs=tmp_path / "notebook")
+    both = ["rmsprop_baseline, bf16", "rmsprop_baseline, float32"]
+    ((groups, rows, subject),) = drawn
+    assert groups == both and sorted(rows) == both and subject == "bf16 vs float32"
+    assert sorted(paths) == ["curves.png", "test_acc.png"]
+    assert all(path.parent == tmp_path / "precision" and path.is_file() for path in paths.values())
 
 
 def test_publishing_copies_complete_runs_without_checkpoints(small_sweep, tmp_path):
