@@ -114,13 +114,13 @@ def test_a_killed_workers_trial_is_failed_and_run_again_by_a_survivor(postgres_u
     args = [*tiny_run_args, "--trainer.max_epochs=3", "--heartbeat=1"]
     first_run = study["dir"] / "trial_000" / "seed_42"
     doomed = start_worker(study, postgres_url, 1, args, tmp_path / "doomed.log")
-    survivor = None
     with cleaned_up(doomed):
         wait_for(first_run.is_dir, "the first worker taking trial 0", [doomed])
         # 3 trials: at least one of its asks comes after trial 0 has gone 2 s without a heartbeat
         survivor = start_worker(study, postgres_url, 3, args, tmp_path / "survivor.log")
         with cleaned_up(survivor):
-            wait_for(lambda: started_trials(tmp_path / "survivor.log"), "the survivor's first trial", [doomed, survivor])
+            wait_for(lambda: started_trials(tmp_path / "survivor.log"), "the survivor's first trial",
+                     [doomed, survivor])
             wait_for((first_run / "checkpoints" / "last.ckpt").is_file, "trial 0's first epoch", [doomed, survivor])
             os.kill(doomed.pid, signal.SIGKILL)  # the worker alone: its fit stops at a safe point as it dies
             assert survivor.wait(timeout=900) == 0, (tmp_path / "survivor.log").read_text()
@@ -147,7 +147,8 @@ def password_of(url: str) -> str:
 
 
 def refused(capsys, monkeypatch, study: dict, url: str) -> str:
-    """The error ``python -m src.search`` gives for the database at ``url``: one line, exit 2."""
+    """The error ``python -m src.search`` gives for the database at ``url``: exit 2 and one line,
+    the driver's reason in it and the fix at its end."""
     monkeypatch.setenv("STUDY_DB", url)
     with pytest.raises(SystemExit) as exit_info:
         main([str(study["space"]), "--study_name", study["name"], "--study_dir", str(study["dir"]),
@@ -156,20 +157,22 @@ def refused(capsys, monkeypatch, study: dict, url: str) -> str:
     err = capsys.readouterr().err
     assert "Traceback" not in err
     (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert line.endswith("Give a reachable database URL (sqlite:///path/study.db, "
+                         "postgresql://user:password@host/db, …).")
     assert not study["dir"].exists()  # nothing written
     return line
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda url: re.sub(r":[^:@/]+@", ":not-the-password@", url), 'password authentication failed for user "hparam_lab"'),
+    (lambda url: re.sub(r":[^:@/]+@", ":not-the-password@", url),
+     'password authentication failed for user "hparam_lab"'),
     (lambda url: url.rsplit("/", 1)[0] + "/no_such_database", 'database "no_such_database" does not exist'),
 ], ids=["wrong password", "wrong database"])
 def test_a_wrong_password_or_database_is_one_clear_error(capsys, monkeypatch, postgres_url, study, change, message):
     url = change(postgres_url)
     line = refused(capsys, monkeypatch, study, url)
     assert f"Cannot open study {study['name']!r} at {masked(url)}: " in line
-    assert message in line and line.endswith("Give a reachable database URL (sqlite:///path/study.db, "
-                                              "postgresql://user:password@host/db, …).")
+    assert message in line
     assert password_of(url) not in line and password_of(postgres_url) not in line
 
 
