@@ -28,7 +28,7 @@ esac
 [[ $(id -u) == 0 ]] || die "this script installs packages and starts services: run it as root, e.g.  sudo $0 ${1:-}"
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
-alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }  # the process a pid file names runs
+alive() { kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }  # the process a pid file names runs
 as_postgres() { runuser -u postgres -- "$@"; }
 
 postgres_cluster() {  # "VERSION NAME PORT STATUS" of that version's first cluster, if any
