@@ -58,8 +58,8 @@ missing=()
 for package in munge slurm-wlm postgresql; do installed "$package" || missing+=("$package"); done
 if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
-    [[ -n $(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -print -quit) ]] || apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt_install() { apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+    apt_install || { apt-get update -qq && apt_install; }  # no package lists yet, or stale ones
     echo "installed: ${missing[*]}"
 fi
 started=()
