@@ -20,6 +20,8 @@ SQLite inside STUDY_DIR unless ``--storage`` names a database URL that workers o
 machines can share (or ``env:NAME``, an environment variable that holds it: see :mod:`src.storage`).
 
 Ctrl-C or SIGTERM stops the study at a safe point; the next search resumes the trials it cut off.
+A worker killed outright stops beating (``--heartbeat``): another worker fails its trial and
+runs it again.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,20 +38,22 @@ from typing import Any
 
 import optuna
 import yaml
+from optuna.storages._heartbeat import get_heartbeat_thread  # what Study.optimize runs each trial under
 from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from src.commands import command_parser, parse_passing_on
 from src.errors import UserInputError, exit_on_user_error
 from src.packing import count_or_auto, machine_plan, run_environments, trains_on_cpu
 from src.results import RunRecord, read_record
 from src.signals import StoppedBySignal, StopOnSignal
-from src.storage import ENV_PREFIX, STORAGE_VARIABLE, masked, storage_url
+from src.storage import ENV_PREFIX, MAX_RETRY, STORAGE_VARIABLE, masked, open_storage, storage_url
 from src.sweep import Progress, Run, check_runs_args, describe, print_line, resolve_config
 
 RANGE_KEYS = {"low", "high", "log", "step"}
 PRUNER_KEYS = {"n_startup_trials", "n_warmup_steps"}
-RESUMES = "resumes"  # an enqueued trial's user attribute: the run directory it continues
+RESUMES = "resumes"  # a trial's user attribute: the name of its run, which a copy of it (enqueued, retried) continues
+HEARTBEAT = 60  # seconds between a running trial's signs of life (--heartbeat)
 ENDED = ("finished", "diverged")  # Run.execute's statuses of a run that has its results
 
 
@@ -160,19 +165,25 @@ def examples(space: dict) -> list[list[str]]:
     return result
 
 
-def open_study(study_name: str, storage: str, pruner: dict[str, int], sampler_seed: int | None = None) -> optuna.Study:
-    """Create the study, or load it to add trials; a database that cannot be reached is the
-    user's to fix, so it is reported before any training starts."""
+def open_study(
+    study_name: str, storage: str, pruner: dict[str, int], sampler_seed: int | None = None,
+    heartbeat: int | None = None,
+) -> optuna.Study:
+    """Create the study, or load it to add trials, with ``heartbeat`` as :func:`src.storage.open_storage`
+    takes it; a database that cannot be reached is the user's to fix, so it is reported before any
+    training starts."""
     try:
         return optuna.create_study(
-            study_name=study_name, storage=storage, load_if_exists=True, direction="maximize",
+            study_name=study_name, storage=open_storage(storage, heartbeat), load_if_exists=True, direction="maximize",
             pruner=optuna.pruners.MedianPruner(**pruner), sampler=optuna.samplers.TPESampler(seed=sampler_seed),
         )
     except (SQLAlchemyError, ImportError, ValueError) as err:
+        reason = str(err.orig if isinstance(err, DBAPIError) else err)  # the driver's words, without SQLAlchemy's link
+        reason = " ".join(reason.replace(storage, masked(storage)).split())  # one paragraph
+        fix = ('Install its driver (for PostgreSQL: pip install -e ".[postgres]").' if isinstance(err, ImportError) else
+               "Give a reachable database URL (sqlite:///path/study.db, postgresql://user:password@host/db, …).")
         raise UserInputError(
-            f"Cannot open study {study_name!r} at {masked(storage)}: {str(err).replace(storage, masked(storage))} "
-            "Give a reachable database URL (sqlite:///path/study.db, postgresql://user:password@host/db, …) with its "
-            "driver installed."
+            f"Cannot open study {study_name!r} at {masked(storage)}: {reason.rstrip('.')}. {fix}"
         ) from None  # the chained error would show the URL, password included
 
 
@@ -187,9 +198,14 @@ def search(
     overrides: Sequence[str] = (),
     sampler_seed: int | None = None,
     progress: Progress = print_line,
+    heartbeat: int = HEARTBEAT,
 ) -> tuple[optuna.Study, Path]:
     """Run ``n_trials`` more trials of the study declared in ``space_file``; return the study
     and its directory. ``progress`` gets one line per trial start and end.
+
+    Each running trial beats every ``heartbeat`` seconds (0: never); before asking for a trial, the
+    search fails those that have not for twice as long (their worker died) and the storage's
+    callback enqueues each again, resuming its run (see :func:`src.storage.open_storage`).
 
     The search drives Optuna's ask-and-tell interface itself, so that Ctrl-C or SIGTERM can stop
     it between trials: the running trials stop at a safe point and are failed in the study, each
@@ -197,6 +213,9 @@ def search(
     """
     if n_trials < 0:  # 0 adds none: the study as it stands
         raise UserInputError(f"--n_trials must be at least 0, got {n_trials}.")
+    if heartbeat < 0:
+        raise UserInputError(f"--heartbeat takes the seconds between a trial's signs of life, or 0 for none; "
+                             f"got {heartbeat}.")
     parallel = count_or_auto(parallel, "--parallel")
     declared = load_space(space_file)
     study_name = study_name or Path(space_file).stem
@@ -208,7 +227,7 @@ def search(
         study_dir.mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{study_dir / 'study.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our one line per trial replaces Optuna's
-    study = open_study(study_name, storage, declared.pruner, sampler_seed)
+    study = open_study(study_name, storage, declared.pruner, sampler_seed, heartbeat)
     plan = machine_plan(n_trials, parallel, cpu_only=trains_on_cpu(resolved))
     environments = run_environments(plan)
     stop = StopOnSignal()
@@ -220,10 +239,17 @@ def search(
         with asking:  # one at a time, so that the sampler sees every trial asked before
             if stop.signum is not None or next(unstarted, None) is None:
                 return None
-            return study.ask()
+            # what Study.optimize does before it asks; Optuna warns that ask() alone does not
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+                optuna.storages.fail_stale_trials(study)
+                return study.ask()
 
     def run_trial(trial: optuna.Trial) -> None:
         flags = suggest(trial, declared.space)
+        name = trial.user_attrs.get(RESUMES, f"trial_{trial.number:03d}")
+        trial.set_user_attr(RESUMES, name)  # for a copy the heartbeat's callback makes should this worker die
         pruning = [
             # the storage's URL goes in the trial's environment, never in its config.yaml or train.log
             "--trainer.callbacks+=src.callbacks.optuna_pruning.OptunaPruning",
@@ -232,8 +258,7 @@ def search(
             f"--trainer.callbacks.study_name={study_name}", f"--trainer.callbacks.trial_id={trial._trial_id}",
             *[f"--trainer.callbacks.{key}={value}" for key, value in declared.pruner.items()],
         ]
-        run = Run(declared.config, seed, study_dir, trial.user_attrs.get(RESUMES, f"trial_{trial.number:03d}"),
-                  [*overrides, *flags, *pruning])
+        run = Run(declared.config, seed, study_dir, name, [*overrides, *flags, *pruning])
         trial.set_user_attr("run_dir", str(run.run_dir))
         resume = run.resume_from()
         if resume:
@@ -266,7 +291,8 @@ def search(
 
     def work() -> None:
         while (trial := next_trial()) is not None:
-            run_trial(trial)
+            with get_heartbeat_thread(trial._trial_id, study._storage):
+                run_trial(trial)
 
     with stop, ThreadPoolExecutor(max_workers=plan.runs) as pool:
         for worker in [pool.submit(work) for _ in range(plan.runs)]:
@@ -313,11 +339,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sampler_seed", type=int, help="seed of the TPE sampler, for a repeatable search")
     parser.add_argument("--parallel", default="1", metavar="K|auto",
                         help="trials at once, sharing the cores out among them as a sweep does (default 1)")
+    parser.add_argument("--heartbeat", type=int, default=HEARTBEAT, metavar="SECONDS",
+                        help="a running trial's signs of life; a trial without one for twice as long (its worker "
+                        f"killed) is failed and run again by the next worker to ask, up to {MAX_RETRY} times "
+                        f"(default {HEARTBEAT}; 0: none)")
     args, overrides = parse_passing_on(parser, argv)
     try:
         with exit_on_user_error():
             search(args.space, args.n_trials, args.study_dir, args.storage, args.study_name, args.seed,
-                   args.parallel, overrides, args.sampler_seed)
+                   args.parallel, overrides, args.sampler_seed, heartbeat=args.heartbeat)
     except StoppedBySignal as stopped:
         raise SystemExit(stopped.exit_code) from None
 

@@ -1,4 +1,5 @@
-"""A study's database URL (``--storage``): its password is never shown nor written down.
+"""A study's database (``--storage``): its URL, whose password is never shown nor written
+down, and the Optuna storage opened on it.
 
 ``--storage env:NAME`` reads the URL from the environment variable NAME, so that it stays off
 the command line too. Whichever way it is given, the search hands it to its trials' processes
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 
+import optuna
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -18,6 +21,8 @@ from src.errors import UserInputError
 
 ENV_PREFIX = "env:"
 STORAGE_VARIABLE = "HPARAM_LAB_STORAGE"  # the trials' processes find the study's URL here
+CONNECT_TIMEOUT = 5  # seconds a PostgreSQL server has to answer (libpq's own default: forever)
+MAX_RETRY = 3  # times a trial whose worker died is run again
 
 
 def storage_url(storage: str) -> str:
@@ -42,3 +47,30 @@ def masked(url: str) -> str:
     except (ArgumentError, ValueError):  # not a URL SQLAlchemy reads: hide what sits where a password would
         shown = re.sub(r":[^:/@]*@", ":***@", url)
     return re.sub(r"\b(password|passwd|pwd)=[^&]*", r"\1=***", shown, flags=re.IGNORECASE)  # a driver's query argument
+
+
+def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.RDBStorage:
+    """Optuna's storage on the database at ``url``.
+
+    A PostgreSQL server gets :data:`CONNECT_TIMEOUT` seconds to answer (unless the URL sets its
+    own ``connect_timeout``), so that a wrong host or a hung server is an error, not a hang.
+    With ``heartbeat`` (seconds), each running trial records that its worker is alive that often;
+    a trial that has not for twice as long (Optuna's grace period: its worker was killed, its
+    machine lost) is failed by the next worker that asks for a trial and run again, up to
+    :data:`MAX_RETRY` times. Only workers that call ``fail_stale_trials`` and keep a heartbeat,
+    as :func:`src.search.search` does, take part."""
+    parsed = make_url(url)
+    engine_kwargs = {}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+    with warnings.catch_warnings():  # the heartbeat and its retry callback are "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = {}
+        if heartbeat:
+            # Optuna 4.9 renamed the callback and its argument; 3.2, setup.cfg's floor, has the old names only
+            if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
+                retry["heartbeat_stale_trial_callback"] = optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRY)
+            else:
+                retry["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(MAX_RETRY)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat or None,
+                                          **retry)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import optuna
 import pytorch_lightning as pl
 
-from src.storage import storage_url
+from src.storage import open_storage, storage_url
 
 
 class OptunaPruning(pl.Callback):
@@ -24,7 +24,8 @@ class OptunaPruning(pl.Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
-            study = optuna.load_study(study_name=self.study_name, storage=storage_url(self.storage), pruner=self.pruner)
+            storage = open_storage(storage_url(self.storage))  # no heartbeat: the search's worker keeps it
+            study = optuna.load_study(study_name=self.study_name, storage=storage, pruner=self.pruner)
             self.trial = optuna.trial.Trial(study, self.trial_id)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
