@@ -13,6 +13,7 @@ import torch
 from src.console import quiet_lightning
 from src.paths import CONFIG_DIR
 from tests.synthetic import quiet_fit_args
+from tests.test_fast import AMX_CPU, AVX2_CPU, on_a_cpu_with
 
 ROOT = Path(__file__).resolve().parent.parent
 LIGHTNING_CHATTER = (
@@ -73,3 +74,15 @@ def test_torchs_advice_to_lightnings_own_code_needs_log_level_info(level, shown)
             warnings.warn_explicit(message, UserWarning, "lr_monitor.py", 217, module=module)
     quiet_lightning("WARNING")
     assert len(seen) == (2 if shown else 1)  # the user's own code is always told
+
+
+@pytest.mark.parametrize("flags,hinted", [(AMX_CPU, True), (AVX2_CPU, False)])
+def test_a_float32_run_on_a_cpu_with_native_bf16_gets_one_hint_line(fit, monkeypatch, caplog, flags, hinted):
+    on_a_cpu_with(monkeypatch, flags)
+    with caplog.at_level(logging.INFO, logger="src"):
+        fit("--trainer.accelerator=cpu", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2")
+    hints = [r.getMessage() for r in caplog.records if r.name == "src.console" and r.getMessage().startswith("hint")]
+    assert len(hints) == hinted
+    if hinted:  # no benchmark of an "Example Xeon" is committed: no number, the way to measure one
+        assert hints[0] == ("hint     this CPU computes bf16 natively (avx512_bf16, amx_bf16): --fast true trains "
+                            "faster; measure how much here with python scripts/benchmark.py")

@@ -26,7 +26,7 @@ LEADING = {
 # What describes the machine or the implementation rather than the experiment: left out.
 MACHINE = {
     "data_dir", "source", "download", "channels_last", "compile", "fast_dropout", "compile_update", "eval_batch_size",
-    "foreach", "fused", "capturable", "differentiable",
+    "foreach", "fused", "capturable", "differentiable", "fast",
 }
 
 
