@@ -154,3 +154,18 @@ def test_a_saved_result_says_how_it_was_measured_older_ones_the_best_by_wall_clo
     assert new[0].endswith("; batch 32, median of 3 x 200 timed steps, CPU time")
     old = rendered({"batch": 32, "steps": 150, "repeats": 3, "rows": rows}, "old.json")
     assert old[0].endswith("; batch 32, best of 3 x 150 timed steps, wall-clock time")
+
+
+def test_a_saved_result_says_what_fast_gains_at_the_precision_it_picks_on_that_cpu(rendered):
+    rows = [row(path, rate, precision) for precision, rates in (("32-true", (400, 500, 450, 550)),
+                                                                ("bf16-mixed", (900, 1000, 950, 1050)))
+            for path, rate in zip(("fit", "fit fast", "plain", "plain fast"), rates)]
+    report = {"batch": 32, "steps": 200, "repeats": 3, "rows": rows}
+    # the made-up CPU has AVX-512 but no bf16 instructions: --fast keeps float32 there
+    assert rendered(report, "avx512.json")[-1] == "--fast true over the default (fit, 32-true): 1.25x, in 32-true"
+    bf16 = {"cpu": "Example CPU 9000", "cpu_flags": ["avx512f", "avx512_bf16"], "cpu_count": 2, "torch": "9",
+            "torch_threads": 2, "torch_interop_threads": 2, "isa_caps": {}}
+    native = rendered({**report, "machine": bf16}, "native.json")
+    assert native[-1] == "--fast true over the default (fit, 32-true): 2.50x, in bf16-mixed"
+    capped = rendered({**report, "machine": {**bf16, "isa_caps": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}}}, "capped.json")
+    assert not any(line.startswith("--fast") for line in capped)  # the cap hides what the flags promise
