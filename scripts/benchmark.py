@@ -9,7 +9,8 @@ timed) through
   or progress bar): the floor Lightning's own loop sets for ``fit``,
 * ``plain``: a minimal PyTorch loop over the same model, optimizer, decay and data layout,
 * ``fit fast`` and ``plain fast``: the same two with the fastest options that keep the training
-  semantics, byte-mask dropout and the compiled optimizer update,
+  semantics, byte-mask dropout and the compiled optimizer update (``fit --fast true`` at the
+  precision measured),
 * ``keras`` (with ``--peer keras``, CPU only): the same network, optimizer, decay and data trained
   by Keras 3 on TensorFlow through ``model.fit`` (scripts/keras_peer.py, in a subprocess of its
   own so the two frameworks never share a process or thread pools; ``pip install -e ".[peer]"``),
@@ -17,8 +18,21 @@ timed) through
 and measures the machine's matrix-multiply rate, from which the arithmetic floor follows:
 the model's FLOPs per image (forward + backward) divided by that rate.
 
+Each measurement runs in a python process of its own (``--measure``), so none inherits what an
+earlier one left behind: ``torch.compile``'s caches (a process that compiles the update of a new
+optimizer for every measurement recompiles each time and, past dynamo's cache limit, falls back to
+eager), the allocator's state, warm kernels. Rounds interleave the paths, so a drift in the
+machine's speed hits every path alike, and each path's median over the rounds is reported.
+
+Two clocks: ``--clock wall`` (the default) is what a user waits for, the right clock on an idle
+machine at any thread count; ``--clock cpu`` is the measuring process's CPU time, which other
+processes on the cores do not inflate, the right clock on a busy machine. CPU time adds up every
+thread's time (OpenMP's spin-waits included), so it needs ``--threads 1``: the setting of a packed
+grid, one thread per run.
+
     python scripts/benchmark.py                      # CPU; and the GPU too when there is one
     python scripts/benchmark.py --steps 300 --json benchmark.json
+    python scripts/benchmark.py --clock cpu --threads 1      # a busy machine: one thread, CPU time
     python scripts/benchmark.py --peer keras --peer_python /path/to/venv-with-tensorflow/bin/python
 
 Random images stand in for CIFAR-10: speed does not depend on pixel values.
@@ -32,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,6 +70,7 @@ from src.data.batches import to_float_nchw  # noqa: E402
 from src.data.cifar10 import CIFAR10DataModule  # noqa: E402
 from src.data.sources import CACHE_NAME, Split, write_cache  # noqa: E402
 from src.errors import UserInputError, exit_on_user_error  # noqa: E402
+from src.fast import fast_gain  # noqa: E402
 from src.model import ByteMaskDropout, KerasCifarCNN  # noqa: E402
 from src.module import CifarClassifier  # noqa: E402
 from src.optim import KerasRMSprop, keras_decay  # noqa: E402
@@ -71,11 +87,13 @@ AUTOCAST = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.flo
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni")
 BENCHMARK_TABLE = "benchmark-table"
 FAST = " fast"  # with byte-mask dropout and the compiled update (--model.fast_dropout, --model.compile_update)
-FAST_FLAGS = ["--model.fast_dropout=true", "--model.compile_update=true"]
+FAST_FLAGS = ["--fast=true"]  # the switch turns both on; the precision fit_path gives is kept
 # oneDNN's and ATen's instruction-set caps: a CPU with avx512_bf16 measures as one without it
 # (ONEDNN_MAX_CPU_ISA=AVX512_CORE: AVX-512 without bf16 or VNNI; add ATEN_CPU_CAPABILITY=avx2 for AVX2 only)
 ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
 PEER_SCRIPT = Path(__file__).resolve().parent / "keras_peer.py"
+ROOT = Path(__file__).resolve().parent.parent
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 PEER_ENV = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}  # the peer is TensorFlow on the CPU
 
 
@@ -243,6 +261,38 @@ def trainer_floor(device: torch.device, precision: str, steps: int, warmup: int,
     return steps * BATCH / (timer.end - timer.start)
 
 
+# Each path by its label, called as (device, precision, steps, warmup, data, clock=...) -> images/s.
+# The first five make the benchmark's table; the compiled ones are scripts/step_costs.py's.
+PATHS: dict[str, Callable[..., float]] = {
+    "fit": partial(fit_path, extra=[]),
+    f"fit{FAST}": partial(fit_path, extra=FAST_FLAGS),
+    "trainer": trainer_floor,
+    "plain": plain_loop,
+    f"plain{FAST}": partial(plain_loop, fast_dropout=True, compile_step=True),
+    "plain, compiled update": partial(plain_loop, compile_step=True),
+    "plain, compiled network": partial(plain_loop, compile_network=True),
+}
+TABLE_PATHS = ("fit", f"fit{FAST}", "trainer", "plain", f"plain{FAST}")
+
+
+def measure(path: str, device: str, precision: str, steps: int, warmup: int, clock: str = "wall",
+            threads: int | None = None) -> float:
+    """Images/s of ``path``, measured in a fresh python process (this script's ``--measure``)."""
+    command = [sys.executable, str(Path(__file__).resolve()), f"--measure={path}", f"--devices={device}",
+               f"--precision={precision}", f"--steps={steps}", f"--warmup={warmup}", f"--clock={clock}",
+               *([f"--threads={threads}"] if threads else [])]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed with status {run.returncode}:\n{run.stderr[-4000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])["images_per_s"]
+
+
+def measure_here(path: str, device: str, precision: str, steps: int, warmup: int, clock: str) -> None:
+    """``--measure``: one measurement of ``path`` in this process, printed as a JSON line."""
+    rate = PATHS[path](torch.device(device), precision, steps, warmup, random_split(IMAGES, SEED), clock=CLOCKS[clock])
+    print(json.dumps({"path": path, "device": device, "precision": precision, "images_per_s": rate}))
+
+
 def run_peer(python: str, *args: str) -> dict[str, Any]:
     """The Keras peer's JSON line, run by ``python`` in a process of its own; a failure to start it
     or a missing TensorFlow is a :class:`UserInputError` (the peer's own ``error:`` line)."""
@@ -339,6 +389,21 @@ def format_step_costs(report: dict[str, Any]) -> str:
             f"{update['eager']:.2f} ms eager, {update['compiled']:.2f} ms compiled")
 
 
+def fast_line(report: dict[str, Any]) -> str:
+    """The line on what ``--fast true`` gains over the default on the measured CPU (the factor a
+    float32 run's hint quotes), with a blank line before it; empty where the result cannot say."""
+    gain = fast_gain(report)
+    return f"\n--fast true over the default (fit, 32-true): {gain[0]:.2f}x, in {gain[1]}\n" if gain else ""
+
+
+def measured_how(report: dict[str, Any]) -> str:
+    """``batch 32, median of 3 x 200 timed steps, CPU time``: what a saved result's images/s are
+    (results saved before the median and the clock were recorded took the best, by wall clock)."""
+    clock = {"wall": "wall-clock time", "cpu": "CPU time"}[report.get("clock", "wall")]
+    return (f"batch {report['batch']}, {report.get('statistic', 'best')} of {report['repeats']} x {report['steps']} "
+            f"timed steps, {clock}")
+
+
 def readme_tables(saved: list[Path]) -> str:
     """The README's performance tables: for each saved ``--json`` result (of a benchmark, of a
     ``--sweep`` or of scripts/step_costs.py), its machine line and table."""
@@ -350,8 +415,8 @@ def readme_tables(saved: list[Path]) -> str:
         elif "sweep" in report:
             parts.append(f"`{path.name}`: {machine_line(report['machine'])}; {format_sweep(report)}\n")
         else:
-            parts.append(f"`{path.name}`: {machine_line(report['machine'])}; batch {report['batch']}, best of "
-                         f"{report['repeats']} x {report['steps']} timed steps\n\n{format_table(report['rows'])}\n")
+            parts.append(f"`{path.name}`: {machine_line(report['machine'])}; {measured_how(report)}\n\n"
+                         f"{format_table(report['rows'])}\n{fast_line(report)}")
     return "\n".join(parts)
 
 
@@ -359,8 +424,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per measurement")
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps first")
-    parser.add_argument("--repeats", type=int, default=3, help="measurements of each variant; the best is reported")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="interleaved rounds, each path measured once per round; the median is reported")
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                        help="wall: elapsed time, for an idle machine; cpu: the measuring process's CPU time, for a "
+                        "busy one (needs --threads 1)")
+    parser.add_argument("--threads", type=int, help="torch's threads in every measurement (default: torch's own)")
     parser.add_argument("--peer", choices=["keras"], help="also train the same network with this framework (CPU only)")
     parser.add_argument("--peer_python", default=sys.executable,
                         help="a python that has TensorFlow and Keras 3, for --peer keras (default: this one)")
@@ -370,6 +440,10 @@ def main() -> None:
                         f"{BENCHMARK_TABLE} markers) and stop")
     parser.add_argument("--sweep", action="store_true",
                         help="instead: a sweep of 2 x cores runs of --steps steps, --parallel 1 against auto")
+    parser.add_argument("--measure", choices=list(PATHS), metavar="PATH",
+                        help="measure PATH once, in this process, at --precision on the first of --devices, and "
+                        "print its images/s as a JSON line (what each of the benchmark's processes runs)")
+    parser.add_argument("--precision", choices=list(AUTOCAST), default="32-true", help="with --measure")
     args = parser.parse_args()
     if args.readme:
         with exit_on_user_error():
@@ -378,55 +452,58 @@ def main() -> None:
     if args.sweep:
         sweep_benchmark(args.steps, args.json)
         return
+    if args.clock == "cpu":
+        if args.threads not in (None, 1):
+            parser.error("--clock cpu adds up the CPU time of every thread: give --threads 1 (or --clock wall)")
+        if args.peer or any(torch.device(d).type != "cpu" for d in args.devices):
+            parser.error("--clock cpu times the CPU alone: measure GPUs and the Keras peer with --clock wall")
+        args.threads = 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.measure:
+        measure_here(args.measure, args.devices[0], args.precision, args.steps, args.warmup, args.clock)
+        return
     if args.peer and "cpu" not in args.devices:
         parser.error("--peer keras runs on the CPU; add cpu to --devices")
 
     with exit_on_user_error():  # before any timing: a missing TensorFlow is one error paragraph, exit 2
         peer = run_peer(args.peer_python, "--check") if args.peer else None
     described = describe_machine(peer)
-    data = random_split(IMAGES, SEED)
     per_image = flops_per_image()
     rows, peer_runs = [], {}
     for name in args.devices:
         device = torch.device(name)
         precisions = ["32-true", "bf16-mixed"] + (["16-mixed"] if device.type == "cuda" else [])
         tflops = {precision: matmul_tflops(device, AUTOCAST[precision] or torch.float32) for precision in precisions}
+        paths = [*TABLE_PATHS, *(["keras"] if args.peer == "keras" and device.type == "cpu" else [])]
 
-        def keras(precision: str) -> float:
+        def rate(path: str, precision: str) -> float:
+            if path != "keras":
+                return measure(path, name, precision, args.steps, args.warmup, args.clock, args.threads)
             peer_runs[precision] = run_peer(args.peer_python, f"--precision={precision}", f"--steps={args.steps}",
                                             f"--warmup={args.warmup}", f"--images={IMAGES}", f"--seed={SEED}")
             return peer_runs[precision]["images_per_s"]
 
         rates: dict[tuple[str, str], list[float]] = {}
-        for _ in range(args.repeats):  # interleaved, so drifts in clock speed hit every variant alike
+        for _ in range(args.repeats):  # interleaved, so drifts in the machine's speed hit every path alike
             for precision in precisions:
-                variants = {
-                    "fit": lambda: fit_path(device, precision, args.steps, args.warmup, data, []),
-                    f"fit{FAST}": lambda: fit_path(device, precision, args.steps, args.warmup, data, FAST_FLAGS),
-                    "trainer": lambda: trainer_floor(device, precision, args.steps, args.warmup, data),
-                    "plain": lambda: plain_loop(device, precision, args.steps, args.warmup, data),
-                    f"plain{FAST}": lambda: plain_loop(device, precision, args.steps, args.warmup, data,
-                                                       fast_dropout=True, compile_step=True),
-                }
-                if args.peer == "keras" and device.type == "cpu":
-                    variants["keras"] = lambda: keras(precision)
-                for label, measure in variants.items():
-                    rates.setdefault((precision, label), []).append(measure())
-        for (precision, label), values in rates.items():
-            floor = tflops[precision] * 1e12 / per_image
-            row = dict(device=name, precision=precision, path=label, images_per_s=max(values),
+                for path in paths:
+                    rates.setdefault((precision, path), []).append(rate(path, precision))
+        for (precision, path), values in rates.items():
+            median = statistics.median(values)
+            row = dict(device=name, precision=precision, path=path, images_per_s=median,
                        all_images_per_s=[round(v, 1) for v in values], matmul_tflops=tflops[precision],
-                       floor_images_per_s=floor, epoch_s=EPOCH_IMAGES / max(values))
-            if label == "keras":  # how the last peer run at this precision ran: policy, jit_compile, params
+                       floor_images_per_s=tflops[precision] * 1e12 / per_image, epoch_s=EPOCH_IMAGES / median)
+            if path == "keras":  # how the last peer run at this precision ran: policy, jit_compile, params
                 row["peer"] = {k: v for k, v in peer_runs[precision].items() if k not in ("images_per_s", "precision")}
             rows.append(row)
 
-    print(f"\n{machine_line(described)}\nbatch {BATCH}, best of {args.repeats} x {args.steps} timed steps "
-          f"after {args.warmup} untimed, {per_image / 1e6:.1f} MFLOP per image (forward + backward)\n")
-    print(format_table(rows))
     report = {"machine": described, "torch": torch.__version__, "batch": BATCH, "steps": args.steps,
-              "warmup": args.warmup, "repeats": args.repeats, "flops_per_image": per_image, "rows": rows,
-              "fit_over_keras": fit_over_keras(rows)}
+              "warmup": args.warmup, "repeats": args.repeats, "statistic": "median", "clock": args.clock,
+              "flops_per_image": per_image, "rows": rows, "fit_over_keras": fit_over_keras(rows)}
+    print(f"\n{machine_line(described)}\n{measured_how(report)} after {args.warmup} untimed, "
+          f"{per_image / 1e6:.1f} MFLOP per image (forward + backward)\n")
+    print(format_table(rows) + fast_line(report))
     print("\n" + json.dumps(report))
     if args.json:
         with open(args.json, "w") as out:

@@ -1,8 +1,10 @@
 """Where a training step's time goes: CPU milliseconds per step of each way to train the fixed CNN.
 
 One thread and CPU time (``time.process_time``), so the figures hold on a busy machine and
-compare the work each path does, not how well it spreads over cores. The paths, each at
-batch 32 on random images, float32 and bf16-mixed:
+compare the work each path does, not how well it spreads over cores. Each measurement runs in
+a process of its own (scripts/benchmark.py's ``--measure``), so no compiled code or cache
+carries over from one to the next. The paths, each at batch 32 on random images, float32 and
+bf16-mixed:
 
 * ``plain``: scripts/benchmark.py's minimal loop; ``plain, compiled update``: the same with the
   optimizer's update through ``torch.compile`` (one fused pass over the weights instead of
@@ -19,7 +21,6 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -31,8 +32,6 @@ import benchmark  # noqa: E402
 from src.model import KerasCifarCNN  # noqa: E402
 from src.optim import KerasRMSprop  # noqa: E402
 
-CPU = torch.device("cpu")
-
 
 def update_alone(compiled: bool, steps: int, warmup: int) -> float:
     """Milliseconds of CPU per ``optimizer.step()`` of RMSprop over the network's weights."""
@@ -41,6 +40,7 @@ def update_alone(compiled: bool, steps: int, warmup: int) -> float:
     for param in model.parameters():
         param.grad = torch.randn_like(param)
     optimizer = KerasRMSprop(model.parameters(), lr=torch.tensor(1e-4) if compiled else 1e-4)
+    torch.compiler.reset()  # compiled afresh, not guarded against the optimizers compiled before it
     update = torch.compile(optimizer.step) if compiled else optimizer.step
     for _ in range(warmup):
         update()
@@ -50,23 +50,12 @@ def update_alone(compiled: bool, steps: int, warmup: int) -> float:
     return (time.process_time() - start) / steps * 1000
 
 
-def paths(precision: str, steps: int, warmup: int) -> dict[str, Callable[[], float]]:
-    """Each path's measurement at ``precision``, as CPU milliseconds per training step."""
-    data = benchmark.random_split(benchmark.IMAGES, benchmark.SEED)
-    clock = time.process_time
+PATHS = ("plain", "plain, compiled update", "plain, compiled network", "trainer", "fit")
 
-    def per_step(images_per_s: float) -> float:
-        return benchmark.BATCH / images_per_s * 1000
 
-    return {
-        "plain": lambda: per_step(benchmark.plain_loop(CPU, precision, steps, warmup, data, clock=clock)),
-        "plain, compiled update": lambda: per_step(
-            benchmark.plain_loop(CPU, precision, steps, warmup, data, compile_step=True, clock=clock)),
-        "plain, compiled network": lambda: per_step(
-            benchmark.plain_loop(CPU, precision, steps, warmup, data, compile_network=True, clock=clock)),
-        "trainer": lambda: per_step(benchmark.trainer_floor(CPU, precision, steps, warmup, data, clock=clock)),
-        "fit": lambda: per_step(benchmark.fit_path(CPU, precision, steps, warmup, data, [], clock=clock)),
-    }
+def ms_per_step(path: str, precision: str, steps: int, warmup: int) -> float:
+    """CPU milliseconds per training step of ``path`` at ``precision``, one thread, in a process of its own."""
+    return benchmark.BATCH / benchmark.measure(path, "cpu", precision, steps, warmup, clock="cpu", threads=1) * 1000
 
 
 def main() -> None:
@@ -81,8 +70,8 @@ def main() -> None:
     updates: dict[bool, list[float]] = {}
     for _ in range(args.repeats):  # interleaved, so a drift in clock speed hits every path alike
         for precision in ("32-true", "bf16-mixed"):
-            for name, measure in paths(precision, args.steps, args.warmup).items():
-                costs.setdefault((precision, name), []).append(measure())
+            for name in PATHS:
+                costs.setdefault((precision, name), []).append(ms_per_step(name, precision, args.steps, args.warmup))
         for compiled in (False, True):
             updates.setdefault(compiled, []).append(update_alone(compiled, args.steps, args.warmup))
     report = {

@@ -38,6 +38,7 @@ from src.checkpoints import SafeCheckpointIO, best_checkpoint, last_checkpoint, 
 from src.console import LogLevel, log_partial_evaluation, log_run_result, log_run_start, quiet_lightning
 from src.data.cifar10 import CIFAR10DataModule
 from src.errors import UserInputError, exit_on_user_error
+from src.fast import apply_fast
 from src.module import CifarClassifier
 from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.preflight import check_run, lightning_config_errors
@@ -104,6 +105,13 @@ class HparamLabCLI(LightningCLI):
             "report and checkpoint restores, and the warnings its own use of torch and other libraries raises.",
         )
         parser.add_argument(
+            "--fast", type=bool, default=False,
+            help="Everything that trains faster without changing what is trained: bf16-mixed where this machine "
+            "computes bf16 natively (float32 on a CPU without avx512_bf16 or amx_bf16; on a GPU bf16-mixed, or "
+            "16-mixed without bf16), model.fast_dropout and model.compile_update. A --trainer.precision given "
+            "in a config file or here is kept.",
+        )
+        parser.add_argument(
             "--test_after_fit", type=bool, default=True,
             help="After fit, evaluate the best checkpoint on the test set (the notebook's evaluate).",
         )
@@ -135,6 +143,7 @@ class HparamLabCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
         quiet_lightning(config.log_level)
+        self.fast = apply_fast(config)  # before the checks, which then see the precision it chose
         check_run(subcommand, config)  # before LightningCLI reads the --ckpt_path file's hyperparameters
         # as given: LightningCLI then replaces the model's settings by those of a --ckpt_path file
         self.given_settings = experiment_settings(config)
@@ -209,8 +218,12 @@ class HparamLabCLI(LightningCLI):
             if self.subcommand == "fit":
                 config = self.config.fit
                 config_files = [config.get("__default_config__"), *(config.get("config") or [])]
-                log_run_start([f for f in config_files if f], config.seed_everything, self.datamodule, self.trainer)
+                log_run_start([f for f in config_files if f], config.seed_everything, self.datamodule, self.trainer,
+                              self.fast)
             log_partial_evaluation(self.datamodule, self.trainer, evaluated)
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, RunResults):
+                callback.fast = self.fast.record() if self.fast else None
 
     before_fit = before_validate = before_test = _load_data
 

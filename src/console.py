@@ -11,6 +11,7 @@ from typing import Any, Literal
 import pytorch_lightning as pl
 import torch
 
+from src.fast import FastChoice, speedup_hint
 from src.results import RESULTS_FILE, RunRecord
 
 # Lightning's info messages (tips, "GPU available", "Seed set", checkpoint restores) go to
@@ -45,8 +46,10 @@ def quiet_lightning(level: LogLevel) -> None:
         warnings.filterwarnings(action, message=notice, category=UserWarning, module=LIGHTNING_INTERNALS)
 
 
-def log_run_start(config_files: list[Any], seed: Any, datamodule: Any, trainer: pl.Trainer) -> None:
-    """What runs: config files, data, device and precision, and where the run is written."""
+def log_run_start(config_files: list[Any], seed: Any, datamodule: Any, trainer: pl.Trainer,
+                  fast: FastChoice | None = None) -> None:
+    """What runs: config files, data, device and precision, what ``--fast`` turned on (or, for a
+    float32 run on a CPU with native bf16, what it would gain), and where the run is written."""
     data = datamodule.hparams
     source = data.source or "torchvision's CIFAR-10" + (" (downloaded if missing)" if data.download else "")
     split = (
@@ -56,6 +59,10 @@ def log_run_start(config_files: list[Any], seed: Any, datamodule: Any, trainer: 
     log.info("config   %s, seed %s", " + ".join(_relative(f) for f in config_files), seed)
     log.info("data     %s, cached in %s; batch %d; %s", source, data.data_dir, data.batch_size, split)
     log.info("device   %s, precision %s", _device(trainer), trainer.precision)
+    if fast:
+        log.info("fast     %s", fast.describe())
+    elif hint := speedup_hint(str(trainer.precision), trainer.strategy.root_device.type):
+        log.info("hint     %s", hint)
     log.info("run      %s", trainer.log_dir)
 
 

@@ -32,7 +32,7 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")
 # experiment: two runs that differ only in these are runs of one experiment.
 MACHINE_HPARAMS = frozenset({
     "data_dir", "source", "download", "channels_last", "compile", "fast_dropout", "compile_update", "eval_batch_size",
-    "foreach", "fused", "capturable", "differentiable",
+    "foreach", "fused", "capturable", "differentiable", "fast",
 })
 
 

@@ -34,7 +34,8 @@ CONFIG_FILE = "config.yaml"
 SETTINGS_KEY = "run_settings"  # a checkpoint's copy of its run's experiment_settings
 # What a resumed run may set differently from the run it continues: how long and where it runs,
 # where the data is read from, in what batches it is evaluated, the divergence check, callbacks
-# added beside the project's (a resumed search trial's pruner), what it prints and records.
+# added beside the project's (a resumed search trial's pruner), what it prints and records, and
+# --fast itself (what it set is compared under its own keys: precision, fast_dropout, compile_update).
 # Anything else would change the experiment (limit_val_batches, say, changes what stops it).
 RESUME_MAY_CHANGE = (
     "ckpt_path", "config", "run_name", "test_after_fit", "log_level", "run_results", "tensorboard_hparams",
@@ -42,7 +43,7 @@ RESUME_MAY_CHANGE = (
     "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.accelerator", "trainer.devices",
     "trainer.num_nodes", "trainer.strategy", "trainer.callbacks", "trainer.enable_progress_bar",
     "trainer.enable_model_summary", "trainer.logger", "trainer.default_root_dir", "trainer.num_sanity_val_steps",
-    "trainer.log_every_n_steps",
+    "trainer.log_every_n_steps", "fast",
 )
 
 

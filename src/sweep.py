@@ -469,8 +469,11 @@ def sweep(
             outcomes[run.label] = run.outcome("complete", done)
     todo = [run for run in runs if run.label not in outcomes]
     plan = machine_plan(len(todo), parallel, runs_per_device, trains_on_cpu(resolved))
+    from src.fast import choose_for  # here, not above: torch takes seconds to import (check_run_args loaded it)
+
+    fast = "; ".join(dict.fromkeys(choice.describe() for config in resolved if (choice := choose_for(config))))
     progress(f"sweep {root}: {len(runs)} run{'' if len(runs) == 1 else 's'}, {len(outcomes)} already complete, "
-             f"{len(todo)} to run, {plan.describe()}")
+             f"{len(todo)} to run, {plan.describe()}" + (f"; every run --fast: {fast}" if fast else ""))
     record = SweepRecord(root, {"configs": [str(p) for p in paths], "seeds": list(seed_list), "overrides": overrides,
                                 "plan": {**asdict(plan), "summary": plan.describe()}}, runs)
     environments = run_environments(plan)

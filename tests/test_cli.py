@@ -14,6 +14,7 @@ from src.callbacks.tensorboard_hparams import TensorBoardHparams
 from src.cli import BASE_CONFIG, HparamLabCLI, main
 from src.console import quiet_lightning
 from tests.synthetic import write_tarball
+from tests.test_fast import AMX_CPU, AVX2_CPU, on_a_cpu_with
 
 CONFIGS = sorted(BASE_CONFIG.parent.glob("*.yaml"))
 EXPERIMENTS = [c for c in CONFIGS if c != BASE_CONFIG]
@@ -215,3 +216,48 @@ def test_truncated_archive_leaves_no_run_directory(refused, image_folder, tmp_pa
     err = refused("fit", f"--data.source={tmp_path / 'cut.tar.gz'}", f"--data.data_dir={tmp_path / 'data'}")
     assert "cut.tar.gz is truncated or corrupt" in err
     assert not (tmp_path / "data").exists()  # no cache made from half an archive
+
+
+@pytest.mark.parametrize("flags,given,precision", [
+    (AMX_CPU, [], "bf16-mixed"),
+    (AVX2_CPU, [], "32-true"),
+    (AMX_CPU, ["--trainer.precision=32-true"], "32-true"),  # given on the command line: kept
+    (AVX2_CPU, ["--trainer.precision=bf16-mixed"], "bf16-mixed"),
+])
+def test_fast_picks_the_precision_this_cpu_runs_fastest_unless_one_is_given(monkeypatch, tmp_path, flags, given,
+                                                                           precision):
+    on_a_cpu_with(monkeypatch, flags)
+    cli = HparamLabCLI(["--fast=true", "--trainer.accelerator=cpu", *given,
+                        f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
+    assert cli.trainer.precision == precision
+    assert cli.model.hparams.fast_dropout and cli.model.hparams.compile_update
+    assert cli.fast.precision == precision and (cli.fast.why == "given explicitly") == bool(given)
+
+
+def test_a_precision_a_config_file_gives_is_kept_by_fast(monkeypatch, tmp_path):
+    on_a_cpu_with(monkeypatch, AMX_CPU)
+    config = tmp_path / "float32.yaml"
+    config.write_text("trainer:\n  precision: 32-true\n")
+    cli = HparamLabCLI([f"--config={config}", "--fast=true", "--trainer.accelerator=cpu",
+                        f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
+    assert cli.trainer.precision == "32-true" and cli.model.hparams.fast_dropout
+
+
+def test_without_fast_nothing_changes(monkeypatch, tmp_path):
+    on_a_cpu_with(monkeypatch, AMX_CPU)
+    cli = HparamLabCLI(["--trainer.accelerator=cpu", f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
+    assert cli.trainer.precision == "32-true" and cli.fast is None
+    assert not cli.model.hparams.fast_dropout and not cli.model.hparams.compile_update
+
+
+def test_a_fast_run_says_and_records_what_it_turned_on(fit, monkeypatch, caplog):
+    on_a_cpu_with(monkeypatch, AMX_CPU)
+    with caplog.at_level(logging.INFO, logger="src"):
+        results = fit("--fast=true", "--trainer.accelerator=cpu", "--trainer.max_epochs=1",
+                      "--trainer.limit_train_batches=2")
+    said = [r.getMessage() for r in caplog.records if r.name == "src.console"]
+    assert "fast     precision bf16-mixed (the CPU has avx512_bf16 and amx_bf16), fast dropout masks, compiled " \
+           "optimizer update" in said
+    assert not any(line.startswith("hint") for line in said)
+    assert results["hparams"]["fast"] == {"precision": "bf16-mixed", "fast_dropout": True, "compile_update": True}
+    assert results["hparams"]["precision"] == "bf16-mixed" and results["hparams"]["compile_update"]

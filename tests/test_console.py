@@ -15,6 +15,7 @@ from lightning_fabric.plugins.environments import SLURMEnvironment
 from src.console import quiet_lightning
 from src.paths import CONFIG_DIR
 from tests.synthetic import quiet_fit_args
+from tests.test_fast import AMX_CPU, AVX2_CPU, on_a_cpu_with
 
 ROOT = Path(__file__).resolve().parent.parent
 LIGHTNING_CHATTER = (
@@ -108,3 +109,15 @@ def test_lightnings_hint_to_use_srun_needs_log_level_info(level, shown, srun_on_
         SLURMEnvironment.detect()  # what the Trainer asks on every run
     quiet_lightning("WARNING")
     assert any("`srun` command is available" in str(w.message) for w in seen) is shown
+
+
+@pytest.mark.parametrize("flags,hinted", [(AMX_CPU, True), (AVX2_CPU, False)])
+def test_a_float32_run_on_a_cpu_with_native_bf16_gets_one_hint_line(fit, monkeypatch, caplog, flags, hinted):
+    on_a_cpu_with(monkeypatch, flags)
+    with caplog.at_level(logging.INFO, logger="src"):
+        fit("--trainer.accelerator=cpu", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2")
+    hints = [r.getMessage() for r in caplog.records if r.name == "src.console" and r.getMessage().startswith("hint")]
+    assert len(hints) == hinted
+    if hinted:  # no benchmark of an "Example Xeon" is committed: no number, the way to measure one
+        assert hints[0] == ("hint     this CPU computes bf16 natively (avx512_bf16, amx_bf16): --fast true trains "
+                            "faster; measure how much here with python scripts/benchmark.py")

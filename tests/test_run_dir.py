@@ -103,6 +103,14 @@ def test_every_checkpoint_keeps_the_settings_its_run_trained_with_and_nothing_a_
     assert not [key for key in settings if key.startswith(RESUME_MAY_CHANGE)]
 
 
+def test_a_run_from_before_fast_existed_resumes_and_what_fast_set_is_compared(tmp_path):
+    (tmp_path / "config.yaml").write_text("trainer:\n  precision: null\nmodel:\n  fast_dropout: false\n")
+    check_resume_config(tmp_path, {"fast": False, "trainer": {"precision": None}, "model": {"fast_dropout": False}})
+    with pytest.raises(UserInputError, match=r"model.fast_dropout: False then, True now.*trainer.precision: None then"):
+        check_resume_config(tmp_path, {"fast": True, "trainer": {"precision": "bf16-mixed"},
+                                       "model": {"fast_dropout": True}})
+
+
 @pytest.mark.parametrize("name, number", [("version_12", 12), ("version_0", 0), ("version_x", None),
                                           ("version_", None), ("seed_44", None)])
 def test_only_the_loggers_version_folders_are_numbered(name, number):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from src.fast import choose
 from src.run_dir import LOCK_FILE, lock_if_free
 from src.sweep import (
     LOG_FILE,
@@ -404,3 +405,14 @@ def test_sweep_and_report_start_without_importing_lightning():
     code = "import sys, src.sweep, src.report; print(sorted(m for m in sys.modules if 'lightning' in m or m == 'src.cli'))"
     imported = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert imported.stdout.strip() == "[]"
+
+
+def test_fast_goes_to_every_run_and_the_plan_line_says_what_it_turns_on(tiny_run_args, tmp_path):
+    lines: list[str] = []
+    outcomes = sweep(["sgd"], seeds=1, sweep_dir=tmp_path, progress=lines.append,
+                     overrides=[*tiny_run_args, "--trainer.max_epochs=1", "--trainer.accelerator=cpu", "--fast", "true"])
+    chosen = choose(True, None, "cpu")  # what this machine's CPU gets
+    plan = json.loads((tmp_path / SWEEP_FILE).read_text())["plan"]["summary"]  # packed as without --fast
+    assert lines[0].endswith(f", {plan}; every run --fast: {chosen.describe()}")
+    assert outcomes[0]["status"] == "finished"
+    assert results_of(tmp_path / "sgd" / "seed_42")["hparams"]["fast"] == chosen.record()

@@ -35,6 +35,7 @@ class RunResults(pl.Callback):
         self._fit_started: float | None = None
         self._earlier_wall_seconds = 0.0  # of the run before a resume
         self._resumed_from: str | None = None
+        self.fast: dict[str, Any] | None = None  # what --fast turned on, as the CLI tells it
 
     # what ran --------------------------------------------------------------------------
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -51,6 +52,7 @@ class RunResults(pl.Callback):
                 **(_plain(datamodule.hparams) if datamodule else {}),
                 "seed": int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed())),
                 "precision": trainer.precision,
+                "fast": self.fast,
                 "devices": trainer.world_size,
             },
             data=datamodule.summary() if hasattr(datamodule, "summary") else {},

@@ -1,15 +1,19 @@
 """scripts/benchmark.py's parts that need no timing: the machine it describes, its table, and
 how it refuses a Keras peer it cannot run, before any timing starts."""
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from src.errors import UserInputError
 from src.publish import readme_table
 from tests.test_results import FAKE_CPUINFO
 
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"
 PEER = {"tensorflow": "9.1", "keras": "9.2", "tf_intra_op_threads": 0, "tf_inter_op_threads": 3}
 
 
@@ -101,3 +105,67 @@ def test_step_costs_show_each_path_against_the_plain_loop_at_its_own_precision(r
     assert "| fit | 31.50 | +1.50 | 21.25 | +1.25 |" in lines
     assert "| trainer | 31.00 | +1.00 |  |  |" in lines  # not measured in bf16: blank, not zero
     assert lines[-1] == "RMSprop's update alone, float32: 1.23 ms eager, 0.20 ms compiled"
+
+
+def test_each_measurement_runs_in_a_process_of_its_own_interleaved_and_the_median_is_reported(
+        scripts, monkeypatch, tmp_path, capsys):
+    benchmark = scripts("benchmark")
+    commands, rates = [], iter(range(100, 1000, 10))
+
+    def run(command, **kwargs):  # what each measuring process would print
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 0, json.dumps({"images_per_s": next(rates)}) + "\n", "")
+
+    monkeypatch.setattr(benchmark.subprocess, "run", run)
+    monkeypatch.setattr(benchmark, "matmul_tflops", lambda *args: 1.0)
+    monkeypatch.setattr(sys, "argv", ["benchmark.py", "--devices", "cpu", "--repeats", "3", "--clock", "cpu",
+                                      "--json", str(tmp_path / "result.json")])
+    threads = torch.get_num_threads()
+    try:
+        benchmark.main()
+    finally:
+        torch.set_num_threads(threads)
+    measured = [dict(arg.removeprefix("--").split("=", 1) for arg in command[2:]) for command in commands]
+    one_round = [(precision, path) for precision in ("32-true", "bf16-mixed") for path in benchmark.TABLE_PATHS]
+    assert [(m["precision"], m["measure"]) for m in measured] == one_round * 3  # rounds, one after another
+    assert all(command[:2] == [sys.executable, str(SCRIPT)] for command in commands)
+    assert all((m["clock"], m["threads"]) == ("cpu", "1") for m in measured)
+    report = json.loads((tmp_path / "result.json").read_text())
+    assert (report["statistic"], report["clock"], report["machine"]["torch_threads"]) == ("median", "cpu", 1)
+    fit = next(r for r in report["rows"] if (r["precision"], r["path"]) == ("32-true", "fit"))
+    assert fit["all_images_per_s"] == [100, 200, 300] and fit["images_per_s"] == 200  # the first of each round
+    assert "median of 3 x 200 timed steps, CPU time" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [["--threads", "2"], ["--devices", "cuda"], ["--peer", "keras"]])
+def test_the_cpu_clock_is_refused_where_it_would_mismeasure(scripts, monkeypatch, capsys, args):
+    benchmark = scripts("benchmark")
+    monkeypatch.setattr(benchmark, "matmul_tflops", lambda *a: pytest.fail("timed before refusing"))
+    monkeypatch.setattr(sys, "argv", ["benchmark.py", "--clock", "cpu", *args])
+    with pytest.raises(SystemExit) as exited:
+        benchmark.main()
+    assert exited.value.code == 2 and "error: --clock cpu " in capsys.readouterr().err
+
+
+def test_a_saved_result_says_how_it_was_measured_older_ones_the_best_by_wall_clock(rendered):
+    rows = [row("fit", 300.0), row("plain", 400.0)]
+    new = rendered({"batch": 32, "steps": 200, "repeats": 3, "statistic": "median", "clock": "cpu", "rows": rows},
+                   "new.json")
+    assert new[0].endswith("; batch 32, median of 3 x 200 timed steps, CPU time")
+    old = rendered({"batch": 32, "steps": 150, "repeats": 3, "rows": rows}, "old.json")
+    assert old[0].endswith("; batch 32, best of 3 x 150 timed steps, wall-clock time")
+
+
+def test_a_saved_result_says_what_fast_gains_at_the_precision_it_picks_on_that_cpu(rendered):
+    rows = [row(path, rate, precision) for precision, rates in (("32-true", (400, 500, 450, 550)),
+                                                                ("bf16-mixed", (900, 1000, 950, 1050)))
+            for path, rate in zip(("fit", "fit fast", "plain", "plain fast"), rates)]
+    report = {"batch": 32, "steps": 200, "repeats": 3, "rows": rows}
+    # the made-up CPU has AVX-512 but no bf16 instructions: --fast keeps float32 there
+    assert rendered(report, "avx512.json")[-1] == "--fast true over the default (fit, 32-true): 1.25x, in 32-true"
+    bf16 = {"cpu": "Example CPU 9000", "cpu_flags": ["avx512f", "avx512_bf16"], "cpu_count": 2, "torch": "9",
+            "torch_threads": 2, "torch_interop_threads": 2, "isa_caps": {}}
+    native = rendered({**report, "machine": bf16}, "native.json")
+    assert native[-1] == "--fast true over the default (fit, 32-true): 2.50x, in bf16-mixed"
+    capped = rendered({**report, "machine": {**bf16, "isa_caps": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}}}, "capped.json")
+    assert not any(line.startswith("--fast") for line in capped)  # the cap hides what the flags promise
