@@ -47,8 +47,8 @@ from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.results import RunRecord, read_record, write_atomic
 from src.run_dir import CONFIG_FILE, LOCK_FILE, _flat, exclusive_lock, lock_if_free
 from src.signals import StoppedBySignal, StopOnSignal, start_owned
+from src.sweep_record import SWEEP_FILE, read_sweep_record
 
-SWEEP_FILE = "sweep.json"
 SWEEP_LOCK_FILE = ".sweep.lock"
 TAKEN_FILE = ".taken"  # in a run's directory: locked by the sweep that runs it, while it does
 LOG_FILE = "train.log"
@@ -354,22 +354,6 @@ def describe(outcome: dict) -> str:
         return f"interrupted at a safe point (exit {outcome['returncode']}); last.ckpt resumes it"
     test_acc = "-" if outcome["test_acc"] is None else f"{outcome['test_acc']:.4f}"
     return f"{outcome['stop_reason']}, test_acc {test_acc} ({outcome['seconds']:.0f} s)"
-
-
-def read_sweep_record(sweep_dir: Path) -> dict[str, Any]:
-    """``sweep.json`` (empty before a first sweep), its ``runs`` a mapping of run outcomes;
-    ``ValueError`` says why a damaged one cannot be read."""
-    path = sweep_dir / SWEEP_FILE
-    if not path.is_file():
-        return {"runs": {}}
-    try:
-        record = json.loads(path.read_text())
-    except ValueError as err:
-        raise ValueError(f"{path} is not valid JSON ({err})") from err
-    runs = record.setdefault("runs", {}) if isinstance(record, dict) else None
-    if not (isinstance(runs, dict) and all(isinstance(outcome, dict) for outcome in runs.values())):
-        raise ValueError(f"{path} does not hold a sweep record (a JSON object whose runs map names to outcomes)")
-    return record
 
 
 class SweepRecord:
