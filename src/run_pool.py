@@ -39,9 +39,10 @@ class Launcher(Protocol):
 
     def execute(self, run: Run, env: dict[str, str], on_start: Callable[[subprocess.Popen], None],
                 on_epoch: Progress | None) -> dict:
-        """Run ``run`` with the environment ``env`` and return how it went, as :meth:`Run.execute` does.
-        ``on_start`` gets what a stop signals (SIGTERM) once the run has started; ``on_epoch``, when
-        given, a line per epoch. It returns only once the run has ended."""
+        """Run ``run`` with the environment ``env`` and return how it went, as :meth:`Run.execute` does,
+        once it has ended; it is called in the worker thread that waits for it. ``on_start`` gets, as
+        the run starts, what a stop sends its one SIGTERM to (the run's process, or anything with
+        ``send_signal``); ``on_epoch``, when given, a line per epoch."""
 
 
 @dataclass(frozen=True)
