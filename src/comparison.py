@@ -17,7 +17,7 @@ from scipy import stats
 from src.errors import UserInputError
 from src.keras_notebook import NOTEBOOK, NotebookFigure
 from src.results import RESULTS_FILE, RunRecord
-from src.sweep import read_sweep_record
+from src.sweep_record import read_sweep_record
 
 log = logging.getLogger(__name__)
 SIGNIFICANCE = 0.05

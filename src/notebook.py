@@ -24,7 +24,8 @@ from src.packing import whole_number
 from src.report import write_report
 from src.results import RunRecord, read_record
 from src.search import search
-from src.sweep import Progress, print_line, run_arguments, sweep
+from src.run_process import Progress, print_line
+from src.sweep import run_arguments, sweep
 
 
 def table(rows: list[dict]) -> Any:

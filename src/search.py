@@ -27,12 +27,9 @@ runs it again.
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import warnings
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +41,13 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from src.commands import command_parser, parse_passing_on
 from src.errors import UserInputError, exit_on_user_error
-from src.packing import count_or_auto, machine_plan, run_environments, trains_on_cpu
+from src.packing import count_or_auto, trains_on_cpu
 from src.results import RunRecord, read_record
-from src.signals import StoppedBySignal, StopOnSignal
+from src.run_pool import LocalLauncher, RunPool, Start
+from src.run_process import Progress, Run, describe, print_line
+from src.signals import StoppedBySignal
 from src.storage import ENV_PREFIX, MAX_RETRY, STORAGE_VARIABLE, masked, open_storage, storage_url
-from src.sweep import Progress, Run, check_runs_args, describe, print_line, resolve_config
+from src.sweep import check_runs_args, resolve_config
 
 RANGE_KEYS = {"low", "high", "log", "step"}
 PRUNER_KEYS = {"n_startup_trials", "n_warmup_steps"}
@@ -228,85 +227,91 @@ def search(
         storage = f"sqlite:///{study_dir / 'study.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our one line per trial replaces Optuna's
     study = open_study(study_name, storage, declared.pruner, sampler_seed, heartbeat)
-    plan = machine_plan(n_trials, parallel, cpu_only=trains_on_cpu(resolved))
-    environments = run_environments(plan)
-    stop = StopOnSignal()
-    unstarted = iter(range(n_trials))
-    asking = threading.Lock()
-    interrupted: list[int] = []
-
-    def next_trial() -> optuna.Trial | None:
-        with asking:  # one at a time, so that the sampler sees every trial asked before
-            if stop.signum is not None or next(unstarted, None) is None:
-                return None
-            # what Study.optimize does before it asks; Optuna warns that ask() alone does not
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
-                optuna.storages.fail_stale_trials(study)
-                return study.ask()
-
-    def run_trial(trial: optuna.Trial) -> None:
-        flags = suggest(trial, declared.space)
-        name = trial.user_attrs.get(RESUMES, f"trial_{trial.number:03d}")
-        trial.set_user_attr(RESUMES, name)  # for a copy the heartbeat's callback makes should this worker die
-        pruning = [
-            # the storage's URL goes in the trial's environment, never in its config.yaml or train.log
-            "--trainer.callbacks+=src.callbacks.optuna_pruning.OptunaPruning",
-            f"--trainer.callbacks.storage={ENV_PREFIX}{STORAGE_VARIABLE}",
-            # the storage's id of this trial: what optuna.trial.Trial needs to reach it from another process
-            f"--trainer.callbacks.study_name={study_name}", f"--trainer.callbacks.trial_id={trial._trial_id}",
-            *[f"--trainer.callbacks.{key}={value}" for key, value in declared.pruner.items()],
-        ]
-        run = Run(declared.config, seed, study_dir, name, [*overrides, *flags, *pruning])
-        trial.set_user_attr("run_dir", str(run.run_dir))
-        resume = run.resume_from()
-        if resume:
-            for epoch in (read_record(run.run_dir) or RunRecord()).history:  # what it ran before, as if this trial had
-                if "val_acc" in epoch:
-                    trial.report(epoch["val_acc"], step=epoch["epoch"])
-        progress(f"trial {trial.number} start: {' '.join(flags)}" + (f" (resuming from {resume})" if resume else ""))
-        env = environments.get()
-        try:
-            outcome = run.execute({**env, STORAGE_VARIABLE: storage}, on_start=stop.adopt)
-        finally:
-            environments.put(env)
-        trial.set_user_attr("returncode", outcome["returncode"])  # the run's own exit status, as sweep.json keeps it
-        pruned_at = _latest(study, trial).user_attrs.get("pruned_at_epoch")
-        # a run that failed, was interrupted or diverged before its first validation has no value
-        value = (read_record(run.run_dir) or RunRecord()).best_val_acc if outcome["status"] in ENDED else None
-        if pruned_at is not None:
-            _mark_pruned(run.run_dir, pruned_at)
-            study.tell(trial, state=TrialState.PRUNED)
-            progress(f"trial {trial.number} pruned after epoch {pruned_at}")
-        elif value is None:
-            study.tell(trial, state=TrialState.FAIL)
-            if outcome["status"] == "interrupted":
-                study.enqueue_trial(trial.params, user_attrs={RESUMES: run.name})
-                interrupted.append(trial.number)
-            progress(f"trial {trial.number} {describe(outcome)}")
-        else:
-            study.tell(trial, value)
-            progress(f"trial {trial.number} end: best val_acc {value:.4f}, {describe(outcome)}")
-
-    def work() -> None:
-        while (trial := next_trial()) is not None:
-            with get_heartbeat_thread(trial._trial_id, study._storage):
-                run_trial(trial)
-
-    with stop, ThreadPoolExecutor(max_workers=plan.runs) as pool:
-        for worker in [pool.submit(work) for _ in range(plan.runs)]:
-            worker.result()
-    if stop.signum is not None:
-        progress(f"search stopped by {signal.Signals(stop.signum).name}: {len(interrupted)} trials stopped at a safe "
-                 "point; the next search of this study resumes them before it starts new ones")
-        raise StoppedBySignal(stop.signum)
+    trials = _Trials(study, declared, study_dir, seed, overrides, progress)
+    pool = RunPool(LocalLauncher(parallel), n_trials, trains_on_cpu(resolved), env={STORAGE_VARIABLE: storage})
+    pool.map(_asked(study, n_trials), trials.run)
+    pool.raise_if_stopped(progress, "search", f"{len(trials.interrupted)} trials stopped at a safe point; the next "
+                          "search of this study resumes them before it starts new ones")
     states = [t.state.name.lower() for t in study.trials]
     summary = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
     best = study.best_trial if any(s == "complete" for s in states) else None
     progress(f"study {study_name}: {len(states)} trials ({summary})" +
              (f"; best: trial {best.number}, val_acc {best.value:.4f}, {best.params}" if best else ""))
     return study, study_dir
+
+
+def _asked(study: optuna.Study, count: int) -> Iterator[optuna.Trial]:
+    """``count`` trials asked one by one as slots free up (the pool takes them one at a time), so that the
+    sampler sees every trial asked before; first, as Study.optimize does, the trials of dead workers are failed."""
+    for _ in range(count):
+        with warnings.catch_warnings():  # Optuna warns that ask() alone does not fail stale trials: this does
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+            optuna.storages.fail_stale_trials(study)
+            yield study.ask()
+
+
+@dataclass
+class _Trials:
+    """A study's trials as runs under ``study_dir``: each one's flags and run, and what its outcome
+    tells the study; ``interrupted`` lists those a signal stopped, enqueued again to resume first."""
+
+    study: optuna.Study
+    declared: SearchSpace
+    study_dir: Path
+    seed: int
+    overrides: list[str]
+    progress: Progress
+    interrupted: list[int] = field(default_factory=list)
+
+    def run(self, trial: optuna.Trial, start: Start) -> None:
+        """Run ``trial`` in its slot (``start``), resuming the run of the trial it repeats, if any."""
+        flags = suggest(trial, self.declared.space)
+        name = trial.user_attrs.get(RESUMES, f"trial_{trial.number:03d}")
+        trial.set_user_attr(RESUMES, name)  # for a copy the heartbeat's callback makes should this worker die
+        run = Run(self.declared.config, self.seed, self.study_dir, name,
+                  [*self.overrides, *flags, *self._pruning(trial)])
+        trial.set_user_attr("run_dir", str(run.run_dir))
+        resume = run.resume_from()
+        if resume:
+            for epoch in (read_record(run.run_dir) or RunRecord()).history:  # what it ran before, as if this trial had
+                if "val_acc" in epoch:
+                    trial.report(epoch["val_acc"], step=epoch["epoch"])
+        self.progress(f"trial {trial.number} start: {' '.join(flags)}"
+                      + (f" (resuming from {resume})" if resume else ""))
+        with get_heartbeat_thread(trial._trial_id, self.study._storage):
+            outcome = start(run)
+        self._tell(trial, run, outcome)
+
+    def _pruning(self, trial: optuna.Trial) -> list[str]:
+        return [
+            # the storage's URL goes in the trial's environment, never in its config.yaml or train.log
+            "--trainer.callbacks+=src.callbacks.optuna_pruning.OptunaPruning",
+            f"--trainer.callbacks.storage={ENV_PREFIX}{STORAGE_VARIABLE}",
+            # the storage's id of this trial: what optuna.trial.Trial needs to reach it from another process
+            f"--trainer.callbacks.study_name={self.study.study_name}",
+            f"--trainer.callbacks.trial_id={trial._trial_id}",
+            *[f"--trainer.callbacks.{key}={value}" for key, value in self.declared.pruner.items()],
+        ]
+
+    def _tell(self, trial: optuna.Trial, run: Run, outcome: dict) -> None:
+        trial.set_user_attr("returncode", outcome["returncode"])  # the run's own exit status, as sweep.json keeps it
+        pruned_at = _latest(self.study, trial).user_attrs.get("pruned_at_epoch")
+        # a run that failed, was interrupted or diverged before its first validation has no value
+        value = (read_record(run.run_dir) or RunRecord()).best_val_acc if outcome["status"] in ENDED else None
+        if pruned_at is not None:
+            _mark_pruned(run.run_dir, pruned_at)
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.progress(f"trial {trial.number} pruned after epoch {pruned_at}")
+        elif value is None:
+            self.study.tell(trial, state=TrialState.FAIL)
+            if outcome["status"] == "interrupted":
+                self.study.enqueue_trial(trial.params, user_attrs={RESUMES: run.name})
+                self.interrupted.append(trial.number)
+            self.progress(f"trial {trial.number} {describe(outcome)}")
+        else:
+            self.study.tell(trial, value)
+            self.progress(f"trial {trial.number} end: best val_acc {value:.4f}, {describe(outcome)}")
 
 
 def _latest(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTrial:

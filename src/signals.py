@@ -74,7 +74,7 @@ def start_owned(command: Sequence[str], **popen_args: Any) -> subprocess.Popen:
 
     The signal comes when the *thread* that started the child ends, not the whole process, so the
     caller must start it from a thread that outlives it: one that waits for it, as
-    :meth:`src.sweep.Run.execute` does. The signal is set by a small wrapper that then becomes the
+    :meth:`src.run_process.Run.execute` does. The signal is set by a small wrapper that then becomes the
     command (``exec``; the setting survives it, and the process keeps its id), not by Popen's
     ``preexec_fn``, which the docs call unsafe in a process with threads such as a sweep's.
     """

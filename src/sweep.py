@@ -25,15 +25,11 @@ import io
 import json
 import logging
 import shlex
-import signal
-import subprocess
-import sys
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +38,18 @@ import yaml
 from src.commands import command_parser, parse_passing_on
 from src.errors import UserInputError, exit_on_user_error
 from src.keras_notebook import NOTEBOOK
-from src.packing import GPU_GIB_PER_RUN, count_or_auto, machine_plan, run_environments, trains_on_cpu, whole_number
+from src.packing import GPU_GIB_PER_RUN, count_or_auto, trains_on_cpu, whole_number
 from src.paths import BASE_CONFIG, CONFIG_DIR
-from src.results import RunRecord, read_record, write_atomic
+from src.results import read_record, write_atomic
 from src.run_dir import CONFIG_FILE, LOCK_FILE, _flat, exclusive_lock, lock_if_free
-from src.signals import StoppedBySignal, StopOnSignal, start_owned
+from src.run_pool import LocalLauncher, RunPool, Start
+# LOG_FILE too, not used here: the sweep's callers find each run's output there
+from src.run_process import LOG_FILE, Progress, Run, describe, print_line, recorded_status
+from src.signals import StoppedBySignal
+from src.sweep_record import SWEEP_FILE, read_sweep_record
 
-SWEEP_FILE = "sweep.json"
 SWEEP_LOCK_FILE = ".sweep.lock"
 TAKEN_FILE = ".taken"  # in a run's directory: locked by the sweep that runs it, while it does
-LOG_FILE = "train.log"
 SET_BY_SWEEP = ("--seed_everything", "--run_name", "--trainer.logger", "--ckpt_path")
 # What the runs of one sweep directory may have been given differently without a change to their
 # results: what the sweep sets for each run, where files go, and what a run prints and logs.
@@ -60,13 +58,6 @@ MAY_DIFFER = (
     "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps", "data.data_dir",
     "data.download", "data.eval_batch_size",
 )
-
-Progress = Callable[[str], None]
-
-def print_line(line: str) -> None:
-    """Progress to the terminal, flushed so that it shows at once even through a pipe."""
-    print(line, flush=True)
-
 
 def available_configs() -> list[str]:
     """Names of the experiment configs in ``configs/``, base excluded."""
@@ -229,149 +220,6 @@ def check_runs_args(runs: Iterable[tuple[Path, Sequence[str]]]) -> list[dict[str
         checks.removeFilter(once)
 
 
-@dataclass
-class Run:
-    """One ``src.cli fit`` run at ``root/name/seed_<seed>``."""
-
-    config: Path
-    seed: int
-    root: Path
-    name: str
-    overrides: list[str] = field(default_factory=list)
-
-    @property
-    def run_dir(self) -> Path:
-        return self.root / self.name / f"seed_{self.seed}"
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} seed {self.seed}"
-
-    @property
-    def key(self) -> str:
-        """Its name in ``sweep.json``."""
-        return f"{self.name}/seed_{self.seed}"
-
-    def holder(self) -> str | None:
-        """The process that holds the run's own lock (its fit, which a sweep that died or a user started),
-        or None when no process does."""
-        lock = self.run_dir / LOCK_FILE
-        if not lock.is_file():
-            return None
-        with lock_if_free(lock) as free:
-            if free:
-                return None
-        pid = lock.read_text().strip()
-        return f"process {pid}" if pid.isdigit() else "another process"
-
-    def resume_from(self) -> Path | None:
-        last = self.run_dir / "checkpoints" / "last.ckpt"
-        return last if last.is_file() else None
-
-    def command(self) -> list[str]:
-        resume = self.resume_from()
-        return [
-            sys.executable, "-m", "src.cli", "fit", f"--config={self.config}",
-            "--trainer.enable_progress_bar=false",  # train.log is a file: no progress bar redraws
-            *self.overrides,
-            f"--seed_everything={self.seed}",
-            f"--run_name={self.name}",
-            f"--trainer.logger.init_args.save_dir={self.root}",
-            f"--trainer.logger.init_args.version=seed_{self.seed}",
-            *([f"--ckpt_path={resume}"] if resume else []),
-        ]
-
-    def _watch_epochs(self, process: subprocess.Popen, on_epoch: Progress) -> None:
-        """Report each epoch as results.json gains it, polling every few seconds."""
-        seen = len((read_record(self.run_dir) or RunRecord()).history)
-        while process.poll() is None:
-            time.sleep(2)
-            history = (read_record(self.run_dir) or RunRecord()).history
-            for epoch in history[seen:]:
-                on_epoch(f"{self.label}: epoch {epoch['epoch']}, val_acc {epoch.get('val_acc', float('nan')):.4f}")
-            seen = max(seen, len(history))
-
-    def execute(
-        self,
-        env: dict[str, str] | None = None,
-        on_epoch: Progress | None = None,
-        on_start: Callable[[subprocess.Popen], None] | None = None,
-    ) -> dict:
-        """Run it (output to ``train.log``; ``on_start`` gets the process) and say how it went:
-        status ``finished``, ``diverged``, ``interrupted`` (stopped at a safe point by a signal) or
-        ``failed``, with the exit code and the run's results.
-
-        The run's process gets SIGTERM when this one dies (:func:`src.signals.start_owned`), which
-        Linux sends when the thread that started it ends. So this one call, in one thread, starts the
-        run and waits for it, and stops it should it be left early: a sweep's pool threads may start
-        runs, and none is left training after the sweep has gone."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        started = time.time()
-        command = self.command()
-        with open(self.run_dir / LOG_FILE, "a") as log:
-            log.write(f"\n$ {' '.join(command)}\n")
-            log.flush()
-            process = start_owned(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-            try:
-                if on_start:
-                    on_start(process)
-                if on_epoch:
-                    self._watch_epochs(process, on_epoch)
-                process.wait()
-            finally:
-                if process.poll() is None:  # left by an error
-                    process.terminate()
-                    process.wait()
-        record = read_record(self.run_dir)
-        status = recorded_status(record) or "failed"
-        if process.returncode != 0 and status != "interrupted":
-            status = "failed"
-        return self.outcome(status, record, returncode=process.returncode, seconds=round(time.time() - started, 1),
-                            log=str(self.run_dir / LOG_FILE))
-
-    def outcome(self, status: str, record: RunRecord | None, **details: object) -> dict:
-        """What ``sweep.json`` keeps of a run."""
-        record = record or RunRecord()
-        return {
-            "config": self.name, "seed": self.seed, "run_dir": str(self.run_dir), "status": status,
-            "stop_reason": record.stop_reason, "test_acc": record.test_acc, **details,
-        }
-
-
-def recorded_status(record: RunRecord | None) -> str | None:
-    """How a run went by its own ``results.json``: ``finished``, ``diverged`` or ``interrupted``; None
-    when it cannot tell (no record, still running, or failed)."""
-    if record and record.is_complete:
-        return "diverged" if record.stop_reason == "diverged" else "finished"
-    return "interrupted" if record and record.stop_reason == "interrupted" else None
-
-
-def describe(outcome: dict) -> str:
-    """One line on how a run ended."""
-    if outcome["status"] == "failed":
-        return f"FAILED (exit {outcome['returncode']}, stop_reason {outcome['stop_reason']}); see {outcome['log']}"
-    if outcome["status"] == "interrupted":
-        return f"interrupted at a safe point (exit {outcome['returncode']}); last.ckpt resumes it"
-    test_acc = "-" if outcome["test_acc"] is None else f"{outcome['test_acc']:.4f}"
-    return f"{outcome['stop_reason']}, test_acc {test_acc} ({outcome['seconds']:.0f} s)"
-
-
-def read_sweep_record(sweep_dir: Path) -> dict[str, Any]:
-    """``sweep.json`` (empty before a first sweep), its ``runs`` a mapping of run outcomes;
-    ``ValueError`` says why a damaged one cannot be read."""
-    path = sweep_dir / SWEEP_FILE
-    if not path.is_file():
-        return {"runs": {}}
-    try:
-        record = json.loads(path.read_text())
-    except ValueError as err:
-        raise ValueError(f"{path} is not valid JSON ({err})") from err
-    runs = record.setdefault("runs", {}) if isinstance(record, dict) else None
-    if not (isinstance(runs, dict) and all(isinstance(outcome, dict) for outcome in runs.values())):
-        raise ValueError(f"{path} does not hold a sweep record (a JSON object whose runs map names to outcomes)")
-    return record
-
-
 class SweepRecord:
     """``sweep.json``: how every run of the sweep went, kept across restarts. Sweeps may share a
     directory at once (one per config, say), so each change is read, merged and written under a
@@ -468,61 +316,61 @@ def sweep(
         if done and done.is_complete:
             outcomes[run.label] = run.outcome("complete", done)
     todo = [run for run in runs if run.label not in outcomes]
-    plan = machine_plan(len(todo), parallel, runs_per_device, trains_on_cpu(resolved))
+    pool = RunPool(LocalLauncher(parallel, runs_per_device), len(todo), trains_on_cpu(resolved),
+                   on_epoch=progress if epoch_progress else None)
     from src.fast import choose_for  # here, not above: torch takes seconds to import (check_run_args loaded it)
 
     fast = "; ".join(dict.fromkeys(choice.describe() for config in resolved if (choice := choose_for(config))))
     progress(f"sweep {root}: {len(runs)} run{'' if len(runs) == 1 else 's'}, {len(outcomes)} already complete, "
-             f"{len(todo)} to run, {plan.describe()}" + (f"; every run --fast: {fast}" if fast else ""))
+             f"{len(todo)} to run, {pool.plan.describe()}" + (f"; every run --fast: {fast}" if fast else ""))
     record = SweepRecord(root, {"configs": [str(p) for p in paths], "seeds": list(seed_list), "overrides": overrides,
-                                "plan": {**asdict(plan), "summary": plan.describe()}}, runs)
-    environments = run_environments(plan)
-    stop = StopOnSignal()
-
-    def start(index: int, run: Run) -> dict:
-        env = environments.get()
-        try:
-            if stop.signum is not None:
-                return run.outcome("not started", read_record(run.run_dir))
-            with lock_if_free(run.run_dir / TAKEN_FILE) as taken:
-                done = read_record(run.run_dir)
-                if not taken or (done and done.is_complete):
-                    progress(f"[{index}/{len(todo)}] skip  {run.label}: another sweep "
-                             + ("is running it" if not taken else "has finished it"))
-                    return run.outcome("complete" if taken else "elsewhere", done)
-                holder = run.holder()
-                if holder:  # not a failure: a later start takes it up once that process has ended
-                    progress(f"[{index}/{len(todo)}] skip  {run.label}: {holder} still runs its fit "
-                             f"(it holds {run.run_dir / LOCK_FILE}); left to it")
-                    held = run.outcome("held", done, holder=holder)
-                    record.update(run, held)
-                    return held
-                resume = run.resume_from()
-                progress(f"[{index}/{len(todo)}] start {run.label}" + (f" (resuming from {resume})" if resume else ""))
-                outcome = run.execute(env, on_epoch=progress if epoch_progress else None, on_start=stop.adopt)
-        finally:
-            environments.put(env)
-        record.update(run, outcome)
-        progress(f"[{index}/{len(todo)}] end   {run.label}: {describe(outcome)}")
-        return outcome
-
-    with stop, ThreadPoolExecutor(max_workers=plan.runs) as pool:
-        for run, outcome in zip(todo, pool.map(start, range(1, len(todo) + 1), todo)):
-            outcomes[run.label] = outcome
-    if stop.signum is not None:
-        statuses = [o["status"] for o in outcomes.values()]
-        stopped = statuses.count("interrupted")
-        progress(f"sweep stopped by {signal.Signals(stop.signum).name}: {stopped} run{'' if stopped == 1 else 's'} "
-                 f"stopped at a safe point, {statuses.count('not started')} not started; the same command goes on "
-                 "from there")
-        raise StoppedBySignal(stop.signum)
+                                "plan": {**asdict(pool.plan), "summary": pool.plan.describe()}}, runs)
+    ran = pool.map(enumerate(todo, 1), partial(_run_unless_taken, record, progress, len(todo)))
+    for run, outcome in zip(todo, ran):
+        outcomes[run.label] = outcome
+    for run in todo[len(ran):]:
+        outcomes[run.label] = run.outcome("not started", read_record(run.run_dir))
     statuses = [o["status"] for o in outcomes.values()]
-    failed, elsewhere, held = statuses.count("failed"), statuses.count("elsewhere"), statuses.count("held")
-    progress(f"sweep done: {len(runs) - failed - elsewhere - held} of {len(runs)} runs complete"
-             + (f", {failed} failed" if failed else "")
-             + (f", {elsewhere} left to another sweep" if elsewhere else "")
-             + (f", {held} held by another process" if held else ""))
+    stopped = statuses.count("interrupted")
+    pool.raise_if_stopped(progress, "sweep", f"{stopped} run{'' if stopped == 1 else 's'} stopped at a safe point, "
+                          f"{statuses.count('not started')} not started; the same command goes on from there")
+    progress(_done(statuses))
     return [outcomes[run.label] for run in runs]
+
+
+def _done(statuses: list[str]) -> str:
+    """The sweep's last line, from the status of each of its runs."""
+    failed, elsewhere, held = statuses.count("failed"), statuses.count("elsewhere"), statuses.count("held")
+    return (f"sweep done: {len(statuses) - failed - elsewhere - held} of {len(statuses)} runs complete"
+            + (f", {failed} failed" if failed else "")
+            + (f", {elsewhere} left to another sweep" if elsewhere else "")
+            + (f", {held} held by another process" if held else ""))
+
+
+def _run_unless_taken(record: SweepRecord, progress: Progress, count: int, numbered: tuple[int, Run],
+                      start: Start) -> dict:
+    """A run of the sweep, started in its slot (``start``) unless another sweep has taken it (its
+    ``.taken`` lock) or finished it, or another process still runs its fit (its own lock)."""
+    index, run = numbered
+    with lock_if_free(run.run_dir / TAKEN_FILE) as taken:
+        done = read_record(run.run_dir)
+        if not taken or (done and done.is_complete):
+            progress(f"[{index}/{count}] skip  {run.label}: another sweep "
+                     + ("is running it" if not taken else "has finished it"))
+            return run.outcome("complete" if taken else "elsewhere", done)
+        holder = run.holder()
+        if holder:  # not a failure: a later start takes it up once that process has ended
+            progress(f"[{index}/{count}] skip  {run.label}: {holder} still runs its fit "
+                     f"(it holds {run.run_dir / LOCK_FILE}); left to it")
+            held = run.outcome("held", done, holder=holder)
+            record.update(run, held)
+            return held
+        resume = run.resume_from()
+        progress(f"[{index}/{count}] start {run.label}" + (f" (resuming from {resume})" if resume else ""))
+        outcome = start(run)
+    record.update(run, outcome)
+    progress(f"[{index}/{count}] end   {run.label}: {describe(outcome)}")
+    return outcome
 
 
 def build_parser() -> argparse.ArgumentParser:
