@@ -104,11 +104,13 @@ def test_every_checkpoint_keeps_the_settings_its_run_trained_with_and_nothing_a_
 
 
 def test_a_run_from_before_fast_existed_resumes_and_what_fast_set_is_compared(tmp_path):
-    (tmp_path / "config.yaml").write_text("trainer:\n  precision: null\nmodel:\n  fast_dropout: false\n")
-    check_resume_config(tmp_path, {"fast": False, "trainer": {"precision": None}, "model": {"fast_dropout": False}})
-    with pytest.raises(UserInputError, match=r"model.fast_dropout: False then, True now.*trainer.precision: None then"):
-        check_resume_config(tmp_path, {"fast": True, "trainer": {"precision": "bf16-mixed"},
-                                       "model": {"fast_dropout": True}})
+    checkpoint = trained({"trainer.precision": None}, fast_dropout=False)  # keeps no "fast": --fast came later
+    plain = {"trainer.precision": None, "model.fast_dropout": False}
+    check_resume(tmp_path / "last.ckpt", checkpoint, plain, tmp_path)
+    with pytest.raises(UserInputError, match=r"model.fast_dropout: trained with False, given True; "
+                                             r"trainer.precision: trained with None, given 'bf16-mixed'"):
+        check_resume(tmp_path / "last.ckpt", checkpoint,
+                     {"trainer.precision": "bf16-mixed", "model.fast_dropout": True}, tmp_path)
 
 
 @pytest.mark.parametrize("name, number", [("version_12", 12), ("version_0", 0), ("version_x", None),
