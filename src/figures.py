@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from src.comparison import ConfigRuns, runs_cell
 from src.keras_notebook import NOTEBOOK
-from src.results import RunRecord
+from src.results import RunRecord, atomic_file
 
 
 def _epoch_matrix(group: ConfigRuns, key: str) -> np.ndarray:
@@ -106,10 +106,13 @@ def plot_test_acc(rows: list[dict], groups: list[ConfigRuns]) -> Figure:
 
 
 def write_figures(rows: list[dict], groups: list[ConfigRuns], out: Path) -> dict[str, Path]:
-    """``curves.png`` and ``test_acc.png`` in ``out``."""
+    """``curves.png`` and ``test_acc.png`` in ``out``, each whole or not at all."""
     paths = {}
     for name, figure in (("curves.png", plot_curves(groups)), ("test_acc.png", plot_test_acc(rows, groups))):
         paths[name] = out / name
-        figure.savefig(paths[name], dpi=110)
-        plt.close(figure)
+        try:
+            with atomic_file(paths[name], "wb") as file:
+                figure.savefig(file, format="png", dpi=110)
+        finally:
+            plt.close(figure)
     return paths

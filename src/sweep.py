@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from src.commands import command_parser, parse_passing_on
-from src.errors import UserInputError, exit_on_user_error
+from src.errors import CannotWrite, UserInputError, exit_on_user_error
 from src.keras_notebook import NOTEBOOK
 from src.packing import GPU_GIB_PER_RUN, count_or_auto, machine_plan, run_environments, trains_on_cpu
 from src.paths import BASE_CONFIG, CONFIG_DIR
@@ -190,12 +190,16 @@ class Run:
         """Run it (output to ``train.log``; ``on_start`` gets the process) and say how it went:
         status ``finished``, ``diverged``, ``interrupted`` (stopped at a safe point by a signal) or
         ``failed``, with the exit code and the run's results."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.time()
         command = self.command()
-        with open(self.run_dir / LOG_FILE, "a") as log:
-            log.write(f"\n$ {' '.join(command)}\n")
-            log.flush()
+        log_path = self.run_dir / LOG_FILE
+        try:  # the folder and the first line of the run's log: where a full disk or a read-only folder shows
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "a") as log:
+                log.write(f"\n$ {' '.join(command)}\n")
+        except OSError as err:
+            raise CannotWrite(err.filename or log_path, err) from err
+        with open(log_path, "a") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
             if on_start:
                 on_start(process)
@@ -217,14 +221,15 @@ class Run:
         record = record or RunRecord()
         return {
             "config": self.name, "seed": self.seed, "run_dir": str(self.run_dir), "status": status,
-            "stop_reason": record.stop_reason, "test_acc": record.test_acc, **details,
+            "stop_reason": record.stop_reason, "failure": record.failure, "test_acc": record.test_acc, **details,
         }
 
 
 def describe(outcome: dict) -> str:
     """One line on how a run ended."""
     if outcome["status"] == "failed":
-        return f"FAILED (exit {outcome['returncode']}, stop_reason {outcome['stop_reason']}); see {outcome['log']}"
+        why = f": {outcome['failure']}" if outcome.get("failure") else ""
+        return f"FAILED (exit {outcome['returncode']}, stop_reason {outcome['stop_reason']}{why}); see {outcome['log']}"
     if outcome["status"] == "interrupted":
         return f"interrupted at a safe point (exit {outcome['returncode']}); last.ckpt resumes it"
     test_acc = "-" if outcome["test_acc"] is None else f"{outcome['test_acc']:.4f}"
@@ -324,11 +329,19 @@ def sweep(
                                 "plan": {**asdict(plan), "summary": plan.describe()}})
     environments = run_environments(plan)
     stop = StopOnSignal()
+    unwritable: list[CannotWrite] = []  # a file the sweep could not write: it starts no more runs
 
     def start(index: int, run: Run) -> dict:
+        try:
+            return start_run(index, run)
+        except CannotWrite as err:
+            unwritable.append(err)
+            return run.outcome("not started", read_record(run.run_dir))
+
+    def start_run(index: int, run: Run) -> dict:
         env = environments.get()
         try:
-            if stop.signum is not None:
+            if stop.signum is not None or unwritable:
                 return run.outcome("not started", read_record(run.run_dir))
             with lock_if_free(run.run_dir / TAKEN_FILE) as taken:
                 done = read_record(run.run_dir)
@@ -355,6 +368,9 @@ def sweep(
                  f"stopped at a safe point, {statuses.count('not started')} not started; the same command goes on "
                  "from there")
         raise StoppedBySignal(stop.signum)
+    if unwritable:
+        raise CannotWrite(unwritable[0].path, unwritable[0].error, "then start the same sweep again: it skips "
+                          "the finished runs and resumes the others")
     statuses = [o["status"] for o in outcomes.values()]
     failed, elsewhere = statuses.count("failed"), statuses.count("elsewhere")
     progress(f"sweep done: {len(runs) - failed - elsewhere} of {len(runs)} runs complete"
