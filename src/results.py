@@ -125,7 +125,11 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
     partial = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(partial, mode.replace("w", "x")) as file:
+        file = open(partial, mode.replace("w", "x"))
+    except OSError as err:
+        raise CannotWrite(path, err) from err
+    try:
+        with file:
             yield file
             file.flush()
             os.fsync(file.fileno())  # a full disk may only say so now (delayed allocation, quotas, NFS)

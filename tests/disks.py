@@ -64,7 +64,7 @@ class SmallDisk:
         real_open, real_mkdir = builtins.open, os.mkdir
 
         def simulated_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-            writes = isinstance(file, (str, os.PathLike)) and self._holds(file) and bool(set(mode) & set("wxa+"))
+            writes = isinstance(file, (str, bytes, os.PathLike)) and self._holds(file) and bool(set(mode) & set("wxa+"))
             if writes and self._read_only:
                 raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(file))
             opened = real_open(file, mode, *args, **kwargs)
@@ -80,7 +80,7 @@ class SmallDisk:
         self._monkeypatch.setattr(os, "mkdir", simulated_mkdir)
 
     def _holds(self, file: Any) -> bool:
-        return Path(os.path.abspath(file)).is_relative_to(self.path)
+        return Path(os.path.abspath(os.fsdecode(file))).is_relative_to(self.path)
 
     def _take(self, size: int) -> None:
         if self._left is not None:

@@ -115,3 +115,10 @@ def test_a_resume_continues_the_run_without_warning_that_its_folder_is_not_empty
                   *synthetic_args])
     assert [epoch["epoch"] for epoch in RunRecord.read(copied_run).history] == [1, 2, 3]
     assert not [w for w in seen if "exists and is not empty" in str(w.message)]
+
+
+def test_resuming_a_run_in_a_read_only_folder_is_one_error_line_not_a_traceback(small_disk, second_epoch):
+    run = second_epoch(small_disk.path, after_copy=small_disk.make_read_only)
+    assert run.code == 2 and run.err.count("error:") == 1 and "Traceback" not in run.err, run.err
+    assert f"error: Cannot write {small_disk.path / 'runs' / 'default'}" in run.err
+    assert "(read-only file system). Make it writable" in run.err

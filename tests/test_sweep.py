@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from src.errors import CannotWrite
 from src.sweep import (
     LOG_FILE,
     SWEEP_FILE,
@@ -289,3 +290,23 @@ def test_sweep_and_report_start_without_importing_lightning():
     code = "import sys, src.sweep, src.report; print(sorted(m for m in sys.modules if 'lightning' in m or m == 'src.cli'))"
     imported = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert imported.stdout.strip() == "[]"
+
+
+def test_a_read_only_sweep_directory_is_one_error_line_before_any_run(capsys, small_disk):
+    small_disk.make_read_only()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--configs", "sgd", "--seeds", "1", "--sweep_dir", str(small_disk.path / "sweep")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("error:") == 1 and "Traceback" not in err, err
+    assert f"error: Cannot write {small_disk.path / 'sweep'} (read-only file system). Make it writable" in err
+
+
+def test_a_sweep_record_a_full_disk_cannot_take_is_named_and_left_as_it_was(small_disk):
+    record = SweepRecord(small_disk.path, {"configs": ["sgd"]})
+    record.update(Run(Path("sgd.yaml"), 42, small_disk.path, "sgd"), {"status": "finished"})
+    before = (small_disk.path / SWEEP_FILE).read_bytes()
+    small_disk.fill()
+    with pytest.raises(CannotWrite, match=f"Cannot write {small_disk.path / SWEEP_FILE} \\(no space left on the dev"):
+        record.update(Run(Path("sgd.yaml"), 43, small_disk.path, "sgd"), {"status": "finished"})
+    assert (small_disk.path / SWEEP_FILE).read_bytes() == before
+    assert not list(small_disk.path.glob("*.partial"))

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from src.data.sources import CACHE_NAME, CLASSES, load_cifar10, read_image_folder
-from src.errors import UserInputError
+from src.errors import CannotWrite, UserInputError
 from tests.synthetic import synthetic_images, write_image_folder, write_tarball
 
 
@@ -128,3 +128,10 @@ def test_no_data_and_no_network_says_where_to_put_data(tmp_path, monkeypatch):
 def test_classes_are_in_official_label_order():
     assert list(CLASSES) == sorted(CLASSES)
     assert CLASSES[0] == "airplane" and CLASSES[9] == "truck"
+
+
+def test_a_cache_a_full_disk_cannot_take_is_named_and_not_left_half_written(small_folder, small_disk):
+    small_disk.fill()
+    with pytest.raises(CannotWrite, match=f"Cannot write {small_disk.path / CACHE_NAME} \\(no space left.*data_dir"):
+        load_cifar10(small_disk.path, source=small_folder)
+    assert not (small_disk.path / CACHE_NAME).exists() and not list(small_disk.path.glob("*.partial"))
