@@ -226,7 +226,7 @@ class HparamLabCLI(LightningCLI):
             if self.trainer.interrupted:  # Lightning's answer to a second Ctrl-C: sys.exit(1)
                 raise RunInterrupted(signal.SIGINT, "at once (Ctrl-C twice); last.ckpt holds the last safe point") from exit_
             raise
-        except CannotWrite:  # the run's results.json says it failed, and why
+        except CannotWrite:  # not a failed start: the run directory stays, its results.json says why
             raise
         except UserInputError:
             self._abandon_run_dir()

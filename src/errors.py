@@ -15,7 +15,8 @@ class UserInputError(ValueError):
 
 # Why a file could not be written, as a user can act on it: make space, or write where one may.
 NO_SPACE = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is used up"}
-NOT_WRITABLE = {errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "read-only file system"}
+NOT_WRITABLE = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                errno.EROFS: "read-only file system"}
 
 
 class CannotWrite(UserInputError):

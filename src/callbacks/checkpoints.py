@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import Tensor
 
-from src.results import read_record
+from src.results import RunRecord, read_record
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ class RunCheckpoint(ModelCheckpoint):
     def _remove_replaced(self, trainer: pl.Trainer) -> None:
         if not getattr(self, "_replaced", None):  # none, or a fit that failed before its setup
             return
-        record = read_record(Path(self.dirpath).parent) if self.dirpath else None  # the run directory's
-        named = {Path(name).name for name in (record.best_checkpoint, record.tested_checkpoint) if name} if record else set()
+        record = (read_record(Path(self.dirpath).parent) if self.dirpath else None) or RunRecord()  # the run's
+        named = {Path(name).name for name in (record.best_checkpoint, record.tested_checkpoint) if name}
         for path in [p for p in self._replaced if Path(p).name not in named]:
             super()._remove_checkpoint(trainer, path)
             self._replaced.remove(path)
