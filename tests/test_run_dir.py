@@ -186,3 +186,10 @@ def test_a_fit_from_another_runs_checkpoint_with_other_settings_is_refused_not_o
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "model.decay: trained with 0.0, given 0.001" in err, err
     assert not (tmp_path / "runs" / "another").exists()
+
+
+def test_resuming_a_run_in_a_read_only_folder_is_one_error_line_not_a_traceback(small_disk, second_epoch):
+    run = second_epoch(small_disk.path, after_copy=small_disk.make_read_only)
+    assert run.code == 2 and run.err.count("error:") == 1 and "Traceback" not in run.err, run.err
+    assert f"error: Cannot write {small_disk.path / 'runs' / 'default'}" in run.err
+    assert "(read-only file system). Make it writable" in run.err
