@@ -23,10 +23,10 @@ import torch
 import yaml
 from jsonargparse import Namespace
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from pytorch_lightning import LightningModule, Trainer
+from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelSummary
 from pytorch_lightning.callbacks.progress import ProgressBar
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -34,6 +34,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from src.arguments import ConciseArgumentParser
 from src.cli_arguments import add_run_arguments
 from src.callbacks.divergence import has_diverged
+from src.callbacks.run_config import SaveRunConfig
 from src.callbacks.run_results import RunResults
 from src.checkpoints import SafeCheckpointIO, best_checkpoint, last_checkpoint, load_checkpoint
 from src.console import log_partial_evaluation, log_run_result, log_run_start, quiet_lightning
@@ -43,30 +44,13 @@ from src.fast import apply_fast
 from src.module import CifarClassifier
 from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.preflight import check_run, lightning_config_errors
-from src.results import RunRecord, write_atomic
-from src.run_dir import owned_run_dir, release_all, version_number
-from src.run_settings import SETTINGS_KEY, experiment_settings
+from src.results import RunRecord
+from src.run_dir import latest_version, owned_run_dir, release_all
+from src.run_settings import experiment_settings
 from src.signals import RunInterrupted
 from src.stages import fit_new_stage
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-class SaveRunConfig(SaveConfigCallback):
-    """LightningCLI's ``config.yaml``, written whole or not at all (a resumed run rewrites it, and a
-    full disk must not leave it cut off), and the run's settings in every checkpoint: a resume is
-    checked against the checkpoint's copy, which an edit of ``config.yaml`` does not change."""
-
-    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
-        if self.already_saved:
-            return
-        log_dir = trainer.log_dir  # a collective call: on every rank
-        if trainer.is_global_zero and log_dir:
-            write_atomic(Path(log_dir) / self.config_filename, self.parser.dump(self.config, skip_unset=False))
-        self.already_saved = trainer.strategy.broadcast(True)
-
-    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
-        checkpoint[SETTINGS_KEY] = experiment_settings(self.config)
-
-
 class HparamLabCLI(LightningCLI):
     """LightningCLI with the project's parser, defaults and trainer set-up. One fit's story is
     :meth:`fit`; the run directory it writes is owned by :func:`src.run_dir.owned_run_dir` from its
@@ -75,12 +59,7 @@ class HparamLabCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None, run: bool = True, resolve_only: bool = False) -> None:
         self.given_args = sys.argv[1:] if args is None else args  # for the command that resumes the run
         self.resolve_only = resolve_only
-        if not BASE_CONFIG.is_file():  # jsonargparse would skip it silently: every run would lose its defaults
-            raise UserInputError(
-                f"The shared defaults {BASE_CONFIG} are missing, so this hparam-lab installation is incomplete "
-                f"(looked in {CONFIG_DIR} and in the package's configs/). Reinstall it with `pip install .` from "
-                "a checkout, which ships configs/ inside the package, or run from the checkout itself."
-            )
+        _check_defaults_exist()
         quiet_lightning("WARNING")  # until the arguments say otherwise
         # base.yaml belongs to each subcommand's parser, or to the only one without subcommands; resolving
         # a config raises its mistakes instead of printing them
@@ -130,9 +109,7 @@ class HparamLabCLI(LightningCLI):
         _drop_disabled_callbacks(config.trainer)
         logger = config.trainer.logger
         if logger and not isinstance(logger, bool) and logger.init_args.get("name") is None:
-            config_files = config.get("config") or []
-            default_name = Path(str(config_files[-1])).stem if config_files else "default"
-            logger.init_args.name = config.run_name or default_name
+            logger.init_args.name = config.run_name or _config_name(config)
         if self.subcommand != "fit":
             return
         if config.ckpt_path and config.new_stage_from:
@@ -141,7 +118,7 @@ class HparamLabCLI(LightningCLI):
                 "(start a new stage from a checkpoint's weights), not both."
             )
         if config.ckpt_path == "last" and logger and logger.init_args.get("version") is None:
-            logger.init_args.version = _latest_version(Path(logger.init_args.save_dir) / logger.init_args.name)
+            logger.init_args.version = latest_version(Path(logger.init_args.save_dir) / logger.init_args.name)
         if logger and rank_zero_only.rank == 0:  # the other DDP ranks write nothing of their own
             run_dir = self._run_dir_owner.enter_context(owned_run_dir(
                 Path(logger.init_args.save_dir) / logger.init_args.name, logger.init_args.get("version"),
@@ -153,7 +130,7 @@ class HparamLabCLI(LightningCLI):
         """One run, top to bottom: its data and what runs, training (or a new lr stage), the test of
         its best checkpoint, its result."""
         self._load_data()
-        with self._failed_writes(), _ctrl_c_twice(self.trainer):
+        with failed_writes(self.trainer, self.given_args), _ctrl_c_twice(self.trainer):
             self._train(**kwargs)
             record = self._record()
             if self.config.fit.test_after_fit and not self.trainer.interrupted and not has_diverged(self.trainer):
@@ -202,23 +179,6 @@ class HparamLabCLI(LightningCLI):
     def _record(self) -> RunRecord | None:
         return next((cb.record for cb in self.trainer.callbacks if isinstance(cb, RunResults)), None)
 
-    @contextmanager
-    def _failed_writes(self) -> Iterator[None]:
-        """A file the run could not write, however a library wrapped the error (Lightning's logger
-        raises a ValueError, TensorBoard's writer thread raises it again at the next event), as one
-        :class:`CannotWrite` naming the file, or else the run directory, and the resume command."""
-        try:
-            yield
-        except Exception as err:
-            logger = self.trainer.logger
-            failure = write_failure(err, logger.log_dir if logger and logger.log_dir else self.trainer.default_root_dir)
-            if failure is None:
-                raise
-            if logger and logger.log_dir and last_checkpoint(Path(logger.log_dir)):
-                failure = CannotWrite(failure.path, failure.error,
-                                      f"then resume the run with: {resume_command(self.given_args)}")
-            raise failure from err
-
     def before_predict(self) -> None:
         raise UserInputError(
             "`python -m src.cli predict` has no images to classify: the data module serves only CIFAR-10's "
@@ -262,15 +222,36 @@ def _ctrl_c_twice(trainer: Trainer) -> Iterator[None]:
         raise
 
 
-def _latest_version(run_dir: Path) -> str:
-    """The newest ``version_N`` of a run, where ``--ckpt_path last`` finds its ``last.ckpt``."""
-    versions = [p for p in run_dir.glob("version_*") if version_number(p) is not None and last_checkpoint(p)]
-    if not versions:
+def _check_defaults_exist() -> None:
+    if not BASE_CONFIG.is_file():  # jsonargparse would skip it silently: every run would lose its defaults
         raise UserInputError(
-            f"--ckpt_path last found no run to resume in {run_dir}/version_*/checkpoints/last.ckpt. Check the "
-            "config name (or --run_name) and the logger's save_dir, or give the checkpoint's path."
+            f"The shared defaults {BASE_CONFIG} are missing, so this hparam-lab installation is incomplete "
+            f"(looked in {CONFIG_DIR} and in the package's configs/). Reinstall it with `pip install .` from "
+            "a checkout, which ships configs/ inside the package, or run from the checkout itself."
         )
-    return max(versions, key=version_number).name
+
+
+def _config_name(config: Namespace) -> str:
+    """A run's default name: its last ``--config`` file's."""
+    config_files = config.get("config") or []
+    return Path(str(config_files[-1])).stem if config_files else "default"
+
+
+@contextmanager
+def failed_writes(trainer: Trainer, given_args: list[str]) -> Iterator[None]:
+    """A file the run could not write, however a library wrapped the error (Lightning's logger
+    raises a ValueError, TensorBoard's writer thread raises it again at the next event), as one
+    :class:`CannotWrite` naming the file, or else the run directory, and the resume command."""
+    try:
+        yield
+    except Exception as err:
+        logger = trainer.logger
+        failure = write_failure(err, logger.log_dir if logger and logger.log_dir else trainer.default_root_dir)
+        if failure is None:
+            raise
+        if logger and logger.log_dir and last_checkpoint(Path(logger.log_dir)):
+            failure = CannotWrite(failure.path, failure.error, f"then resume the run with: {resume_command(given_args)}")
+        raise failure from err
 
 
 def _drop_disabled_callbacks(trainer: Namespace) -> None:

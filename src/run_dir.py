@@ -102,6 +102,19 @@ def version_number(run_dir: Path) -> int | None:
     return int(number) if number != run_dir.name and number.isdigit() else None
 
 
+def latest_version(run_dir: Path) -> str:
+    """The newest ``version_N`` of a run, where ``--ckpt_path last`` finds its ``last.ckpt``."""
+    from src.checkpoints import last_checkpoint  # here: torch; a sweep's locks need none
+
+    versions = [p for p in run_dir.glob("version_*") if version_number(p) is not None and last_checkpoint(p)]
+    if not versions:
+        raise UserInputError(
+            f"--ckpt_path last found no run to resume in {run_dir}/version_*/checkpoints/last.ckpt. Check the "
+            "config name (or --run_name) and the logger's save_dir, or give the checkpoint's path."
+        )
+    return max(versions, key=version_number).name
+
+
 def claim(name_dir: Path, version: int | str | None) -> RunClaim:
     """Claims ``name_dir/version_N`` (the next free N when ``version`` is None) for this process.
 
