@@ -68,7 +68,8 @@ from keras_peer import random_arrays  # noqa: E402 - beside this script, first o
 from src.cli import HparamLabCLI  # noqa: E402
 from src.data.batches import to_float_nchw  # noqa: E402
 from src.data.cifar10 import CIFAR10DataModule  # noqa: E402
-from src.data.sources import CACHE_NAME, Split, write_cache  # noqa: E402
+from src.data.cache import CACHE_NAME, write_cache  # noqa: E402
+from src.data.splits import Split  # noqa: E402
 from src.errors import UserInputError, exit_on_user_error  # noqa: E402
 from src.fast import fast_gain  # noqa: E402
 from src.model import ByteMaskDropout, KerasCifarCNN  # noqa: E402

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from src.data.sources import CLASSES
+from src.data.splits import CLASSES
 
 
 def synthetic_images(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
