@@ -78,7 +78,7 @@ from src.optim import KerasRMSprop, keras_decay  # noqa: E402
 from src.publish import update_readme  # noqa: E402
 from src.results import machine  # noqa: E402
 from src.packing import usable_cores  # noqa: E402
-from src.sweep import SWEEP_FILE  # noqa: E402
+from src.sweep_record import SWEEP_FILE  # noqa: E402
 
 BATCH = 32
 EPOCH_IMAGES = 45_000

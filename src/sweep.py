@@ -25,9 +25,8 @@ import io
 import json
 import logging
 import shlex
-import threading
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -40,15 +39,14 @@ from src.errors import UserInputError, exit_on_user_error
 from src.keras_notebook import NOTEBOOK
 from src.packing import GPU_GIB_PER_RUN, count_or_auto, trains_on_cpu, whole_number
 from src.paths import BASE_CONFIG, CONFIG_DIR
-from src.results import read_record, write_atomic
-from src.run_dir import CONFIG_FILE, LOCK_FILE, _flat, exclusive_lock, lock_if_free
+from src.results import read_record
+from src.run_dir import CONFIG_FILE, LOCK_FILE, _flat, lock_if_free
 from src.run_pool import LocalLauncher, RunPool, Start
 # LOG_FILE too, not used here: the sweep's callers find each run's output there
-from src.run_process import LOG_FILE, Progress, Run, describe, print_line, recorded_status
+from src.run_process import LOG_FILE, Progress, Run, describe, print_line
 from src.signals import StoppedBySignal
-from src.sweep_record import SWEEP_FILE, read_sweep_record
+from src.sweep_record import SweepRecord
 
-SWEEP_LOCK_FILE = ".sweep.lock"
 TAKEN_FILE = ".taken"  # in a run's directory: locked by the sweep that runs it, while it does
 SET_BY_SWEEP = ("--seed_everything", "--run_name", "--trainer.logger", "--ckpt_path")
 # What the runs of one sweep directory may have been given differently without a change to their
@@ -218,55 +216,6 @@ def check_runs_args(runs: Iterable[tuple[Path, Sequence[str]]]) -> list[dict[str
         return [check_run_args(config, overrides) for config, overrides in runs]
     finally:
         checks.removeFilter(once)
-
-
-class SweepRecord:
-    """``sweep.json``: how every run of the sweep went, kept across restarts. Sweeps may share a
-    directory at once (one per config, say), so each change is read, merged and written under a
-    lock: none loses what another recorded. Its settings are those of the sweep started last.
-
-    A run's own ``results.json`` has the last word: each start brings the recorded status of every
-    run there, and of ``runs`` (this sweep's), in line with it, so a run recorded as failed that
-    its own process finished later (one a sweep killed outright left running) reads finished."""
-
-    def __init__(self, sweep_dir: Path, settings: dict, runs: Iterable[Run] = ()) -> None:
-        self.path = sweep_dir / SWEEP_FILE
-        self._lock = threading.Lock()
-        runs = list(runs)
-
-        def start(record: dict) -> None:
-            record.update(settings)
-            self._reconcile(record["runs"], runs)
-
-        try:
-            self._change(start)
-        except ValueError as err:
-            raise UserInputError(
-                f"{err}. Move it aside or delete it, then start the sweep again: the run directories keep every "
-                "result, and the sweep records their outcomes afresh."
-            ) from err
-
-    def update(self, run: Run, outcome: dict) -> None:
-        self._change(lambda record: record["runs"].update({run.key: outcome}))
-
-    def _reconcile(self, outcomes: dict[str, dict], runs: list[Run]) -> None:
-        for run in runs:  # a run that ended with no outcome here (sweep.json moved aside, say)
-            record = read_record(run.run_dir)
-            if run.key not in outcomes and recorded_status(record):
-                outcomes[run.key] = run.outcome(recorded_status(record), record)
-        for key, outcome in outcomes.items():
-            record = read_record(self.path.parent / key)
-            status = recorded_status(record)
-            if status and status != outcome.get("status"):  # its exit code and time were another attempt's
-                kept = {name: value for name, value in outcome.items() if name not in ("returncode", "seconds")}
-                outcomes[key] = {**kept, "status": status, "stop_reason": record.stop_reason,
-                                 "test_acc": record.test_acc}
-
-    def _change(self, change: Callable[[dict], None]) -> None:
-        with self._lock, exclusive_lock(self.path.with_name(SWEEP_LOCK_FILE)):
-            record = read_sweep_record(self.path.parent)
-            change(record)
-            write_atomic(self.path, json.dumps(record, indent=2) + "\n")
 
 
 def sweep(

@@ -12,7 +12,8 @@ import pytest
 from src.cli import main
 from src.export import SUFFIXES, main as export_main
 from src.search import open_study, search
-from src.sweep import SWEEP_FILE, sweep
+from src.sweep import sweep
+from src.sweep_record import SWEEP_FILE
 from tests.synthetic import TRAINED_RUN_EXPERIMENT, quiet_fit_args, write_image_folder, write_run_results
 
 # The fixtures below that train (``fit`` trains each time a test calls it): every test that uses

@@ -20,10 +20,7 @@ from src.fast import choose
 from src.run_dir import LOCK_FILE, lock_if_free
 from src.sweep import (
     LOG_FILE,
-    SWEEP_FILE,
     TAKEN_FILE,
-    Run,
-    SweepRecord,
     check_run_args,
     check_runs_args,
     main,
@@ -31,6 +28,7 @@ from src.sweep import (
     sweep,
 )
 from src.errors import UserInputError
+from src.sweep_record import SWEEP_FILE
 from tests.synthetic import write_run_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -364,16 +362,6 @@ def test_a_run_that_another_sweep_finished_after_this_one_began_is_not_run_again
     assert lines[1:] == ["[1/1] skip  adam seed 42: another sweep has finished it",
                          "sweep done: 1 of 1 runs complete"]
     assert not (tmp_path / "sweep" / "adam" / "seed_42" / LOG_FILE).exists()
-
-
-def test_sweeps_sharing_a_directory_keep_each_others_outcomes(tmp_path):
-    first = SweepRecord(tmp_path, {"configs": ["sgd"]})
-    second = SweepRecord(tmp_path, {"configs": ["adam"]})  # started while the first one runs
-    first.update(Run(Path("sgd.yaml"), 44, tmp_path, "sgd"), {"status": "finished"})
-    second.update(Run(Path("adam.yaml"), 44, tmp_path, "adam"), {"status": "interrupted"})
-    record = json.loads((tmp_path / SWEEP_FILE).read_text())
-    assert record["runs"] == {"sgd/seed_44": {"status": "finished"}, "adam/seed_44": {"status": "interrupted"}}
-    assert record["configs"] == ["adam"]  # the settings of the sweep started last
 
 
 @pytest.mark.parametrize("damaged", ['{"runs": {"sgd/seed_42": {"sta', '["sgd/seed_42"]', '{"runs": {"sgd/seed_42": 1}}'],
