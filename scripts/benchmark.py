@@ -75,7 +75,7 @@ from src.fast import fast_gain  # noqa: E402
 from src.model import ByteMaskDropout, KerasCifarCNN  # noqa: E402
 from src.module import CifarClassifier  # noqa: E402
 from src.optim import KerasRMSprop, keras_decay  # noqa: E402
-from src.publish import update_readme  # noqa: E402
+from src.readme_tables import update_readme  # noqa: E402
 from src.results import machine  # noqa: E402
 from src.packing import usable_cores  # noqa: E402
 from src.sweep_record import SWEEP_FILE  # noqa: E402
