@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from src.commands import command_parser, parse_passing_on
-from src.errors import UserInputError, exit_on_user_error
+from src.errors import CannotWrite, UserInputError, exit_on_user_error
 from src.keras_notebook import NOTEBOOK
 from src.packing import GPU_GIB_PER_RUN, count_or_auto, trains_on_cpu, whole_number
 from src.paths import BASE_CONFIG, CONFIG_DIR
@@ -274,7 +274,11 @@ def sweep(
              f"{len(todo)} to run, {pool.plan.describe()}" + (f"; every run --fast: {fast}" if fast else ""))
     record = SweepRecord(root, {"configs": [str(p) for p in paths], "seeds": list(seed_list), "overrides": overrides,
                                 "plan": {**asdict(pool.plan), "summary": pool.plan.describe()}}, runs)
-    ran = pool.map(enumerate(todo, 1), partial(_run_unless_taken, record, progress, len(todo)))
+    try:
+        ran = pool.map(enumerate(todo, 1), partial(_run_unless_taken, record, progress, len(todo)))
+    except CannotWrite as err:
+        raise CannotWrite(err.path, err.error, "then start the same sweep again: it skips the finished runs "
+                          "and resumes the others") from err
     for run, outcome in zip(todo, ran):
         outcomes[run.label] = outcome
     for run in todo[len(ran):]:

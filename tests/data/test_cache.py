@@ -1,5 +1,6 @@
 """The decoded cache: reused while its source is unchanged, rebuilt saying why when the source
-changed or the cache is damaged, and a cache made before caches kept a fingerprint checked and kept."""
+changed or the cache is damaged, a cache made before caches kept a fingerprint checked and kept,
+and one a full disk cannot take named, never left half-written."""
 
 import logging
 import os
@@ -14,7 +15,7 @@ from PIL import Image
 from src.data.cache import CACHE_NAME
 from src.data.image_folder import read_image_folder
 from src.data.sources import load_cifar10
-from src.errors import UserInputError
+from src.errors import CannotWrite, UserInputError
 from tests.synthetic import write_image_folder, write_tarball
 
 
@@ -152,3 +153,10 @@ def test_cache_without_fingerprint_from_an_archive_with_a_nested_copy_is_refused
     write_cache_without_fingerprint(tmp_path / "data" / CACHE_NAME, read_image_folder(small_folder), archive)
     with pytest.raises(UserInputError, match="cifar10-synthetic/backup/ \\(30 file\\(s\\), a folder other than"):
         load_cifar10(tmp_path / "data", archive)
+
+
+def test_a_cache_a_full_disk_cannot_take_is_named_and_not_left_half_written(small_folder, small_disk):
+    small_disk.fill()
+    with pytest.raises(CannotWrite, match=f"Cannot write {small_disk.path / CACHE_NAME} \\(no space left.*data_dir"):
+        load_cifar10(small_disk.path, source=small_folder)
+    assert not (small_disk.path / CACHE_NAME).exists() and not list(small_disk.path.glob("*.partial"))
