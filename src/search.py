@@ -31,12 +31,12 @@ from src.commands import command_parser, parse_passing_on
 from src.errors import UserInputError, exit_on_user_error
 from src.packing import count_or_auto, trains_on_cpu
 from src.results import RunRecord, read_record
+from src.run_args import check_runs_args
 from src.run_pool import LocalLauncher, RunPool, Start
 from src.run_process import Progress, Run, describe, print_line
 from src.search_space import SearchSpace, examples, load_space, suggest
 from src.signals import StoppedBySignal
 from src.storage import ENV_PREFIX, MAX_RETRY, STORAGE_VARIABLE, masked, open_storage, storage_url
-from src.sweep import check_runs_args
 
 RESUMES = "resumes"  # a trial's user attribute: the name of its run, which a copy of it (enqueued, retried) continues
 HEARTBEAT = 60  # seconds between a running trial's signs of life (--heartbeat)

@@ -26,7 +26,7 @@ import optuna
 import yaml
 
 from src.errors import UserInputError
-from src.sweep import resolve_config
+from src.run_args import resolve_config
 
 RANGE_KEYS = {"low", "high", "log", "step"}
 PRUNER_KEYS = {"n_startup_trials", "n_warmup_steps"}

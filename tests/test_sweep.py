@@ -16,18 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from src.errors import UserInputError
 from src.fast import choose
 from src.run_dir import LOCK_FILE, lock_if_free
-from src.sweep import (
-    LOG_FILE,
-    TAKEN_FILE,
-    check_run_args,
-    check_runs_args,
-    main,
-    resolve_config,
-    sweep,
-)
+from src.sweep import LOG_FILE, TAKEN_FILE, main, sweep
 from src.sweep_record import SWEEP_FILE
 from tests.synthetic import write_run_results
 
@@ -253,28 +244,6 @@ def test_mistakes_are_refused_before_any_run(capsys, tmp_path, args, message):
     assert message.lower() in err.lower() and "Traceback" not in err  # jsonargparse 4.39 capitalises "Unrecognized"
     assert err.count("error:") == 1
     assert not (tmp_path / "sweep").exists()
-
-
-def test_a_config_that_would_run_code_is_refused_by_the_up_front_check(tmp_path):
-    marker = tmp_path / "code-ran"
-    config = tmp_path / "shared.yaml"
-    config.write_text(f"model: {{optimizer: {{class_path: os.system, init_args: {{command: 'touch {marker}'}}}}}}\n")
-    with pytest.raises(UserInputError, match="The arguments for the shared runs are not valid: model.optimizer: "
-                                             "os.system is a function"):
-        check_run_args(config, [])
-    assert not marker.exists()
-
-
-def test_a_warning_that_holds_for_every_config_is_said_once_not_once_per_config(caplog):
-    too_many = str(len(os.sched_getaffinity(0)) + 1)  # training processes: more than the cores
-    args = ["--trainer.accelerator=cpu", f"--trainer.devices={too_many}"]
-    resolved = check_runs_args((resolve_config(name), args) for name in ("sgd", "adam"))
-    optimizers = [config["model"]["optimizer"]["class_path"] for config in resolved]
-    assert optimizers == ["src.optim.KerasSGD", "src.optim.KerasAdam"]  # each config checked, in order
-    assert caplog.text.count(f"--trainer.devices {too_many} starts") == 1
-
-    check_run_args(resolve_config("sgd"), args)  # a check on its own says it again
-    assert caplog.text.count(f"--trainer.devices {too_many} starts") == 2
 
 
 # holds a lock file as a sweep (.taken) or a fit (.lock) does, its process id written in it
