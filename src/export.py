@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from src.checkpoints import BEST_CHECKPOINTS, CHECKPOINT_DIR, best_candidates, best_checkpoint, load_checkpoint
 from src.data.batches import to_float_nchw
-from src.data.sources import CLASSES, IMAGE_SHAPE
+from src.data.splits import CLASSES, IMAGE_SHAPE
 from src.commands import command_parser
 from src.errors import CannotWrite, UserInputError, exit_on_user_error
 from src.model import KerasCifarCNN

@@ -27,7 +27,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from src.data.sources import CLASSES, IMAGE_SHAPE, decode_rgb
+from src.data.image_folder import decode_rgb
+from src.data.splits import CLASSES, IMAGE_SHAPE
 from src.commands import command_parser
 from src.errors import CannotWrite, UserInputError, exit_on_user_error
 from src.export import CLASSES_FILE, CLASSES_KEY, load_classifier
