@@ -115,7 +115,7 @@ def check_same_run_args(sweep_dir: Path, configs: Sequence[Path], resolved: Sequ
     results: everything but :data:`MAY_DIFFER`, so ``--trainer.max_epochs 4`` differs from 1 and
     ``--trainer.max_epochs=4`` does not differ from ``--trainer.max_epochs 4``; settings only one side
     knows (added to the code since) are not compared."""
-    from src.checkpoints import last_checkpoint
+    from src.checkpoint_files import last_checkpoint
 
     differ: dict[str, tuple[Any, Any]] = {}
     runs: list[str] = []

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from src.errors import UserInputError
-from src.results import read_record, write_atomic
+from src.files import write_atomic
+from src.results import read_record
 from src.run_dir import exclusive_lock
 from src.run_process import Run, recorded_status
 

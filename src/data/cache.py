@@ -15,7 +15,7 @@ import numpy as np
 from src.data.image_folder import layout, listed, walk
 from src.data.splits import SPLITS, Split
 from src.errors import CannotWrite
-from src.results import atomic_file
+from src.files import atomic_file
 
 log = logging.getLogger(__name__)
 
