@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,8 +91,10 @@ class Run:
         env: dict[str, str] | None = None,
         on_epoch: Progress | None = None,
         on_start: Callable[[subprocess.Popen], None] | None = None,
+        launch: Sequence[str] = (),
     ) -> dict:
-        """Run it (output to ``train.log``; ``on_start`` gets the process) and say how it went:
+        """Run it (output to ``train.log``; ``on_start`` gets the process; ``launch``: what starts the
+        command, ``srun`` in a SLURM task) and say how it went:
         status ``finished``, ``diverged``, ``interrupted`` (stopped at a safe point by a signal) or
         ``failed``, with the exit code and the run's results.
 
@@ -102,7 +104,7 @@ class Run:
         :class:`src.run_pool.RunPool` start runs, and none is left training after the pool has gone."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.time()
-        command = self.command()
+        command = [*launch, *self.command()]
         with open(self.run_dir / LOG_FILE, "a") as log:
             log.write(f"\n$ {' '.join(command)}\n")
             log.flush()
@@ -142,10 +144,12 @@ def recorded_status(record: RunRecord | None) -> str | None:
 
 
 def describe(outcome: dict) -> str:
-    """One line on how a run ended."""
+    """One line on how a run ended (a SLURM task's outcome has no exit code of the run's own)."""
+    code = outcome.get("returncode")
     if outcome["status"] == "failed":
-        return f"FAILED (exit {outcome['returncode']}, stop_reason {outcome['stop_reason']}); see {outcome['log']}"
+        exit_ = "" if code is None else f"exit {code}, "
+        return f"FAILED ({exit_}stop_reason {outcome['stop_reason']}); see {outcome['log']}"
     if outcome["status"] == "interrupted":
-        return f"interrupted at a safe point (exit {outcome['returncode']}); last.ckpt resumes it"
+        return "interrupted at a safe point" + ("" if code is None else f" (exit {code})") + "; last.ckpt resumes it"
     test_acc = "-" if outcome["test_acc"] is None else f"{outcome['test_acc']:.4f}"
     return f"{outcome['stop_reason']}, test_acc {test_acc} ({outcome['seconds']:.0f} s)"
