@@ -301,3 +301,12 @@ def run_layout(configs: Iterable[dict[str, Any]]) -> tuple[int, int]:
             "and --trainer.devices for all of them, or submit them as separate sweeps."
         )
     return layouts.pop() if layouts else (1, 1)
+
+
+def submitted_states(outcomes: dict[str, dict], root: Path) -> dict[str, tuple[str, str]]:
+    """For each run of ``sweep.json``'s ``outcomes`` that was submitted to SLURM (by key): its array
+    task and where it stands (:func:`run_state`), with one ``squeue`` for all."""
+    tasks = {key: outcome["job_id"] for key, outcome in outcomes.items() if outcome.get("job_id")}
+    queue = queue_states(tasks.values())
+    runs = {key: Run(Path(), outcomes[key]["seed"], root, outcomes[key]["config"]) for key in tasks}
+    return {key: (task, run_state(runs[key], task, queue)) for key, task in tasks.items()}

@@ -332,9 +332,12 @@ def sweep(
                                  "run is a task of its own: give its GPUs with --gpus_per_task.")
         nodes, tasks_per_node = run_layout(resolved)
         launcher = SlurmLauncher(slurm, root / SLURM_DIR, f"sweep:{root.name}", nodes, tasks_per_node)
-        for run, outcome in _in_queue(root, todo).items():
-            progress(f"skip  {run.label}: SLURM task {outcome['job_id']} has it ({outcome['status']})")
-            outcomes[run.label] = outcome
+        queued = _in_queue(root, todo)
+        for run in todo:
+            if run.key in queued:
+                progress(f"skip  {run.label}: SLURM task {queued[run.key]['job_id']} has it "
+                         f"({queued[run.key]['queue_state']})")
+                outcomes[run.label] = queued[run.key]
         todo = [run for run in todo if run.label not in outcomes]
     pool = RunPool(launcher, len(todo), trains_on_cpu(resolved), on_epoch=progress if epoch_progress else None)
     from src.fast import choose_for  # here, not above: torch takes seconds to import (check_run_args loaded it)
@@ -384,17 +387,17 @@ def _done(statuses: list[str]) -> str:
             + (f", {queued} left to the SLURM tasks that have them" if queued else ""))
 
 
-def _in_queue(root: Path, todo: list[Run]) -> dict[Run, dict]:
-    """The runs of ``todo`` whose SLURM task, as ``sweep.json`` recorded it, is still queued or running:
-    a second submission would run them twice."""
+def _in_queue(root: Path, todo: list[Run]) -> dict[str, dict]:
+    """The runs of ``todo`` (by :attr:`Run.key`) whose SLURM task, as ``sweep.json`` recorded it, is
+    still queued or running: a second submission would run them twice."""
     try:
         recorded = read_sweep_record(root)["runs"]
     except ValueError:
         return {}  # SweepRecord refuses it, with the fix, before anything is submitted
-    tasks = {run: recorded.get(run.key, {}).get("job_id") for run in todo}
+    tasks = {run.key: recorded.get(run.key, {}).get("job_id") for run in todo}
     queue = queue_states(task for task in tasks.values() if task) or {}
-    return {run: {**recorded[run.key], "status": "queued", "queue_state": queue[task]}
-            for run, task in tasks.items() if task in queue}
+    return {key: {**recorded[key], "status": "queued", "queue_state": queue[task]}
+            for key, task in tasks.items() if task in queue}
 
 
 def _follow_submitted(record: SweepRecord, progress: Progress, count: int, numbered: tuple[int, Run],
@@ -404,7 +407,7 @@ def _follow_submitted(record: SweepRecord, progress: Progress, count: int, numbe
     submitted = read_sweep_record(record.path.parent)["runs"].get(run.key, {})
     outcome = {**submitted, **start(run)}
     record.update(run, outcome)
-    progress(f"[{index}/{count}] end   {run.label}: {describe(outcome)} (SLURM task {outcome['job_id']})")
+    progress(f"[{index}/{count}] end   {run.label}: {describe(outcome)}; SLURM task {outcome['job_id']}")
     return outcome
 
 
