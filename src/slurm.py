@@ -162,7 +162,8 @@ def submit_array(directory: Path, name: str, tasks: list[dict[str, Any]], option
         raise UserInputError(f"Cannot submit to SLURM ({err}). --launcher slurm needs SLURM's sbatch on this "
                              "machine (a cluster's login node); without one, use --launcher local.") from None
     if done.returncode != 0:
-        reason = " ".join((done.stderr or done.stdout).split())
+        said = (done.stderr or done.stdout).splitlines()
+        reason = "; ".join(" ".join(line.replace("sbatch: error:", "").split()) for line in said if line.strip())
         raise UserInputError(f"SLURM refused the job array ({reason}); nothing was submitted. Check the SLURM flags "
                              f"(--partition, --account, --qos, --time, --mem, --sbatch); the script is {script}.")
     return done.stdout.strip().split(";")[0]

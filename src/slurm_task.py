@@ -27,7 +27,7 @@ from types import FrameType
 
 from src.paths import PROJECT_ROOT
 from src.results import read_record
-from src.run_process import LOG_FILE, Run, describe, print_line
+from src.run_process import LOG_FILE, Run, describe, print_line, recorded_status
 from src.signals import start_owned
 from src.slurm import signal_name
 
@@ -100,7 +100,10 @@ def run_task(task: Run | Command, retries: int, told: Told, launch: list[str], e
         if attempt:
             print_line(f"{task.label}: retry {attempt} of {retries}")
         outcome = task.execute(env, launch=launch)
-        stopped = outcome["status"] == "interrupted" or signal_name(outcome["returncode"]) is not None
+        ended = isinstance(task, Run) and recorded_status(read_record(task.run_dir)) in ("finished", "diverged")
+        if ended:  # a signal that came as it was ending (its exit status says so) took nothing from it
+            outcome = {**outcome, "status": recorded_status(read_record(task.run_dir))}
+        stopped = not ended and (outcome["status"] == "interrupted" or signal_name(outcome["returncode"]) is not None)
         if stopped or outcome["status"] != "failed" or told.signum is not None:
             break
         print_line(f"{task.label}: failed (exit {outcome['returncode']}); see {outcome['log']}")

@@ -1,9 +1,10 @@
-"""Faults on cue: a callback that signals its own process at a chosen point of a run."""
+"""Faults on cue: callbacks that signal their own process at a chosen point of a run, or slow it down."""
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytorch_lightning as pl
 
@@ -47,3 +48,19 @@ def signal_at(signal_name: str, point: str, epoch: int = 2, step: int = 20) -> s
         '--trainer.callbacks+={"class_path": "tests.faults.SignalAt", "init_args": '
         f'{{"signal_name": "{signal_name}", "point": "{point}", "epoch": {epoch}, "step": {step}}}}}'
     )
+
+
+class Slow(pl.Callback):
+    """Sleeps ``seconds`` after each training step: a run long enough to be stopped from outside
+    at a moment a test can catch, whatever the machine's speed; what it trains is unchanged."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        time.sleep(self.seconds)
+
+
+def slow(seconds: float) -> str:
+    """The CLI flag that adds a :class:`Slow` to a run."""
+    return f'--trainer.callbacks+={{"class_path": "tests.faults.Slow", "init_args": {{"seconds": {seconds}}}}}'
