@@ -6,7 +6,9 @@ Lightning run, ranked by its ``SLURMEnvironment``), and decides what comes next 
 
 - stopped at a safe point while this task was not told to stop: SLURM's time-limit warning
   (``--signal=TERM@N`` reaches the run's processes, not the batch step), so the task requeues
-  itself (``scontrol requeue``) and, started again, the run resumes from ``last.ckpt``;
+  itself (``scontrol requeue``) and, started again, the run resumes from ``last.ckpt``; but only
+  when it trained in this allocation (saved a newer ``last.ckpt``): a warning that comes before
+  any training (a time limit too short for the run's start-up) would requeue it forever;
 - stopped while this task was told as well (``scancel``, a preemption, a requeue by hand): SLURM
   signals every process of the job, so nothing is passed on, and nothing is requeued by the task
   (a preemption that requeues does so itself);
@@ -96,6 +98,7 @@ def run_task(task: Run | Command, retries: int, told: Told, launch: list[str], e
         if done and done.is_complete:
             print_line(f"{task.label}: complete already, nothing to run")
             return 0
+    before = _saved(task)
     for attempt in range(retries + 1):
         if attempt:
             print_line(f"{task.label}: retry {attempt} of {retries}")
@@ -109,7 +112,10 @@ def run_task(task: Run | Command, retries: int, told: Told, launch: list[str], e
         print_line(f"{task.label}: failed (exit {outcome['returncode']}); see {outcome['log']}")
     print_line(f"{task.label}: " + (describe(outcome) if isinstance(task, Run) else
                                     f"{outcome['status']} (exit {outcome['returncode']})"))
-    if stopped and told.signum is None:
+    if stopped and told.signum is None and isinstance(task, Run) and _saved(task) == before:
+        print_line(f"{task.label}: not requeued, as it trained nothing in this allocation: the time limit leaves "
+                   "too little after the run's start-up (raise --time, or lower --signal_warning)")
+    elif stopped and told.signum is None:
         job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
         requeued = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
         print_line(f"{task.label}: requeued ({job}) to resume from its last.ckpt" if requeued.returncode == 0 else
@@ -117,6 +123,12 @@ def run_task(task: Run | Command, retries: int, told: Told, launch: list[str], e
     if outcome["status"] in ("finished", "diverged"):
         return 0
     return outcome["returncode"] if 0 < outcome["returncode"] < 256 else 1
+
+
+def _saved(task: Run | Command) -> int | None:
+    """When the run last saved ``last.ckpt`` (None: never, or not a run): what tells that it trained."""
+    last = task.resume_from() if isinstance(task, Run) else None
+    return last.stat().st_mtime_ns if last else None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,20 +8,23 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from src.errors import UserInputError
 from src.report import submitted_line
 from src.results import RunRecord
+from src.run_process import Run
 from src.slurm import SlurmOptions, job_script, queue_states, run_layout
+from src.slurm_task import run_task
 from src.sweep import SWEEP_FILE, main, sweep
 from tests.faults import slow
 from tests.synthetic import write_run_results
 from tests.test_resume import assert_same_run
 
 START = "start one with: sudo scripts/local_cluster.sh"
-RUN = ["--trainer.deterministic=true", "--trainer.enable_model_summary=false"]
+RUN = ["--trainer.deterministic=true"]
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +103,35 @@ def test_an_option_slurm_refuses_is_one_error_and_submits_nothing(cluster, tiny_
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("error:") == 1 and "Traceback" not in err
     assert "SLURM refused the job array" in err and "invalid partition" in err.lower()
+
+
+@pytest.mark.parametrize("trains", [True, False])
+def test_a_run_stopped_by_the_warning_is_requeued_only_when_it_trained_in_this_allocation(
+    trains, tmp_path, monkeypatch, capsys
+):
+    run = Run(Path("adam.yaml"), 42, tmp_path, "adam")
+    last = run.run_dir / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"epoch 1")  # from an earlier allocation
+
+    def stopped_by_the_warning(env: dict, launch: list[str]) -> dict:
+        if trains:  # stopped at a safe point after some steps: a newer last.ckpt
+            time.sleep(0.01)
+            last.write_bytes(b"epoch 1, step 3")
+        return {"status": "interrupted", "returncode": 143}  # stopped before any step: last.ckpt as it was
+
+    asked: list[list[str]] = []
+    monkeypatch.setattr(run, "execute", stopped_by_the_warning)
+    monkeypatch.setattr("src.slurm_task.subprocess.run",
+                        lambda command, **kwargs: asked.append(command) or subprocess.CompletedProcess(command, 0))
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    assert run_task(run, retries=2, told=SimpleNamespace(signum=None), launch=["srun"], env={}) == 143
+    out = capsys.readouterr().out
+    if trains:
+        assert asked == [["scontrol", "requeue", "7_1"]] and "requeued (7_1) to resume from its last.ckpt" in out
+    else:  # requeued, it would stop before training again, and again: a loop
+        assert asked == [] and "not requeued, as it trained nothing in this allocation" in out
 
 
 @pytest.fixture(scope="module")
