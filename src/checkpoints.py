@@ -9,6 +9,7 @@ types allow-listed here, and refuses a file that names anything else before any 
 
 from __future__ import annotations
 
+import io
 import pickle
 import re
 import zipfile
@@ -27,7 +28,7 @@ from jsonargparse.typing import (
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from src.errors import UserInputError
-from src.results import RunRecord, read_record
+from src.results import RunRecord, read_record, write_atomic
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
@@ -77,10 +78,20 @@ def _unreadable(path: Path, why: str) -> UserInputError:
 
 class SafeCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint reading (``ckpt_path`` of fit, validate and test) through
-    :func:`load_checkpoint`: weights only, whatever ``weights_only`` it is given."""
+    :func:`load_checkpoint`: weights only, whatever ``weights_only`` it is given; and its writing
+    through :func:`src.results.write_atomic`: a checkpoint that cannot be written whole (a full
+    disk, a read-only folder) leaves the file it would replace, or none, and raises
+    :class:`src.errors.CannotWrite`."""
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         return load_checkpoint(path)
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} writes local files and takes no storage_options.")
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        write_atomic(path, buffer.getvalue())
 
 
 def last_checkpoint(run_dir: str | Path) -> Path | None:

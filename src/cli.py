@@ -13,6 +13,8 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from pydoc import locate
 from typing import Any
@@ -37,12 +39,12 @@ from src.callbacks.tensorboard_hparams import TensorBoardHparams
 from src.checkpoints import SafeCheckpointIO, best_checkpoint, last_checkpoint, load_checkpoint
 from src.console import LogLevel, log_partial_evaluation, log_run_result, log_run_start, quiet_lightning
 from src.data.cifar10 import CIFAR10DataModule
-from src.errors import UserInputError, exit_on_user_error
+from src.errors import CannotWrite, UserInputError, exit_on_user_error, write_failure
 from src.fast import apply_fast
 from src.module import CifarClassifier
 from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.preflight import check_run, lightning_config_errors
-from src.results import read_record
+from src.results import read_record, write_atomic
 from src.run_dir import SETTINGS_KEY, RunClaim, check_resume, claim, experiment_settings, release_all, version_number
 from src.stages import stage_checkpoint
 
@@ -55,8 +57,17 @@ REQUIRED_CALLBACKS = {"run_results": RunResults, "tensorboard_hparams": TensorBo
 
 
 class SaveRunConfig(SaveConfigCallback):
-    """LightningCLI's ``config.yaml``, and the run's settings in every checkpoint: a resume is checked
-    against the checkpoint's copy, which an edit of ``config.yaml`` does not change."""
+    """LightningCLI's ``config.yaml``, written whole or not at all (a resumed run rewrites it, and a
+    full disk must not leave it cut off), and the run's settings in every checkpoint: a resume is
+    checked against the checkpoint's copy, which an edit of ``config.yaml`` does not change."""
+
+    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
+        if self.already_saved:
+            return
+        log_dir = trainer.log_dir  # a collective call: on every rank
+        if trainer.is_global_zero and log_dir:
+            write_atomic(Path(log_dir) / self.config_filename, self.parser.dump(self.config, skip_unset=False))
+        self.already_saved = trainer.strategy.broadcast(True)
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         checkpoint[SETTINGS_KEY] = experiment_settings(self.config)
@@ -66,6 +77,7 @@ class HparamLabCLI(LightningCLI):
     """LightningCLI with the project's defaults, run naming and a final test after ``fit``."""
 
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        self.given_args = sys.argv[1:] if args is None else args  # for the command that resumes the run
         if not BASE_CONFIG.is_file():  # jsonargparse would skip it silently: every run would lose its defaults
             raise UserInputError(
                 f"The shared defaults {BASE_CONFIG} are missing, so this hparam-lab installation is incomplete "
@@ -84,7 +96,6 @@ class HparamLabCLI(LightningCLI):
             },
             parser_class=ConciseArgumentParser,
             save_config_callback=SaveRunConfig,
-            save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config.yaml
             auto_configure_optimizers=False,
             args=args,
             run=run,
@@ -235,14 +246,35 @@ class HparamLabCLI(LightningCLI):
     def fit(self, **kwargs: Any) -> None:
         """``Trainer.fit`` in the claimed run directory; a failed start leaves no new directory behind."""
         try:
-            self._fit(**kwargs)
+            with self._failed_writes():
+                self._fit(**kwargs)
         except SystemExit as exit_:
             if self.trainer.interrupted:  # Lightning's answer to a second Ctrl-C: sys.exit(1)
                 raise RunInterrupted(signal.SIGINT, "at once (Ctrl-C twice); last.ckpt holds the last safe point") from exit_
             raise
+        except CannotWrite:  # not a failed start: the run directory stays, its results.json says why
+            raise
         except UserInputError:
             self._abandon_run_dir()
             raise
+
+    @contextmanager
+    def _failed_writes(self) -> Iterator[None]:
+        """A file the run could not write, however a library wrapped the error (Lightning's logger
+        raises a ValueError, TensorBoard's writer thread raises it again at the next event), as one
+        :class:`CannotWrite` naming the file, or else the run directory, and the resume command."""
+        try:
+            yield
+        except Exception as err:
+            logger = self.trainer.logger
+            failure = write_failure(err, logger.log_dir if logger and logger.log_dir else self.trainer.default_root_dir)
+            if failure is None:
+                raise
+            run_claim: RunClaim | None = getattr(self, "run_claim", None)
+            if run_claim and last_checkpoint(run_claim.run_dir):
+                failure = CannotWrite(failure.path, failure.error,
+                                      f"then resume the run with: {resume_command(self.given_args)}")
+            raise failure from err
 
     def _fit(self, **kwargs: Any) -> None:
         """Begun as a new stage when ``--new_stage_from`` names a checkpoint."""
@@ -270,8 +302,9 @@ class HparamLabCLI(LightningCLI):
         if self.config.fit.test_after_fit and not self.trainer.interrupted and not has_diverged(self.trainer):
             best = best_checkpoint(record.run_dir, record) if record and record.run_dir else None
             # the result is printed below, in one line with the run's other numbers
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=str(best) if best else None,
-                              verbose=False)
+            with self._failed_writes():
+                self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=str(best) if best else None,
+                                  verbose=False)
         if record and self.trainer.is_global_zero:
             log_run_result(record)
 

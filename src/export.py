@@ -12,6 +12,7 @@ for consumers that still load it (libtorch's ``torch::jit::load``).
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Literal
@@ -23,8 +24,9 @@ from src.checkpoints import BEST_CHECKPOINTS, CHECKPOINT_DIR, best_candidates, b
 from src.data.batches import to_float_nchw
 from src.data.sources import CLASSES, IMAGE_SHAPE
 from src.commands import command_parser
-from src.errors import UserInputError, exit_on_user_error
+from src.errors import CannotWrite, UserInputError, exit_on_user_error
 from src.model import KerasCifarCNN
+from src.results import write_atomic
 
 Format = Literal["pt2", "torchscript", "onnx"]
 SUFFIXES: dict[str, str] = {"pt2": ".pt2", "torchscript": ".pt", "onnx": ".onnx"}
@@ -89,23 +91,31 @@ def default_output(path: Path, fmt: Format) -> Path:
 
 
 def export(path: Path, output: Path, fmt: Format = "pt2") -> None:
-    """Write the classifier from ``path`` (a run directory or ``.ckpt``) to ``output`` as ``fmt``."""
-    classifier = load_classifier(path)
-    classes = {CLASSES_FILE: json.dumps(CLASSES)}
+    """Write the classifier from ``path`` (a run directory or ``.ckpt``) to ``output`` as ``fmt``:
+    serialised in memory first, then written whole, so a full disk leaves no part of a file."""
+    content = _serialize(load_classifier(path), fmt)
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        if fmt == "pt2":
-            program = torch.export.export(classifier, EXAMPLE_IMAGES, dynamic_shapes=ANY_BATCH)
-            torch.export.save(program, output, extra_files=classes)
-        elif fmt == "torchscript":
-            torch.jit.save(torch.jit.script(classifier), str(output), _extra_files=classes)
-        else:
-            _export_onnx(classifier, output)
-    except OSError as err:
-        raise UserInputError(f"Cannot write {output} ({err}). Choose another --output.") from err
+        write_atomic(output, content)
+    except CannotWrite as err:
+        raise CannotWrite(output, err.error, "or choose another --output") from err
 
 
-def _export_onnx(classifier: ImageClassifier, output: Path) -> None:
+def _serialize(classifier: ImageClassifier, fmt: Format) -> bytes:
+    """The file's content: torch's writers never see the disk, where a failed write aborts the process."""
+    if fmt == "onnx":
+        return _onnx_program(classifier).model_proto.SerializeToString()
+    buffer = io.BytesIO()
+    classes = {CLASSES_FILE: json.dumps(CLASSES)}
+    if fmt == "pt2":
+        program = torch.export.export(classifier, EXAMPLE_IMAGES, dynamic_shapes=ANY_BATCH)
+        torch.export.save(program, buffer, extra_files=classes)
+    else:
+        torch.jit.save(torch.jit.script(classifier), buffer, _extra_files=classes)
+    return buffer.getvalue()
+
+
+def _onnx_program(classifier: ImageClassifier) -> torch.onnx.ONNXProgram:
+    """One self-contained model (weights inside), with the class names as metadata."""
     try:
         program = torch.onnx.export(
             classifier, EXAMPLE_IMAGES, dynamo=True, verbose=False,
@@ -116,7 +126,7 @@ def _export_onnx(classifier: ImageClassifier, output: Path) -> None:
             f"ONNX export needs the onnx and onnxscript packages ({err}): pip install -e '.[onnx]'."
         ) from err
     program.model.metadata_props[CLASSES_KEY] = json.dumps(CLASSES)
-    program.save(output, external_data=False)  # one self-contained file, not a .onnx.data beside it
+    return program
 
 
 def main(args: list[str] | None = None) -> None:

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from src.comparison import ConfigRuns, runs_cell
 from src.keras_notebook import NOTEBOOK
-from src.results import RunRecord
+from src.results import RunRecord, atomic_file
 
 MAX_COLUMNS = 6  # panels in a row; more configs than this get a row (or more) per optimizer family
 # what the legend calls each kind of artist
@@ -248,11 +248,14 @@ def plot_test_acc(rows: list[dict], groups: list[ConfigRuns], subject: str = "")
 
 
 def write_figures(rows: list[dict], groups: list[ConfigRuns], out: Path, subject: str = "") -> dict[str, Path]:
-    """``curves.png`` and ``test_acc.png`` in ``out``; ``subject`` heads their titles."""
+    """``curves.png`` and ``test_acc.png`` in ``out``, each whole or not at all; ``subject`` heads their titles."""
     paths = {}
     for name, figure in (("curves.png", plot_curves(groups, subject)),
                          ("test_acc.png", plot_test_acc(rows, groups, subject))):
         paths[name] = out / name
-        figure.savefig(paths[name], dpi=110)
-        plt.close(figure)
+        try:
+            with atomic_file(paths[name], "wb") as file:
+                figure.savefig(file, format="png", dpi=110)
+        finally:
+            plt.close(figure)
     return paths

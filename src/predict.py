@@ -29,7 +29,7 @@ from torch import Tensor
 
 from src.data.sources import CLASSES, IMAGE_SHAPE, decode_rgb
 from src.commands import command_parser
-from src.errors import UserInputError, exit_on_user_error
+from src.errors import CannotWrite, UserInputError, exit_on_user_error
 from src.export import CLASSES_FILE, CLASSES_KEY, load_classifier
 from src.results import write_atomic
 
@@ -201,8 +201,8 @@ def predict(model: Path, inputs: list[Path], output: Path, batch_size: int = 256
         )
     try:
         write_atomic(output, table.getvalue())  # whole or not at all: a failed run leaves an old file as it was
-    except OSError as err:
-        raise UserInputError(f"Cannot write {output} ({err.strerror}). Choose another --output.") from err
+    except CannotWrite as err:
+        raise CannotWrite(output, err.error, "or choose another --output") from err
     return Summary(classified, skipped)
 
 

@@ -10,15 +10,16 @@ also says where each run stands: queued, running, finished, failed (:func:`submi
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from src.commands import command_parser
 from src.comparison import COLUMNS, SIGNIFICANCE, Comparison, ConfigRuns, collect, compare, runs_cell, summarize
-from src.errors import UserInputError, exit_on_user_error
+from src.errors import CannotWrite, UserInputError, exit_on_user_error
 from src.figures import write_figures
-from src.results import RunRecord
+from src.results import RunRecord, write_atomic
 from src.slurm import submitted_states
 from src.sweep_record import read_sweep_record
 
@@ -176,15 +177,22 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
     sweep_dir = Path(sweep_dir)
     groups = read_runs(sweep_dir) if groups is None else groups
     out = Path(out_dir) if out_dir else sweep_dir
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CannotWrite(err.filename or out, err, "or write the report elsewhere with --out") from err
     rows = summarize(groups)
     paths = {name: out / name for name in ("report.md", "report.csv")}
-    paths["report.md"].write_text(markdown(rows, compare(groups), groups, activity(sweep_dir)))
-    with open(paths["report.csv"], "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return {**paths, **write_figures(rows, groups, out)}
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    try:  # each file whole or not at all: a full disk leaves the earlier report's files as they were
+        write_atomic(paths["report.md"], markdown(rows, compare(groups), groups, activity(sweep_dir)))
+        write_atomic(paths["report.csv"], table.getvalue())
+        return {**paths, **write_figures(rows, groups, out)}
+    except CannotWrite as err:
+        raise CannotWrite(err.path, err.error, "or write the report elsewhere with --out") from err
 
 
 def summary(groups: list[ConfigRuns]) -> str:

@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
+from src.errors import CannotWrite
 from src.paths import PROJECT_ROOT
 
 RESULTS_FILE = "results.json"
@@ -57,6 +58,7 @@ class RunRecord:
     train_images_per_s: float | None = None
     resumed_from: str | None = None
     pruned_at_epoch: int | None = None  # set by src.search when its pruner stopped the run
+    failure: str | None = None  # why a run failed (stop_reason "failed"), e.g. a checkpoint it could not write
     hparams: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
@@ -124,26 +126,35 @@ def read_record(run_dir: str | Path) -> RunRecord | None:
         return None
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` so that ``path`` holds either its old content or all of the new, never a part."""
-    with atomic_file(path, "w") as file:
-        file.write(text)
+def write_atomic(path: str | Path, content: str | bytes) -> None:
+    """Write ``content`` so that ``path`` holds either its old content or all of the new, never a part."""
+    with atomic_file(path, "wb" if isinstance(content, bytes) else "w") as file:
+        file.write(content)
 
 
 @contextmanager
 def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
-    """A file to write that replaces ``path`` only when the block ends without an error; until then
-    it is a hidden ``.partial`` file beside it, unique per writer, removed if the block fails."""
+    """A file to write that replaces ``path`` only when the block ends without an error and its
+    content is on the disk (fsync); until then it is a hidden ``.partial`` file beside it, unique
+    per writer, removed if anything fails. Every file the project writes goes through here, so a
+    full disk or a read-only folder leaves the old file or none, and raises :class:`CannotWrite`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
     try:
-        with open(partial, mode.replace("w", "x")) as file:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file = open(partial, mode.replace("w", "x"))
+    except OSError as err:
+        raise CannotWrite(path, err) from err
+    try:
+        with file:
             yield file
+            file.flush()
+            os.fsync(file.fileno())  # a full disk may only say so now (delayed allocation, quotas, NFS)
         os.replace(partial, path)
-    except BaseException:
+    except OSError as err:
+        raise CannotWrite(path, err) from err
+    finally:
         partial.unlink(missing_ok=True)
-        raise
 
 
 def environment(device: str, precision: str) -> dict[str, Any]:

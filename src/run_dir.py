@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 
-from src.errors import UserInputError
+from src.errors import CannotWrite, UserInputError
 
 if TYPE_CHECKING:
     from jsonargparse import Namespace
@@ -47,11 +47,20 @@ RESUME_MAY_CHANGE = (
 )
 
 
+def _open_lock_file(path: Path) -> IO[str]:
+    """The lock file ``path``, made with its folders where missing; :class:`CannotWrite` names a
+    folder that is read-only, not ours, or full."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "a+")
+    except OSError as err:
+        raise CannotWrite(err.filename or path, err) from err
+
+
 @contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """Holds an exclusive lock on ``path`` (waiting for it) while the block runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+    with _open_lock_file(path) as handle:
         if fcntl is not None:
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield
@@ -61,8 +70,7 @@ def exclusive_lock(path: Path) -> Iterator[None]:
 def lock_if_free(path: Path) -> Iterator[bool]:
     """Holds an exclusive lock on ``path`` while the block runs when no other process holds it; yields
     whether it does (always where there is no flock)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+    with _open_lock_file(path) as handle:
         if fcntl is not None:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -118,10 +126,9 @@ def claim(name_dir: Path, version: int | str | None) -> RunClaim:
             version = max((n for n in taken if n is not None), default=-1) + 1
         run_dir = name_dir / (version if isinstance(version, str) else f"version_{version}")
         made = missing[-1] if missing else (None if run_dir.exists() else run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
         if run_dir.resolve() in _held:
             _held[run_dir.resolve()].release()
-        handle = open(run_dir / LOCK_FILE, "a+")
+        handle = _open_lock_file(run_dir / LOCK_FILE)
         if fcntl is not None:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -131,10 +138,14 @@ def claim(name_dir: Path, version: int | str | None) -> RunClaim:
                     f"{run_dir} is in use by another running fit (it holds {run_dir / LOCK_FILE}). Wait for it "
                     "to end, stop it, or give this run another --run_name."
                 ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+        except OSError as err:
+            handle.close()
+            raise CannotWrite(run_dir / LOCK_FILE, err) from err
         _held[run_dir.resolve()] = RunClaim(run_dir, made, handle)
         return _held[run_dir.resolve()]
 

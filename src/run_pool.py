@@ -5,7 +5,9 @@ threads one slot: an environment with its threads and GPU. The workers take the 
 runs, a study's trials) one at a time in the order given, and a task's job starts its run through
 the pool, which hands it to the launcher with the slot's environment. Ctrl-C or SIGTERM stops the
 pool (:class:`src.signals.StopOnSignal`): no task is taken any more, each running run gets one SIGTERM
-and stops at its next safe point, and :meth:`RunPool.raise_if_stopped` says so in one line.
+and stops at its next safe point, and :meth:`RunPool.raise_if_stopped` says so in one line. A file
+the pool's work cannot write (:class:`src.errors.CannotWrite`: a full disk, a read-only folder)
+stops the taking of tasks too; once the running runs have ended, :meth:`RunPool.map` raises it.
 
 The launcher is the seam where runs go somewhere other than this machine's processes:
 :class:`LocalLauncher`, each run a subprocess of this one on this machine as
@@ -23,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from src.errors import CannotWrite
 from src.packing import Count, Plan, machine_plan, run_environments
 from src.run_process import Progress, Run
 from src.signals import StoppedBySignal, StopOnSignal
@@ -81,6 +84,7 @@ class RunPool:
         self._env = env or {}
         self._on_epoch = on_epoch
         self._stop = StopOnSignal()
+        self._unwritable: list[CannotWrite] = []
 
     def submit(self, runs: Sequence[Run]) -> dict[str, dict]:
         """Hand ``runs``, all that :meth:`map` will start, to a launcher that takes them at once
@@ -92,7 +96,8 @@ class RunPool:
         next task only once their job has returned; ``start(run)`` runs the job's run in that slot.
         The tasks are taken one at a time, in order, so a task made as it is taken (a study's
         ``ask``) sees those before it; after a stop none is taken. Returns the results of the tasks
-        taken, in their order: the tasks beyond them were not started."""
+        taken, in their order: the tasks beyond them were not started. A job that raises
+        :class:`CannotWrite` ends the taking; the first such error is raised once all jobs have ended."""
         slots = run_environments(self.plan)
         results: dict[int, Result] = {}
         take = self._taker(enumerate(tasks))
@@ -101,11 +106,16 @@ class RunPool:
             env = {**slots.get(), **self._env}
             while (taken := take()) is not None:
                 index, task = taken
-                results[index] = job(task, lambda run: self._start(run, env))
+                try:
+                    results[index] = job(task, lambda run: self._start(run, env))
+                except CannotWrite as err:
+                    self._unwritable.append(err)
 
         with self._stop, ThreadPoolExecutor(max_workers=self.plan.runs) as threads:
             for worker in [threads.submit(work) for _ in range(self.plan.runs)]:
                 worker.result()
+        if self._unwritable:
+            raise self._unwritable[0]
         return [results[index] for index in sorted(results)]
 
     def raise_if_stopped(self, progress: Progress, command: str, summary: str) -> None:
@@ -121,7 +131,7 @@ class RunPool:
 
         def take() -> tuple[int, Task] | None:
             with lock:
-                return None if self._stop.signum is not None else next(tasks, None)
+                return None if self._stop.signum is not None or self._unwritable else next(tasks, None)
 
         return take
 

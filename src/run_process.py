@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from src.errors import CannotWrite
 from src.results import RunRecord, read_record
 from src.run_dir import LOCK_FILE, lock_if_free
 from src.signals import start_owned
@@ -102,12 +103,16 @@ class Run:
         Linux sends when the thread that started it ends. So this one call, in one thread, starts the
         run and waits for it, and stops it should it be left early: the threads of a
         :class:`src.run_pool.RunPool` start runs, and none is left training after the pool has gone."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.time()
         command = [*launch, *self.command()]
-        with open(self.run_dir / LOG_FILE, "a") as log:
-            log.write(f"\n$ {' '.join(command)}\n")
-            log.flush()
+        log_path = self.run_dir / LOG_FILE
+        try:  # the folder and the first line of the run's log: where a full disk or a read-only folder shows
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "a") as log:
+                log.write(f"\n$ {' '.join(command)}\n")
+        except OSError as err:
+            raise CannotWrite(err.filename or log_path, err) from err
+        with open(log_path, "a") as log:
             process = start_owned(command, stdout=log, stderr=subprocess.STDOUT, env=env)
             try:
                 if on_start:
@@ -131,7 +136,7 @@ class Run:
         record = record or RunRecord()
         return {
             "config": self.name, "seed": self.seed, "run_dir": str(self.run_dir), "status": status,
-            "stop_reason": record.stop_reason, "test_acc": record.test_acc, **details,
+            "stop_reason": record.stop_reason, "failure": record.failure, "test_acc": record.test_acc, **details,
         }
 
 
@@ -148,7 +153,8 @@ def describe(outcome: dict) -> str:
     code = outcome.get("returncode")
     if outcome["status"] == "failed":
         exit_ = "" if code is None else f"exit {code}, "
-        return f"FAILED ({exit_}stop_reason {outcome['stop_reason']}); see {outcome['log']}"
+        why = f": {outcome['failure']}" if outcome.get("failure") else ""
+        return f"FAILED ({exit_}stop_reason {outcome['stop_reason']}{why}); see {outcome['log']}"
     if outcome["status"] == "interrupted":
         return "interrupted at a safe point" + ("" if code is None else f" (exit {code})") + "; last.ckpt resumes it"
     test_acc = "-" if outcome["test_acc"] is None else f"{outcome['test_acc']:.4f}"

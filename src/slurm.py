@@ -33,7 +33,7 @@ from typing import Any
 from src.errors import UserInputError
 from src.packing import Plan, count_or_auto
 from src.paths import PROJECT_ROOT
-from src.results import read_record
+from src.results import read_record, write_atomic
 from src.run_process import Progress, Run, recorded_status
 
 SLURM_DIR = "slurm"  # in a sweep's or study's directory: each array's script, its tasks and their output
@@ -149,12 +149,11 @@ def submit_array(directory: Path, name: str, tasks: list[dict[str, Any]], option
     """Write the array's tasks and script into ``directory`` and submit it; returns its job id.
     The tasks get this process's environment plus ``env`` (sbatch's default ``--export=ALL``), so
     that nothing secret (a database's password) is written to a file."""
-    directory.mkdir(parents=True, exist_ok=True)
     stem = directory / datetime.now().strftime("array-%Y%m%d-%H%M%S-%f")
     tasks_file = stem.with_suffix(".json")
-    tasks_file.write_text(json.dumps({"retries": options.retries, "tasks": tasks}, indent=1) + "\n")
+    write_atomic(tasks_file, json.dumps({"retries": options.retries, "tasks": tasks}, indent=1) + "\n")
     script = stem.with_suffix(".sbatch")
-    script.write_text(job_script(name, len(tasks), tasks_file, options, nodes, tasks_per_node))
+    write_atomic(script, job_script(name, len(tasks), tasks_file, options, nodes, tasks_per_node))
     command = ["sbatch", "--parsable", *options.sbatch, str(script)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=60)

@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from src.commands import command_parser, parse_passing_on
-from src.errors import UserInputError, exit_on_user_error
+from src.errors import CannotWrite, UserInputError, exit_on_user_error
 from src.keras_notebook import NOTEBOOK
 from src.packing import GPU_GIB_PER_RUN, count_or_auto, trains_on_cpu, whole_number
 from src.paths import BASE_CONFIG, CONFIG_DIR
@@ -361,7 +361,11 @@ def sweep(
             outcomes[run.label] = run.outcome("submitted", None, **submitted[run.key])
         return [outcomes[run.label] for run in runs]
     follow = _follow_submitted if submitted else _run_unless_taken
-    ran = pool.map(enumerate(todo, 1), partial(follow, record, progress, len(todo)))
+    try:
+        ran = pool.map(enumerate(todo, 1), partial(follow, record, progress, len(todo)))
+    except CannotWrite as err:
+        raise CannotWrite(err.path, err.error, "then start the same sweep again: it skips the finished runs "
+                          "and resumes the others") from err
     for run, outcome in zip(todo, ran):
         outcomes[run.label] = outcome
     for run in todo[len(ran):]:

@@ -1,12 +1,15 @@
-"""Faults on cue: callbacks that signal their own process at a chosen point of a run, or slow it down."""
+"""Faults on cue: callbacks that signal their own process, fill up the disk, or slow a run down, at a chosen point."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
+
+from tests.disks import DISKS
 
 POINTS = ("train", "validation", "epoch_start", "test")
 
@@ -48,6 +51,17 @@ def signal_at(signal_name: str, point: str, epoch: int = 2, step: int = 20) -> s
         '--trainer.callbacks+={"class_path": "tests.faults.SignalAt", "init_args": '
         f'{{"signal_name": "{signal_name}", "point": "{point}", "epoch": {epoch}, "step": {step}}}}}'
     )
+
+
+class FillDiskAt(pl.Callback):
+    """Fills the test's small disk at ``disk`` (tests.disks.SmallDisk), leaving ``leave`` bytes, as
+    the fit ends: after the last epoch's checkpoints, before results.json says how the run ended."""
+
+    def __init__(self, disk: str, leave: int = 0) -> None:
+        self.disk, self.leave = Path(disk), leave
+
+    def on_fit_end(self, trainer, pl_module):
+        DISKS[self.disk].fill(self.leave)
 
 
 class Slow(pl.Callback):

@@ -1,12 +1,14 @@
 """Checkpoints: a run's best and last found one way, and a checkpoint that could run code refused
 by every command that opens one, before its code runs."""
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from jsonargparse.typing import PositiveInt
 
 from src.checkpoints import best_checkpoint, last_checkpoint, load_checkpoint
@@ -165,3 +167,43 @@ def test_the_last_checkpoint_is_where_a_resume_starts(run_dir):
     assert last_checkpoint(run_dir) == run_dir / "checkpoints" / "last.ckpt"
     (run_dir / "checkpoints" / "last.ckpt").unlink()
     assert last_checkpoint(run_dir) is None
+
+
+# --- a disk that fills up -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("leave, named", [
+    (0, ""),  # the first file a resume writes: the run's lock, or TensorBoard's events, which name none
+    (1024, "/config.yaml (no space left"),  # room for TensorBoard's first event only
+    (64 * 2**10, "/checkpoints/best-epoch002-"),  # a little room: the epoch's first checkpoint does not fit
+    (20 * 2**20, "/checkpoints/last.ckpt (no space left"),  # room for one checkpoint: the best's, not last.ckpt
+])
+def test_a_full_disk_ends_the_run_with_one_line_and_leaves_whole_files_that_agree(
+        small_disk, second_epoch, leave, named):
+    run_dir = small_disk.path / "runs" / "default" / "version_0"
+    before = {}
+
+    def fill() -> None:
+        before.update({p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()})
+        small_disk.fill(leave)
+
+    run = second_epoch(small_disk.path, after_copy=fill)
+    assert run.code == 2 and run.err.count("error:") == 1 and "Traceback" not in run.err, run.err
+    assert f"error: Cannot write {run_dir}{named}" in run.err and "(no space left on the device)" in run.err, run.err
+    if named:  # once the run has started
+        assert "then resume the run with: python -m src.cli fit" in run.err and "--ckpt_path last" in run.err
+    # every file is whole: the earlier checkpoints as they were, none cut off, no partial file left behind
+    assert not list(run_dir.rglob("*.partial"))
+    for name in ("checkpoints/last.ckpt", "checkpoints/best-epoch001-val_acc0.2000.ckpt"):
+        assert (run_dir / name).read_bytes() == before[Path(name)]
+    for checkpoint in (run_dir / "checkpoints").iterdir():
+        load_checkpoint(checkpoint)
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["trainer"]["max_epochs"] in (1, 2)  # old or new
+    # results.json names a checkpoint on disk, of the epoch it calls best, and says the run failed where it could
+    record = RunRecord.read(run_dir)
+    assert (record.epochs, record.best_epoch) == (1, 1)
+    assert record.best_checkpoint == "checkpoints/best-epoch001-val_acc0.2000.ckpt"
+    if leave > 2**10:
+        assert record.stop_reason == "failed" and "no space left on the device" in record.failure
+    else:  # no room for results.json: it stays as the first epoch left it
+        assert record == RunRecord.from_dict(json.loads(before[Path("results.json")]))

@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,8 @@ from src.errors import UserInputError
 from src.export import CLASSES_FILE, CLASSES_KEY, find_checkpoint, main
 from src.module import CifarClassifier
 from tests.synthetic import synthetic_images
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +110,21 @@ def test_a_checkpoint_exports_beside_itself(tmp_path, trained_run, capsys):
     main([str(checkpoint)])
     assert (tmp_path / "chosen.pt2").is_file()
     assert f"to {tmp_path / 'chosen.pt2'}" in capsys.readouterr().out
+
+
+def test_an_export_onto_a_full_disk_leaves_the_earlier_file_and_one_error_line(small_disk, trained_run, capsys):
+    output = small_disk.path / "model.pt2"
+    output.write_bytes(b"an earlier export")
+    small_disk.fill()
+    args = [str(trained_run), f"--output={output}"]
+    if small_disk.real:  # torch's own writer aborted the process there (exit 134): run it as a user would
+        done = subprocess.run([sys.executable, "-m", "src.export", *args], cwd=ROOT, capture_output=True, text=True)
+        code, err = done.returncode, done.stderr
+    else:
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        code, err = exit_info.value.code, capsys.readouterr().err
+    assert code == 2 and err.count("error:") == 1 and "Traceback" not in err, err
+    assert f"error: Cannot write {output} (no space left on the device)" in err and "--output" in err
+    assert output.read_bytes() == b"an earlier export"
+    assert sorted(p.name for p in small_disk.path.iterdir()) == sorted(["model.pt2", *(["filler"] * small_disk.real)])

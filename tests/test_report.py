@@ -134,3 +134,17 @@ def test_the_report_says_how_long_the_whole_sweep_took_from_the_runs_events(tmp_
     report = write_report(tmp_path)["report.md"].read_text()
     assert "from 2027-01-15 08:00 to 2027-01-15 12:00 UTC, 4.0 h, with some run training during 2.0 h of it" in report
     assert activity(tmp_path / "sgd" / "seed_1") is None  # no runs below it: no span claimed
+
+
+def test_a_report_onto_a_full_disk_leaves_the_earlier_files_whole_and_says_which_did_not_fit(
+        recorded_sweep, small_disk, capsys):
+    out = small_disk.path / "report"
+    write_report(recorded_sweep, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    small_disk.fill(leave=16 * 2**10)  # the tables fit, the first figure does not
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(recorded_sweep), f"--out={out}"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("error:") == 1 and "Traceback" not in err, err
+    assert f"error: Cannot write {out / 'curves.png'} (no space left on the device)" in err and "--out" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no figure cut off, no partial file

@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from src.results import SCHEMA_VERSION, RunRecord, atomic_file, machine, read_record, write_atomic
+from src.errors import CannotWrite
+from src.results import RESULTS_FILE, SCHEMA_VERSION, RunRecord, atomic_file, machine, read_record, write_atomic
 
 
 def test_a_record_round_trips_through_its_file(tmp_path):
@@ -70,6 +71,17 @@ def test_a_binary_atomic_write_replaces_whole_with_the_usual_permissions(tmp_pat
     umask = os.umask(0)
     os.umask(umask)
     assert path.read_bytes() == b"new" and path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by others
+
+
+@pytest.mark.parametrize("disk, cause", [("full", "no space left on the device"), ("read-only", "read-only file system")])
+def test_a_record_that_cannot_be_written_leaves_the_old_one_and_is_named_with_the_cause(small_disk, disk, cause):
+    RunRecord(config="sgd", stop_reason="running", epochs=1).write(small_disk.path)
+    before = (small_disk.path / RESULTS_FILE).read_bytes()
+    small_disk.fill() if disk == "full" else small_disk.make_read_only()
+    with pytest.raises(CannotWrite, match=f"^Cannot write {small_disk.path / RESULTS_FILE} \\({cause}\\)"):
+        RunRecord(config="sgd", stop_reason="failed", epochs=2).write(small_disk.path)
+    assert (small_disk.path / RESULTS_FILE).read_bytes() == before
+    assert not list(small_disk.path.glob("*.partial"))
 
 
 FAKE_CPUINFO = """processor\t: 0

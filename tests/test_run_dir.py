@@ -104,11 +104,13 @@ def test_every_checkpoint_keeps_the_settings_its_run_trained_with_and_nothing_a_
 
 
 def test_a_run_from_before_fast_existed_resumes_and_what_fast_set_is_compared(tmp_path):
-    (tmp_path / "config.yaml").write_text("trainer:\n  precision: null\nmodel:\n  fast_dropout: false\n")
-    check_resume_config(tmp_path, {"fast": False, "trainer": {"precision": None}, "model": {"fast_dropout": False}})
-    with pytest.raises(UserInputError, match=r"model.fast_dropout: False then, True now.*trainer.precision: None then"):
-        check_resume_config(tmp_path, {"fast": True, "trainer": {"precision": "bf16-mixed"},
-                                       "model": {"fast_dropout": True}})
+    checkpoint = trained({"trainer.precision": None}, fast_dropout=False)  # keeps no "fast": --fast came later
+    plain = {"trainer.precision": None, "model.fast_dropout": False}
+    check_resume(tmp_path / "last.ckpt", checkpoint, plain, tmp_path)
+    with pytest.raises(UserInputError, match=r"model.fast_dropout: trained with False, given True; "
+                                             r"trainer.precision: trained with None, given 'bf16-mixed'"):
+        check_resume(tmp_path / "last.ckpt", checkpoint,
+                     {"trainer.precision": "bf16-mixed", "model.fast_dropout": True}, tmp_path)
 
 
 @pytest.mark.parametrize("name, number", [("version_12", 12), ("version_0", 0), ("version_x", None),
@@ -184,3 +186,10 @@ def test_a_fit_from_another_runs_checkpoint_with_other_settings_is_refused_not_o
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "model.decay: trained with 0.0, given 0.001" in err, err
     assert not (tmp_path / "runs" / "another").exists()
+
+
+def test_resuming_a_run_in_a_read_only_folder_is_one_error_line_not_a_traceback(small_disk, second_epoch):
+    run = second_epoch(small_disk.path, after_copy=small_disk.make_read_only)
+    assert run.code == 2 and run.err.count("error:") == 1 and "Traceback" not in run.err, run.err
+    assert f"error: Cannot write {small_disk.path / 'runs' / 'default'}" in run.err
+    assert "(read-only file system). Make it writable" in run.err

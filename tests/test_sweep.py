@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from src.errors import CannotWrite, UserInputError
 from src.fast import choose
 from src.run_dir import LOCK_FILE, lock_if_free
 from src.sweep import (
@@ -30,7 +31,6 @@ from src.sweep import (
     resolve_config,
     sweep,
 )
-from src.errors import UserInputError
 from tests.synthetic import write_run_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -416,3 +416,21 @@ def test_fast_goes_to_every_run_and_the_plan_line_says_what_it_turns_on(tiny_run
     assert lines[0].endswith(f", {plan}; every run --fast: {chosen.describe()}")
     assert outcomes[0]["status"] == "finished"
     assert results_of(tmp_path / "sgd" / "seed_42")["hparams"]["fast"] == chosen.record()
+def test_a_read_only_sweep_directory_is_one_error_line_before_any_run(capsys, small_disk):
+    small_disk.make_read_only()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--configs", "sgd", "--seeds", "1", "--sweep_dir", str(small_disk.path / "sweep")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("error:") == 1 and "Traceback" not in err, err
+    assert f"error: Cannot write {small_disk.path / 'sweep'} (read-only file system). Make it writable" in err
+
+
+def test_a_sweep_record_a_full_disk_cannot_take_is_named_and_left_as_it_was(small_disk):
+    record = SweepRecord(small_disk.path, {"configs": ["sgd"]})
+    record.update(Run(Path("sgd.yaml"), 42, small_disk.path, "sgd"), {"status": "finished"})
+    before = (small_disk.path / SWEEP_FILE).read_bytes()
+    small_disk.fill()
+    with pytest.raises(CannotWrite, match=f"Cannot write {small_disk.path / SWEEP_FILE} \\(no space left on the dev"):
+        record.update(Run(Path("sgd.yaml"), 43, small_disk.path, "sgd"), {"status": "finished"})
+    assert (small_disk.path / SWEEP_FILE).read_bytes() == before
+    assert not list(small_disk.path.glob("*.partial"))

@@ -13,6 +13,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import Tensor
 
+from src.results import RunRecord, read_record
+
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -35,14 +37,48 @@ class RunInterrupted(BaseException):
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint with two differences: ``{epoch}`` in a name counts from 1
-    (``best-epoch005-…`` is the fifth epoch, the one results.json calls epoch 5), and its record
-    follows the run directory when it is moved or copied.
+    """Lightning's ModelCheckpoint with three differences: ``{epoch}`` in a name counts from 1
+    (``best-epoch005-…`` is the fifth epoch, the one results.json calls epoch 5), its record
+    follows the run directory when it is moved or copied, and a checkpoint that a better one
+    replaces stays on disk while the run's results.json names it.
 
     Lightning keeps only ``best_model_path`` (pointing at the old place) when a checkpoint's
     folder changed, and forgets the best score, so the first epoch after resuming would become
     "best" whatever its score. Here the stored paths are moved to the new folder instead.
+
+    Lightning removes a replaced checkpoint as soon as the better one is written, but results.json
+    names the better one only once all of the epoch's checkpoints are written (see
+    :class:`~src.callbacks.run_results.RunResults`): a run that fails or is killed in between
+    would leave a record naming a checkpoint that is gone. Here it is removed when the next epoch
+    starts or the fit ends (Lightning calls checkpoint callbacks after the others, so after
+    results.json is written), and not while results.json still names it.
     """
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._replaced: list[str] = []
+
+    def _remove_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        self._replaced.append(filepath)  # removed by _remove_replaced
+
+    def _remove_replaced(self, trainer: pl.Trainer) -> None:
+        if not getattr(self, "_replaced", None):  # none, or a fit that failed before its setup
+            return
+        record = (read_record(Path(self.dirpath).parent) if self.dirpath else None) or RunRecord()  # the run's
+        named = {Path(name).name for name in (record.best_checkpoint, record.tested_checkpoint) if name}
+        for path in [p for p in self._replaced if Path(p).name not in named]:
+            super()._remove_checkpoint(trainer, path)
+            self._replaced.remove(path)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._remove_replaced(trainer)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._remove_replaced(trainer)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        super().on_exception(trainer, pl_module, exception)
+        self._remove_replaced(trainer)
 
     def format_checkpoint_name(
         self, metrics: dict[str, Tensor], filename: str | None = None, ver: int | None = None, prefix: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -13,7 +14,10 @@ from pytorch_lightning.callbacks import EarlyStopping
 
 from src.callbacks.checkpoints import RunInterrupted
 from src.callbacks.divergence import has_diverged
+from src.errors import CannotWrite, write_failure
 from src.results import EPOCH_METRICS, RunRecord, environment
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "run_results"
 
@@ -22,8 +26,10 @@ class RunResults(pl.Callback):
     """Collects what a run was, how it went and how it ended, and writes ``results.json``.
 
     Epochs are counted from 1, as Keras prints them. Throughput counts training steps only
-    (validation excluded). The file is rewritten at every epoch end, so even a killed run
-    leaves its history behind.
+    (validation excluded). The file is rewritten after every epoch, so even a killed run leaves
+    its history behind: once the epoch's checkpoints are written (as the next epoch starts, or
+    the fit ends), so that it never names a checkpoint that is not on disk. A run that fails
+    records the epochs whose checkpoints were written, ``stop_reason`` ``failed`` and why.
     """
 
     def __init__(self) -> None:
@@ -36,6 +42,8 @@ class RunResults(pl.Callback):
         self._earlier_wall_seconds = 0.0  # of the run before a resume
         self._resumed_from: str | None = None
         self.fast: dict[str, Any] | None = None  # what --fast turned on, as the CLI tells it
+        self._recorded_epochs = 0  # the first epochs of history whose checkpoints are written
+        self._recorded_best: str | None = None  # the best checkpoint then
 
     # what ran --------------------------------------------------------------------------
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -63,6 +71,9 @@ class RunResults(pl.Callback):
 
     # how fast --------------------------------------------------------------------------
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if len(self.history) > self._recorded_epochs:  # the last epoch's checkpoints are written
+            self._record_epochs(trainer)
+            self._write(trainer, stop_reason="running")
         self._running_since = time.perf_counter()
 
     def on_train_batch_end(
@@ -86,15 +97,29 @@ class RunResults(pl.Callback):
         metrics = {k: float(trainer.callback_metrics[k]) for k in EPOCH_METRICS if k in trainer.callback_metrics}
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
         self.history.append({"epoch": trainer.current_epoch + 1, **metrics, "lr": lr})
-        self._write(trainer, stop_reason="running")
 
     # how it ended ----------------------------------------------------------------------
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._record_epochs(trainer)
         self._write(trainer, stop_reason=_stop_reason(trainer))
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        self._stop_clock(trainer)  # in fit, or in the test after fit: either way the run is not complete
-        self._write(trainer, stop_reason="interrupted" if _is_interrupt(exception) else "failed")
+        """In fit, or in the test after fit: either way the run is not complete. A run stopped at a
+        safe point has written all its checkpoints; a failed one keeps the epochs recorded before."""
+        self._stop_clock(trainer)
+        if self.record is None:
+            return
+        if isinstance(exception, RunInterrupted):
+            self._record_epochs(trainer)
+        failed = not _is_interrupt(exception)
+        cannot_write = write_failure(exception, self.record.run_dir or "the run directory")
+        if failed:
+            self.record.failure = str(cannot_write or f"{type(exception).__name__}: {exception}".splitlines()[0])
+        try:
+            self._write(trainer, stop_reason="failed" if failed else "interrupted")
+        except CannotWrite as err:  # results.json keeps its last whole version, which names checkpoints on disk
+            if cannot_write is None:  # else the run's own error says it
+                log.warning("%s", err)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self.record:  # a stand-alone `test` run: no fit to report on
@@ -105,18 +130,24 @@ class RunResults(pl.Callback):
         self.record.test_images_evaluated = _evaluated_images(trainer, "test")
         self._write(trainer)
 
+    def _record_epochs(self, trainer: pl.Trainer) -> None:
+        """Every epoch so far has its checkpoints written: results.json may name them."""
+        self._recorded_epochs = len(self.history)
+        self._recorded_best = _best_checkpoint(trainer, self.record.run_dir if self.record else None)
+
     def _write(self, trainer: pl.Trainer, stop_reason: str | None = None) -> None:
         record = self.record
         if self._fit_started is None or record is None:
             return
-        best = max(self.history, key=lambda h: h.get("val_acc", float("-inf")), default={})
-        record.epochs = len(self.history)
+        history = self.history[: self._recorded_epochs]
+        best = max(history, key=lambda h: h.get("val_acc", float("-inf")), default={})
+        record.epochs = len(history)
         record.best_val_acc = best.get("val_acc")
         record.best_epoch = best.get("epoch")
         record.wall_time_s = round(self._earlier_wall_seconds + time.perf_counter() - self._fit_started, 2)
         record.train_images_per_s = round(self._train_images / self._train_seconds, 1) if self._train_seconds else None
-        record.history = self.history
-        record.best_checkpoint = _best_checkpoint(trainer, record.run_dir)
+        record.history = history
+        record.best_checkpoint = self._recorded_best
         if stop_reason:
             record.stop_reason = stop_reason
         # record.run_dir, not trainer.log_dir: that is a collective call, and only rank 0 writes

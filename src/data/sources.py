@@ -32,7 +32,7 @@ from urllib.error import URLError
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from src.errors import UserInputError
+from src.errors import CannotWrite, UserInputError
 from src.results import atomic_file
 
 log = logging.getLogger(__name__)
@@ -163,10 +163,9 @@ def write_cache(cache: Path, splits: dict[str, Split], origin: str, fingerprint:
     try:
         with atomic_file(cache, "wb") as file:  # a crashed run never leaves a half-written cache
             np.savez(file, origin=np.array(origin), fingerprint=np.array(fingerprint), **arrays)
-    except OSError as err:
-        raise UserInputError(
-            f"Cannot write the decoded CIFAR-10 cache to {cache} ({err.strerror}). "
-            "Point --data.data_dir at a writable directory; the source itself may stay read-only."
+    except CannotWrite as err:
+        raise CannotWrite(
+            cache, err.error, "or point --data.data_dir at another directory; the source itself may stay read-only"
         ) from err
 
 

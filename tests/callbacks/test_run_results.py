@@ -4,6 +4,8 @@ device, code), written by the RunResults callback."""
 import json
 from pathlib import Path
 
+from src.results import RunRecord
+
 RESULT_KEYS = {
     "config", "hparams", "epochs", "stop_reason", "best_val_acc", "best_epoch",
     "test_loss", "test_acc", "wall_time_s", "train_images_per_s",
@@ -39,3 +41,15 @@ def test_the_tested_checkpoint_is_named_by_the_epoch_results_call_best(trained_r
     assert (trained_run / results["best_checkpoint"]).is_file()
     # checkpoint names count epochs as results.json does, from 1
     assert Path(results["tested_checkpoint"]).name.startswith(f"best-epoch{results['best_epoch']:03d}-")
+
+
+def test_a_record_a_full_disk_cannot_take_at_the_end_still_names_a_checkpoint_on_disk(small_disk, second_epoch):
+    fill = ('--trainer.callbacks+={"class_path": "tests.faults.FillDiskAt", '
+            f'"init_args": {{"disk": "{small_disk.path}"}}}}')
+    run = second_epoch(small_disk.path, fill)
+    assert run.code == 2 and run.err.count("error:") == 1 and "Traceback" not in run.err, run.err
+    assert f"error: Cannot write {run.run_dir / 'results.json'} (no space left on the device)" in run.err
+    # as the second epoch began: the second epoch's checkpoint replaced the first's, which stays while named
+    record = RunRecord.read(run.run_dir)
+    assert (record.stop_reason, record.epochs, record.best_epoch) == ("running", 1, 1)
+    assert (run.run_dir / record.best_checkpoint).is_file()

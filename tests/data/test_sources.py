@@ -12,7 +12,7 @@ from PIL import Image
 
 from src.data import sources
 from src.data.sources import CACHE_NAME, CLASSES, load_cifar10, read_image_folder
-from src.errors import UserInputError
+from src.errors import CannotWrite, UserInputError
 from tests.synthetic import synthetic_images, write_image_folder, write_tarball
 
 
@@ -292,3 +292,8 @@ def test_a_folder_holding_one_wrapping_folder_is_read_as_an_unpacked_archive(sma
     shutil.copytree(small_folder, tmp_path / "unpacked" / "cifar10-synthetic")
     np.testing.assert_array_equal(read_image_folder(tmp_path / "unpacked")["train"].images,
                                   read_image_folder(small_folder)["train"].images)
+def test_a_cache_a_full_disk_cannot_take_is_named_and_not_left_half_written(small_folder, small_disk):
+    small_disk.fill()
+    with pytest.raises(CannotWrite, match=f"Cannot write {small_disk.path / CACHE_NAME} \\(no space left.*data_dir"):
+        load_cifar10(small_disk.path, source=small_folder)
+    assert not (small_disk.path / CACHE_NAME).exists() and not list(small_disk.path.glob("*.partial"))
