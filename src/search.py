@@ -31,6 +31,7 @@ for its trial when it starts, so the sampler sees every trial that ended before.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 import warnings
@@ -51,8 +52,9 @@ from src.packing import count_or_auto, trains_on_cpu
 from src.results import RunRecord, read_record
 from src.run_pool import LocalLauncher, RunPool, Start
 from src.run_process import Progress, Run, describe, print_line
-from src.signals import StoppedBySignal
-from src.slurm import SLURM_DIR, SlurmOptions, add_arguments, options_from, queue_states, submit_array
+from src.signals import StoppedBySignal, StopOnSignal
+from src.slurm import (POLL_S, SLURM_DIR, Cancel, SlurmOptions, add_arguments, options_from, queue_states,
+                       submit_array)
 from src.storage import ENV_PREFIX, MAX_RETRY, STORAGE_VARIABLE, masked, open_storage, storage_url
 from src.sweep import check_runs_args, resolve_config
 
@@ -237,7 +239,7 @@ def search(
     if storage is None:
         study_dir.mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{study_dir / 'study.db'}"
-    if slurm and storage.startswith("sqlite") and parallel != 1:
+    if slurm and storage.startswith("sqlite") and slurm.throttle != 1:
         raise UserInputError(
             f"--launcher slurm with --parallel {parallel} runs trials at once on several nodes, which SQLite on a "
             "shared file system cannot serve. Give a database server they all reach (--storage env:NAME, the URL "
@@ -275,7 +277,9 @@ def _submit_trials(study: optuna.Study, worker: list[str], count: int, study_dir
     """``count`` trials as one job array of one-trial workers (``worker``), each reaching the study's
     database through the environment, so that its password is written nowhere. Each task's own
     sampler seed is ``sampler_seed`` plus its index: the same seed would sample the same first trial
-    in every task. With ``wait``, one line per trial that ends, until no task is left in the queue."""
+    in every task. With ``wait``, one line per trial that ends, until no task is left in the queue;
+    Ctrl-C or SIGTERM then cancels the array, as a stop of a sweep's array does: the running trials
+    stop at a safe point (their workers fail and enqueue them, to resume), the others never start."""
     if count == 0:
         return
     out = study_dir / SLURM_DIR
@@ -286,16 +290,23 @@ def _submit_trials(study: optuna.Study, worker: list[str], count: int, study_dir
              f"watch it with: squeue -j {job}; python -m src.report {study_dir}")
     seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     tasks_ids = [f"{job}_{index}" for index in range(count)]
-    while wait:
-        queue = queue_states(tasks_ids)
-        for trial in study.get_trials(deepcopy=False):
-            if trial.state.is_finished() and trial.number not in seen:
-                seen.add(trial.number)
-                value = "" if trial.value is None else f", val_acc {trial.value:.4f}"
-                progress(f"trial {trial.number} {trial.state.name.lower()}{value}: {trial.params}")
-        if queue == {}:
-            return
-        time.sleep(10)
+    stop = StopOnSignal()
+    with stop:
+        stop.adopt(Cancel(job))
+        while wait:
+            queue = queue_states(tasks_ids)
+            for trial in study.get_trials(deepcopy=False):
+                if trial.state.is_finished() and trial.number not in seen:
+                    seen.add(trial.number)
+                    value = "" if trial.value is None else f", val_acc {trial.value:.4f}"
+                    progress(f"trial {trial.number} {trial.state.name.lower()}{value}: {trial.params}")
+            if queue == {}:
+                break
+            time.sleep(POLL_S)
+    if stop.signum is not None:
+        progress(f"search stopped by {signal.Signals(stop.signum).name}: SLURM job array {job} cancelled, its running "
+                 "trials stopped at a safe point; the next search of this study resumes them before it starts new ones")
+        raise StoppedBySignal(stop.signum)
 
 
 def _asked(study: optuna.Study, count: int) -> Iterator[optuna.Trial]:

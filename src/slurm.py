@@ -286,14 +286,12 @@ def signal_name(returncode: int) -> str | None:
 
 def run_layout(configs: Iterable[dict[str, Any]]) -> tuple[int, int]:
     """Nodes and tasks per node for each run of these resolved configs: Lightning's
-    ``trainer.num_nodes`` and ``trainer.devices`` (a whole number; else 1), one process per device,
+    ``trainer.num_nodes`` and ``trainer.devices`` (:func:`device_count`), one process per device,
     which ``srun`` starts and Lightning's ``SLURMEnvironment`` ranks. One array has one layout."""
     layouts = set()
     for config in configs:
         trainer = config.get("trainer") or {}
-        devices, nodes = trainer.get("devices"), trainer.get("num_nodes") or 1
-        tasks = devices if isinstance(devices, int) and not isinstance(devices, bool) else 1
-        layouts.add((nodes, tasks))
+        layouts.add((int(trainer.get("num_nodes") or 1), device_count(trainer.get("devices"))))
     if len(layouts) > 1:
         raise UserInputError(
             "With --launcher slurm every run of one array takes the same nodes and tasks, but these runs ask for "
@@ -301,6 +299,18 @@ def run_layout(configs: Iterable[dict[str, Any]]) -> tuple[int, int]:
             "and --trainer.devices for all of them, or submit them as separate sweeps."
         )
     return layouts.pop() if layouts else (1, 1)
+
+
+def device_count(devices: Any) -> int:
+    """The processes per node of Lightning's ``trainer.devices``: a count (``2``, or ``"2"`` as the
+    command line gives it) or a list of devices (``[0, 1]``, ``"0,1"``); 1 for ``auto`` and ``-1``,
+    which leave the count to the machine, so SLURM cannot be asked for it."""
+    if isinstance(devices, str):
+        text = devices.strip()
+        devices = int(text) if text.isdigit() else [d for d in text.split(",") if d.strip()] if "," in text else None
+    if isinstance(devices, (list, tuple)):
+        return max(1, len(devices))
+    return devices if isinstance(devices, int) and not isinstance(devices, bool) and devices > 0 else 1
 
 
 def submitted_states(outcomes: dict[str, dict], root: Path) -> dict[str, tuple[str, str]]:

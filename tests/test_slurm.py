@@ -4,7 +4,9 @@ a run stopped by the time-limit warning that is requeued and ends bit-identical,
 retried a bounded number of times (a diverged one not), and one run across two tasks (gloo)."""
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -16,6 +18,8 @@ from src.errors import UserInputError
 from src.report import submitted_line
 from src.results import RunRecord
 from src.run_process import Run
+from src.search import search
+from src.signals import StoppedBySignal
 from src.slurm import SlurmOptions, job_script, queue_states, run_layout
 from src.slurm_task import run_task
 from src.sweep import SWEEP_FILE, main, sweep
@@ -66,6 +70,8 @@ def test_the_array_script_asks_for_each_option_and_requeues_ahead_of_the_time_li
 def test_one_run_spans_the_nodes_and_devices_lightning_is_given():
     assert run_layout([{"trainer": {"devices": "auto"}}]) == (1, 1)
     assert run_layout([{"trainer": {"devices": 2, "num_nodes": 2}}] * 3) == (2, 2)
+    assert run_layout([{"trainer": {"devices": "2"}}]) == (1, 2)  # --trainer.devices=2, as the CLI resolves it
+    assert run_layout([{"trainer": {"devices": "0,1,2"}}]) == run_layout([{"trainer": {"devices": [0, 1, 2]}}]) == (1, 3)
     with pytest.raises(UserInputError, match="same nodes and tasks"):
         run_layout([{"trainer": {"devices": 2}}, {"trainer": {"devices": 1}}])
 
@@ -134,6 +140,27 @@ def test_a_run_stopped_by_the_warning_is_requeued_only_when_it_trained_in_this_a
         assert asked == [] and "not requeued, as it trained nothing in this allocation" in out
 
 
+def test_ctrl_c_while_a_search_follows_its_array_cancels_the_array_in_one_line(tiny_run_args, tmp_path, monkeypatch):
+    space = tmp_path / "adam_lr.yaml"
+    space.write_text("config: adam\nspace:\n  model.optimizer.lr: {low: 1.0e-4, high: 1.0e-3}\n")
+    cancelled: list[list[str]] = []
+
+    def queue(tasks: list[str]) -> dict[str, str]:
+        if not cancelled:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the search looks at its tasks
+        return {} if cancelled else {"7_0": "RUNNING", "7_1": "PENDING"}
+
+    monkeypatch.setattr("src.search.submit_array", lambda *args, **kwargs: "7")
+    monkeypatch.setattr("src.search.queue_states", queue)
+    monkeypatch.setattr("src.slurm.Cancel.send_signal", lambda cancel, signum: cancelled.append(cancel.task))
+    lines: list[str] = []
+    with pytest.raises(StoppedBySignal):
+        search(space, n_trials=2, study_dir=tmp_path / "study", overrides=tiny_run_args,
+               slurm=SlurmOptions(throttle=1), progress=lines.append)
+    assert cancelled == ["7"]  # the whole array: the running trial stops, the queued one never starts
+    assert lines[-1].startswith("search stopped by SIGINT: SLURM job array 7 cancelled")
+
+
 @pytest.fixture(scope="module")
 def local_grid(tiny_run_args, tmp_path_factory) -> Path:
     """adam and sgd × 2 seeds, deterministic, on this machine: what the same grid on SLURM must equal."""
@@ -163,13 +190,14 @@ def test_a_grid_through_slurm_ends_as_the_same_grid_run_here(cluster, local_grid
 
 @pytest.mark.slow
 def test_a_run_stopped_by_the_time_limit_warning_is_requeued_and_ends_bit_identical(
-    cluster, tiny_run_args, tmp_path
+    cluster, tiny_run_args, tmp_path, monkeypatch
 ):
     # SLURM's --signal=TERM@N reaches the run's processes, not the task's batch step; `scancel
     # --signal=TERM` sends the same signal the same way at a moment the test chooses (a real time
     # limit is only checked every 30 s or so, and the run must be training when it comes)
     args = [*tiny_run_args, *RUN, "--trainer.max_epochs=4", slow(0.5)]
     reference = tmp_path / "here"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as the task's one CPU: other threads sum in another order
     sweep(["adam"], seeds=1, sweep_dir=reference, overrides=args, parallel=1, progress=lambda line: None)
     root = tmp_path / "grid"
     (outcome,) = sweep(["adam"], seeds=1, sweep_dir=root, overrides=args, slurm=SlurmOptions(), wait=False,
@@ -217,6 +245,21 @@ def test_one_run_across_two_tasks_trains_as_one_lightning_run(cluster, tiny_run_
     # srun started both ranks; Lightning's SLURMEnvironment numbered them from SLURM's variables
     assert "GLOBAL_RANK: 0, MEMBER: 1/2" in log and "GLOBAL_RANK: 1, MEMBER: 2/2" in log
     assert RunRecord.read(run_dir).hparams["devices"] == 2
-    assert [p.name for p in (tmp_path / "grid" / "sgd").iterdir()] == ["seed_42"]
+    assert [p.name for p in (tmp_path / "grid" / "sgd").iterdir() if p.is_dir()] == ["seed_42"]  # one run, not two
     (script,) = (tmp_path / "grid" / "slurm").glob("*.sbatch")
     assert "#SBATCH --ntasks-per-node=2\n" in script.read_text()
+
+
+@pytest.mark.slow
+def test_a_studys_trials_through_slurm_are_one_task_each_and_none_is_run_twice(cluster, tiny_run_args, tmp_path):
+    space = tmp_path / "adam_lr.yaml"
+    space.write_text("config: adam\nspace:\n  model.optimizer.lr: {low: 1.0e-4, high: 1.0e-3}\n")
+    lines: list[str] = []
+    study, study_dir = search(space, n_trials=2, study_dir=tmp_path / "study", overrides=tiny_run_args,
+                              sampler_seed=0, slurm=SlurmOptions(throttle=1), progress=lines.append)
+    assert lines[0].startswith("submitted SLURM job array ") and "2 one-trial tasks" in lines[0]
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert trials[0].params != trials[1].params  # each task asked the study for a trial of its own
+    assert sorted(p.name for p in study_dir.glob("trial_*")) == ["trial_000", "trial_001"]
+    assert lines[-1].startswith("study adam_lr: 2 trials (2 complete); best: trial ")
