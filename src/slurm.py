@@ -62,9 +62,14 @@ class SlurmOptions:
     sbatch: tuple[str, ...] = ()  # more sbatch options, as given
 
     def directives(self, nodes: int = 1, tasks_per_node: int = 1) -> list[str]:
-        """The ``#SBATCH`` lines of these options, for a run across ``nodes`` × ``tasks_per_node`` tasks."""
+        """The ``#SBATCH`` lines of these options, for a run across ``nodes`` × ``tasks_per_node`` tasks.
+        A run of several tasks asks for its GPUs per node (``--gres``), as Lightning's SLURM setup
+        does: each rank then sees its node's GPUs and takes its own by its local rank, where
+        ``--gpus-per-task`` would show it one GPU only, at an index Lightning does not use."""
+        gpus = {"gpus-per-task": self.gpus_per_task or None} if tasks_per_node == 1 else \
+            {"gres": f"gpu:{self.gpus_per_task * tasks_per_node}" if self.gpus_per_task else None}
         given = {"partition": self.partition, "account": self.account, "qos": self.qos, "time": self.time,
-                 "mem": self.mem, "gpus-per-task": self.gpus_per_task or None}
+                 "mem": self.mem, **gpus}
         lines = [f"--nodes={nodes}", f"--ntasks-per-node={tasks_per_node}", f"--cpus-per-task={self.cpus_per_task}",
                  *[f"--{key}={value}" for key, value in given.items() if value is not None],
                  "--requeue", f"--signal=TERM@{self.warning}", "--open-mode=append"]

@@ -59,9 +59,11 @@ def test_the_array_script_asks_for_each_option_and_requeues_ahead_of_the_time_li
                            gpus_per_task=1, mem="16G", throttle=3, warning=300)
     script = job_script("sweep:grid", 6, tmp_path / "array.json", options, nodes=2, tasks_per_node=4)
     for line in ("--array=0-5%3", "--partition=gpu", "--account=lab", "--qos=high", "--time=4:00:00",
-                 "--cpus-per-task=4", "--gpus-per-task=1", "--mem=16G", "--nodes=2", "--ntasks-per-node=4",
+                 "--cpus-per-task=4", "--gres=gpu:4", "--mem=16G", "--nodes=2", "--ntasks-per-node=4",
                  "--requeue", "--signal=TERM@300", f"--output={tmp_path}/%A_%a.out"):
         assert f"#SBATCH {line}\n" in script
+    assert "--gpus-per-task" not in script  # each rank sees its node's 4 GPUs, as Lightning expects
+    assert "#SBATCH --gpus-per-task=1\n" in job_script("sweep:grid", 6, tmp_path / "array.json", options)
     assert script.rstrip().endswith(f"-m src.slurm_task {tmp_path / 'array.json'}")
     defaults = job_script("sweep:grid", 2, tmp_path / "array.json", SlurmOptions())
     assert "--array=0-1\n" in defaults and "--partition" not in defaults and "--gpus-per-task" not in defaults
