@@ -142,6 +142,28 @@ def test_a_run_stopped_by_the_warning_is_requeued_only_when_it_trained_in_this_a
         assert asked == [] and "not requeued, as it trained nothing in this allocation" in out
 
 
+def test_ctrl_c_while_a_sweep_follows_its_array_cancels_each_task_in_one_line(tiny_run_args, tmp_path, monkeypatch):
+    cancelled: list[str] = []
+
+    def queue(tasks: list[str]) -> dict[str, str]:
+        if not cancelled:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the sweep looks at its tasks
+            deadline = time.monotonic() + 30
+            while not cancelled and time.monotonic() < deadline:  # the main thread's handler cancels
+                time.sleep(0.01)
+        return {} if cancelled else {task: "RUNNING" for task in tasks}
+
+    monkeypatch.setattr("src.slurm.submit_array", lambda *args, **kwargs: "7")
+    monkeypatch.setattr("src.slurm.queue_states", queue)
+    monkeypatch.setattr("src.slurm.Cancel.send_signal", lambda cancel, signum: cancelled.append(cancel.task))
+    lines: list[str] = []
+    with pytest.raises(StoppedBySignal):
+        sweep(["adam", "sgd"], seeds=1, sweep_dir=tmp_path / "grid", overrides=tiny_run_args, slurm=SlurmOptions(),
+              progress=lines.append)
+    assert sorted(cancelled) == ["7_0", "7_1"]  # each run's task: its run stops at a safe point
+    assert lines[-1].startswith("sweep stopped by SIGINT: ")
+
+
 def test_ctrl_c_while_a_search_follows_its_array_cancels_the_array_in_one_line(tiny_run_args, tmp_path, monkeypatch):
     space = tmp_path / "adam_lr.yaml"
     space.write_text("config: adam\nspace:\n  model.optimizer.lr: {low: 1.0e-4, high: 1.0e-3}\n")
