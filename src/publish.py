@@ -36,7 +36,7 @@ from src.keras_notebook import NOTEBOOK
 from src.paths import CONFIG_DIR, PROJECT_ROOT
 from src.report import write_report
 from src.results import MACHINE_HPARAMS, RESULTS_FILE, RunRecord, read_record
-from src.run_dir import CONFIG_FILE
+from src.run_settings import CONFIG_FILE
 
 PUBLISHED_FILES = (RESULTS_FILE, CONFIG_FILE, "hparams.yaml", "events.out.tfevents.*")
 # Trainer settings that cut epochs, steps or batches short: the same in every run of a published directory.

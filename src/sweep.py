@@ -21,13 +21,10 @@ per core with one thread each, on GPUs several runs per GPU, as cores and memory
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import logging
 import shlex
 import threading
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from functools import partial
@@ -42,10 +39,11 @@ from src.keras_notebook import NOTEBOOK
 from src.packing import GPU_GIB_PER_RUN, count_or_auto, trains_on_cpu, whole_number
 from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.results import read_record, write_atomic
-from src.run_dir import CONFIG_FILE, LOCK_FILE, _flat, exclusive_lock, lock_if_free
+from src.run_dir import LOCK_FILE, exclusive_lock, lock_if_free
 from src.run_pool import Launcher, LocalLauncher, RunPool, Start
 # LOG_FILE too, not used here: the sweep's callers find each run's output there
 from src.run_process import LOG_FILE, Progress, Run, describe, print_line, recorded_status
+from src.run_settings import CONFIG_FILE, flatten
 from src.signals import StoppedBySignal
 from src.slurm import SLURM_DIR, SlurmLauncher, SlurmOptions, add_arguments, options_from, queue_states, run_layout
 from src.sweep_record import SWEEP_FILE, read_sweep_record
@@ -100,7 +98,7 @@ def run_arguments(overrides: str | Iterable[str]) -> list[str]:
 
 
 def check_run_args(config: Path, overrides: Sequence[str]) -> dict[str, Any]:
-    """Parse and check a run's arguments in-process, as ``src.cli`` will, so that a typo in an
+    """Resolve and check a run's arguments in-process, as ``src.cli`` will, so that a typo in an
     override or a setting that cannot work stops the sweep with one message before any run starts.
     Returns the run's resolved config, which says where it will train."""
     for flag in overrides:
@@ -109,29 +107,20 @@ def check_run_args(config: Path, overrides: Sequence[str]) -> dict[str, Any]:
                 f"{flag} is set by the sweep for each run (config, seed, run directory, checkpoint); "
                 "choose configs with --configs, seeds with --seeds/--first_seed and the directory with --sweep_dir."
             )
-    from src.cli import main as cli_main  # here, not above: Lightning takes seconds to import
+    from src.cli import resolve_fit_config  # here, not above: Lightning takes seconds to import
     from src.preflight import check_resolved_run
 
-    printed, errors = io.StringIO(), io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
-        warnings.simplefilter("ignore")  # Lightning's warning about args given beside sys.argv
-        try:
-            cli_main(["fit", f"--config={config}", *overrides, "--print_config"])
-        except SystemExit as exit_:
-            if exit_.code not in (0, None):
-                message = " ".join(errors.getvalue().partition("error:")[2].split()) or errors.getvalue()
-                raise UserInputError(
-                    f"The arguments for the {config.stem} runs are not valid: {message} "
-                    "(see python -m src.cli fit --help)."
-                ) from None
-    resolved = yaml.safe_load(printed.getvalue())
+    try:
+        resolved = resolve_fit_config([f"--config={config}", *overrides])
+    except UserInputError as err:
+        raise UserInputError(f"The arguments for the {config.stem} runs are not valid: {err}") from None
     if resolved.get("test_after_fit") is False:
         raise UserInputError(
             f"The {config.stem} runs would not be tested (test_after_fit false), but a run of a sweep or a study "
             "counts as finished only once tested: its report compares test accuracies. Drop --test_after_fit "
             "false (or test_after_fit: false in the config)."
         )
-    try:  # --print_config exits before the run's own checks of settings that cannot work
+    try:  # what the run itself checks once parsed
         check_resolved_run("fit", resolved)
     except UserInputError as err:
         raise UserInputError(f"The {config.stem} runs cannot work: {err}") from None
@@ -149,7 +138,7 @@ def _what_counts(config: dict[str, Any]) -> dict[str, Any]:
         kind = locate(str(callback.get("class_path"))) if isinstance(callback, dict) else None
         return isinstance(kind, type) and issubclass(kind, (ProgressBar, ModelSummary))
 
-    flat = {key: value for key, value in _flat(config).items()
+    flat = {key: value for key, value in flatten(config).items()
             if not any(key == name or key.startswith(f"{name}.") for name in MAY_DIFFER)}
     flat["trainer.callbacks"] = [c for c in flat.get("trainer.callbacks") or [] if not shows_progress(c)]
     return flat
