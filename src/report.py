@@ -228,7 +228,7 @@ def submitted_line(sweep_dir: str | Path) -> str | None:
     parts = []
     for state in sorted(by_state, key=lambda s: order.index(s) if s in order else len(order)):
         runs = by_state[state]
-        named = "" if state in ("finished", "diverged") else ": " + ", ".join(runs[:4]) + (" …" if len(runs) > 4 else "")
+        named = "" if state in ("finished", "diverged") else ": " + ", ".join(runs[:4]) + " …" * (len(runs) > 4)
         parts.append(f"{len(runs)} {state}{named}")
     return "SLURM tasks: " + "; ".join(parts) + ("" if "unknown" not in by_state else " (squeue did not answer)")
 

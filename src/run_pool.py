@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from src.errors import CannotWrite
 from src.packing import Count, Plan, machine_plan, run_environments
@@ -41,10 +41,11 @@ class Launcher(Protocol):
     def plan(self, todo: int, cpu_only: bool) -> Plan:
         """How many of ``todo`` runs go at once, each slot's threads and GPU (``cpu_only``: no GPUs)."""
 
-    def submit(self, runs: Sequence[Run], env: dict[str, str]) -> dict[str, dict]:
+    def submit(self, runs: Sequence[Run], env: dict[str, str], on_start: Callable[[Any], None]) -> dict[str, dict]:
         """Every run the pool is to start, before any starts, with the pool's environment: a launcher
-        whose runs go together (a job array) sends them here, and returns what to keep of each, by
-        :attr:`Run.key`; one that starts each run in :meth:`execute` returns nothing."""
+        whose runs go together (a job array) sends them here, gives ``on_start`` what a stop signals
+        for all of them (the array: also those no worker has taken yet), and returns what to keep of
+        each, by :attr:`Run.key`; one that starts each run in :meth:`execute` returns nothing."""
 
     def execute(self, run: Run, env: dict[str, str], on_start: Callable[[subprocess.Popen], None],
                 on_epoch: Progress | None) -> dict:
@@ -65,7 +66,7 @@ class LocalLauncher:
     def plan(self, todo: int, cpu_only: bool) -> Plan:
         return machine_plan(todo, self.parallel, self.runs_per_device, cpu_only)
 
-    def submit(self, runs: Sequence[Run], env: dict[str, str]) -> dict[str, dict]:
+    def submit(self, runs: Sequence[Run], env: dict[str, str], on_start: Callable[[Any], None]) -> dict[str, dict]:
         return {}
 
     def execute(self, run: Run, env: dict[str, str], on_start: Callable[[subprocess.Popen], None],
@@ -88,8 +89,8 @@ class RunPool:
 
     def submit(self, runs: Sequence[Run]) -> dict[str, dict]:
         """Hand ``runs``, all that :meth:`map` will start, to a launcher that takes them at once
-        (:meth:`Launcher.submit`); returns what it says of each."""
-        return self.launcher.submit(runs, self._env)
+        (:meth:`Launcher.submit`), which a stop of :meth:`map` then cancels; returns what it says of each."""
+        return self.launcher.submit(runs, self._env, on_start=self._stop.adopt)
 
     def map(self, tasks: Iterable[Task], job: Callable[[Task, Start], Result]) -> list[Result]:
         """``job(task, start)`` for each task, in worker threads that each hold one slot and take the

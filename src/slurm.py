@@ -214,9 +214,10 @@ class SlurmPlan(Plan):
 
 
 class Cancel:
-    """What a stop of the pool signals for a submitted run: its array task, cancelled. SLURM sends
-    SIGTERM to each of its processes, the run stops at its next safe point, and the task, told as
-    well, does not requeue it."""
+    """What a stop of a pool or a search signals for what it submitted: the job array (or one task
+    of it, ``12_0``), cancelled. SLURM sends SIGTERM to each process of its running tasks, whose runs
+    stop at their next safe point and are not requeued (the tasks were told as well); the tasks
+    still queued never start."""
 
     def __init__(self, task: str) -> None:
         self.task = task
@@ -244,14 +245,16 @@ class SlurmLauncher:
         return SlurmPlan(max(1, todo), self.options.cpus_per_task, (None,) * max(1, todo), "SLURM",
                          self.options.throttle)
 
-    def submit(self, runs: Sequence[Run], env: dict[str, str]) -> dict[str, dict[str, str]]:
-        """Submit ``runs`` as one array, task ``i`` the run ``runs[i]``; returns what ``sweep.json``
-        keeps of each run's task: its job id and array task id."""
+    def submit(self, runs: Sequence[Run], env: dict[str, str],
+               on_start: Callable[[Any], None]) -> dict[str, dict[str, str]]:
+        """Submit ``runs`` as one array, task ``i`` the run ``runs[i]``, and give ``on_start`` what
+        cancels it; returns what ``sweep.json`` keeps of each run's task: its job id and array task id."""
         if not runs:
             return {}
         tasks = [{"run": {"config": str(run.config), "seed": run.seed, "root": str(run.root), "name": run.name,
                           "overrides": run.overrides}} for run in runs]
         job = submit_array(self.directory, self.name, tasks, self.options, env, self.nodes, self.tasks_per_node)
+        on_start(Cancel(job))
         submitted = {}
         for index, run in enumerate(runs):
             self.tasks[run.key] = f"{job}_{index}"
@@ -262,10 +265,9 @@ class SlurmLauncher:
     def execute(self, run: Run, env: dict[str, str], on_start: Callable[[Any], None],
                 on_epoch: Progress | None) -> dict:
         """Wait until ``run``'s task has left the queue (requeues included) and say how the run went,
-        by its ``results.json``; ``on_start`` gets what cancels the task."""
+        by its ``results.json``; a stop cancels the task with its array (:meth:`submit`)."""
         task = self.tasks[run.key]
         started = time.time()
-        on_start(Cancel(task))
         while (state := run_state(run, task, self._states())) in ("queued", "running", "unknown"):
             time.sleep(self.poll_s)
         record = read_record(run.run_dir)
