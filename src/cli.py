@@ -32,12 +32,11 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from src.arguments import ConciseArgumentParser
-from src.cli_arguments import add_run_arguments
 from src.callbacks.divergence import has_diverged
 from src.callbacks.run_config import SaveRunConfig
 from src.callbacks.run_results import RunResults
-from src.checkpoints import SafeCheckpointIO, best_checkpoint, last_checkpoint, load_checkpoint
-from src.console import log_partial_evaluation, log_run_result, log_run_start, quiet_lightning
+from src.checkpoint_files import SafeCheckpointIO, best_checkpoint, last_checkpoint, load_checkpoint
+from src.cli_arguments import add_run_arguments
 from src.data.cifar10 import CIFAR10DataModule
 from src.errors import CannotWrite, UserInputError, exit_on_user_error, write_failure
 from src.fast import apply_fast
@@ -46,6 +45,7 @@ from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.preflight import check_run, lightning_config_errors
 from src.results import RunRecord
 from src.run_dir import latest_version, owned_run_dir, release_all
+from src.run_messages import log_partial_evaluation, log_run_result, log_run_start, quiet_lightning
 from src.run_settings import experiment_settings
 from src.signals import RunInterrupted
 from src.stages import fit_new_stage
@@ -84,7 +84,7 @@ class HparamLabCLI(LightningCLI):
         add_run_arguments(parser)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The trainer, reading checkpoints through :func:`src.checkpoints.load_checkpoint`."""
+        """The trainer, reading checkpoints through :func:`src.checkpoint_files.load_checkpoint`."""
         with lightning_config_errors():
             trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a plugin the user chose

@@ -10,7 +10,7 @@ from src.callbacks.divergence import DivergenceGuard
 from src.callbacks.early_stopping import StagedEarlyStopping
 from src.callbacks.run_results import RunResults
 from src.callbacks.tensorboard_hparams import TensorBoardHparams
-from src.console import LogLevel
+from src.run_messages import LogLevel
 
 # The callbacks every run needs (results.json, the HPARAMS tab, and below: the divergence stop and
 # last.ckpt for resuming) have config keys of their own, like early_stopping and checkpoint: they

@@ -104,7 +104,7 @@ def version_number(run_dir: Path) -> int | None:
 
 def latest_version(run_dir: Path) -> str:
     """The newest ``version_N`` of a run, where ``--ckpt_path last`` finds its ``last.ckpt``."""
-    from src.checkpoints import last_checkpoint  # here: torch; a sweep's locks need none
+    from src.checkpoint_files import last_checkpoint  # here: torch; a sweep's locks need none
 
     versions = [p for p in run_dir.glob("version_*") if version_number(p) is not None and last_checkpoint(p)]
     if not versions:
@@ -159,7 +159,7 @@ def owned_run_dir(name_dir: Path, version: int | str | None, ckpt_path: str | No
     user's mistake anywhere in the block, or any failure before the run wrote anything of its
     own, takes back what the claim made (a file that could not be written keeps the run: its
     ``results.json`` says why)."""
-    from src.checkpoints import last_checkpoint, load_checkpoint  # here: torch; a sweep's locks need none
+    from src.checkpoint_files import last_checkpoint, load_checkpoint  # here: torch; a sweep's locks need none
 
     run_claim = claim(name_dir, version)
     try:
@@ -181,7 +181,7 @@ def owned_run_dir(name_dir: Path, version: int | str | None, ckpt_path: str | No
 def _check_nothing_to_overwrite(run_dir: Path) -> None:
     """Refuses a new run in a folder that holds one: it would overwrite that run's last.ckpt and
     results.json, and mix their TensorBoard curves."""
-    from src.checkpoints import last_checkpoint
+    from src.checkpoint_files import last_checkpoint
 
     record = read_record(run_dir)
     held = []

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from src.errors import UserInputError
+from src.files import write_atomic
 from src.packing import Plan, count_or_auto
 from src.paths import PROJECT_ROOT
-from src.results import read_record, write_atomic
+from src.results import read_record
 from src.run_process import Progress, Run, recorded_status
 
 SLURM_DIR = "slurm"  # in a sweep's or study's directory: each array's script, its tasks and their output

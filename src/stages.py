@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 
 from src.callbacks.run_results import CHECKPOINT_KEY as RUN_RESULTS_KEY
-from src.checkpoints import load_checkpoint
+from src.checkpoint_files import load_checkpoint
 from src.optim import restart_lr_schedule
 
 # Callbacks that judge a stage on its own: patience and "best so far" count anew.

@@ -3,7 +3,7 @@ where and how long it runs, never what it trains."""
 
 import pytest
 
-from src.checkpoints import load_checkpoint
+from src.checkpoint_files import load_checkpoint
 from src.errors import UserInputError
 from src.run_settings import RESUME_MAY_CHANGE, SETTINGS_KEY, check_resume, trained_settings
 

@@ -22,7 +22,8 @@ from src.search import search
 from src.signals import StoppedBySignal
 from src.slurm import SlurmOptions, job_script, queue_states, run_layout
 from src.slurm_task import run_task
-from src.sweep import SWEEP_FILE, main, sweep
+from src.sweep import main, sweep
+from src.sweep_record import SWEEP_FILE
 from tests.faults import slow
 from tests.synthetic import write_run_results
 from tests.test_resume import assert_same_run

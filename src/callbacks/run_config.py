@@ -8,7 +8,7 @@ from typing import Any
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.cli import SaveConfigCallback
 
-from src.results import write_atomic
+from src.files import write_atomic
 from src.run_settings import SETTINGS_KEY, experiment_settings
 
 

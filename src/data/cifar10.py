@@ -14,7 +14,8 @@ from pytorch_lightning.trainer.states import RunningStage
 from torch import Tensor
 
 from src.data.batches import Augmentation, TensorBatches, augment, to_float_nchw
-from src.data.sources import CLASSES, Split, load_cifar10
+from src.data.sources import load_cifar10
+from src.data.splits import CLASSES, Split
 from src.errors import UserInputError
 
 log = logging.getLogger(__name__)
