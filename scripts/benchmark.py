@@ -70,12 +70,12 @@ from src.data.batches import to_float_nchw  # noqa: E402
 from src.data.cifar10 import CIFAR10DataModule  # noqa: E402
 from src.data.cache import CACHE_NAME, write_cache  # noqa: E402
 from src.data.splits import Split  # noqa: E402
+from src.doc_tables import PERFORMANCE_PAGE, update_page  # noqa: E402
 from src.errors import UserInputError, exit_on_user_error  # noqa: E402
 from src.fast import fast_gain  # noqa: E402
 from src.model import ByteMaskDropout, KerasCifarCNN  # noqa: E402
 from src.module import CifarClassifier  # noqa: E402
 from src.optim import KerasRMSprop, keras_decay  # noqa: E402
-from src.readme_tables import update_readme  # noqa: E402
 from src.results import machine  # noqa: E402
 from src.packing import usable_cores  # noqa: E402
 from src.sweep_record import SWEEP_FILE  # noqa: E402
@@ -405,8 +405,8 @@ def measured_how(report: dict[str, Any]) -> str:
             f"timed steps, {clock}")
 
 
-def readme_tables(saved: list[Path]) -> str:
-    """The README's performance tables: for each saved ``--json`` result (of a benchmark, of a
+def performance_tables(saved: list[Path]) -> str:
+    """The performance page's tables: for each saved ``--json`` result (of a benchmark, of a
     ``--sweep`` or of scripts/step_costs.py), its machine line and table."""
     parts = []
     for path in saved:
@@ -436,9 +436,9 @@ def main() -> None:
     parser.add_argument("--peer_python", default=sys.executable,
                         help="a python that has TensorFlow and Keras 3, for --peer keras (default: this one)")
     parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--readme", metavar="JSON", nargs="+",
-                        help="measure nothing: put these saved results' tables into README.md (between its "
-                        f"{BENCHMARK_TABLE} markers) and stop")
+    parser.add_argument("--tables", metavar="JSON", nargs="+",
+                        help="measure nothing: put these saved results' tables into docs/performance.md (between "
+                        f"its {BENCHMARK_TABLE} markers) and stop")
     parser.add_argument("--sweep", action="store_true",
                         help="instead: a sweep of 2 x cores runs of --steps steps, --parallel 1 against auto")
     parser.add_argument("--measure", choices=list(PATHS), metavar="PATH",
@@ -446,9 +446,9 @@ def main() -> None:
                         "print its images/s as a JSON line (what each of the benchmark's processes runs)")
     parser.add_argument("--precision", choices=list(AUTOCAST), default="32-true", help="with --measure")
     args = parser.parse_args()
-    if args.readme:
+    if args.tables:
         with exit_on_user_error():
-            update_readme(Path("README.md"), readme_tables([Path(p) for p in args.readme]), BENCHMARK_TABLE)
+            update_page(PERFORMANCE_PAGE, performance_tables([Path(p) for p in args.tables]), BENCHMARK_TABLE)
         return
     if args.sweep:
         sweep_benchmark(args.steps, args.json)

@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per measurement")
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps first (compilation happens there)")
     parser.add_argument("--repeats", type=int, default=3, help="measurements of each path; the least is reported")
-    parser.add_argument("--json", help="also write the results to this file (scripts/benchmark.py --readme shows it)")
+    parser.add_argument("--json", help="also write the results to this file (scripts/benchmark.py --tables shows it)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     costs: dict[tuple[str, str], list[float]] = {}

@@ -1,11 +1,11 @@
 """``python -m src.publish SWEEP_DIR --to results/notebook``: a sweep's finished runs, into the
-repository and into the README's experiments table.
+repository and into the README's experiments table and the performance page's precision table.
 
 Copies each complete run's small files (results.json, config.yaml, hparams.yaml, TensorBoard
 events; never checkpoints) to ``--to``, beside the runs there, writes the report there, and
-regenerates what is made from results/ (:mod:`src.published`, :mod:`src.readme_tables`), so that
-every number the README shows comes from committed files and this one command. Runs still going
-are left out; publish again as more finish.
+regenerates what is made from results/ (:mod:`src.published`, :mod:`src.doc_tables`), so that
+every number the README and docs/ show comes from committed files and this one command. Runs still
+going are left out; publish again as more finish.
 
 Nothing published is lost or mixed: a directory holds runs of one protocol (:mod:`src.protocol`),
 and a run that differs is refused before anything is written; a published run is replaced only
@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from src.commands import command_parser
+from src.doc_tables import (
+    EXPERIMENTS_TABLE, GAP_CONCLUSION, PERFORMANCE_PAGE, PRECISION_TABLE, README, check_markers, gap_conclusion,
+    notebook_table, precision_table, update_page,
+)
 from src.errors import UserInputError, exit_on_user_error
-from src.paths import PROJECT_ROOT
 from src.protocol import check_protocols
 from src.published import RESULTS_ROOT, add_findings, write_precision_figures
-from src.readme_tables import (
-    GAP_CONCLUSION, PRECISION_TABLE, check_markers, gap_conclusion, notebook_table, precision_table, update_readme,
-)
 from src.report import write_report
 from src.results import RESULTS_FILE, RunRecord, read_record
 from src.run_settings import CONFIG_FILE
@@ -170,14 +170,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--to", type=Path, default=RESULTS_ROOT / "notebook",
                         help="where the runs go (default results/notebook; results/notebook_protocol for the "
                         "notebook's own protocol; results/precision/<precision> for the float32-against-bf16 runs)")
-    parser.add_argument("--readme", type=Path, default=PROJECT_ROOT / "README.md",
-                        help="default: the checkout's README.md")
+    parser.add_argument("--readme", type=Path, default=README,
+                        help="the page with the experiments table (default: the checkout's README.md)")
+    parser.add_argument("--performance_page", type=Path, default=PERFORMANCE_PAGE,
+                        help="the page with the precision table (default: the checkout's docs/performance.md)")
     parser.add_argument("--replace", action="store_true",
                         help="replace published runs that the sweep ran again (without it, publish shows what "
                         "would change and writes nothing)")
     args = parser.parse_args(argv)
     with exit_on_user_error():
-        check_markers(args.readme)  # a README it cannot update is refused before any copy
+        check_markers(args.readme, (EXPERIMENTS_TABLE, GAP_CONCLUSION))  # a page it cannot update is refused
+        check_markers(args.performance_page, (PRECISION_TABLE,))  # before any copy
         if args.sweep_dir is not None:
             if not args.sweep_dir.is_dir():
                 raise UserInputError(f"{args.sweep_dir} is not a directory; give the --sweep_dir of a sweep.")
@@ -192,12 +195,13 @@ def main(argv: list[str] | None = None) -> None:
                 write_report(folder)
         if any(notebook.glob(f"*/*/{RESULTS_FILE}")):
             add_findings(notebook / "report.md", RESULTS_ROOT)
-        update_readme(args.readme, notebook_table(notebook))
-        update_readme(args.readme, gap_conclusion(RESULTS_ROOT / "notebook_protocol", RESULTS_ROOT / "keras_reference"),
-                      GAP_CONCLUSION)
-        update_readme(args.readme, precision_table(RESULTS_ROOT / "precision"), PRECISION_TABLE)
+        update_page(args.readme, notebook_table(notebook))
+        update_page(args.readme, gap_conclusion(RESULTS_ROOT / "notebook_protocol", RESULTS_ROOT / "keras_reference"),
+                    GAP_CONCLUSION)
+        update_page(args.performance_page, precision_table(RESULTS_ROOT / "precision"), PRECISION_TABLE)
         write_precision_figures(RESULTS_ROOT / "precision")
-    print(f"updated the reports and the experiments and precision tables in {args.readme}")
+    print(f"updated the reports, the experiments table in {args.readme} and the precision table in "
+          f"{args.performance_page}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 from src.keras_notebook import NOTEBOOK
-from src.readme_tables import EXPERIMENTS_TABLE, readme_table
+from src.doc_tables import EXPERIMENTS_TABLE, page_table
 
 ROOT = Path(__file__).resolve().parent.parent
 EXACT = {figure.exact for figure in NOTEBOOK.values() if figure.exact is not None}
@@ -27,7 +27,7 @@ def notebook_cells(markdown: str) -> list[str]:
 
 
 def test_every_notebook_figure_the_report_and_readme_quote_is_in_the_table_of_exact_values():
-    pages = [(ROOT / "results" / "notebook" / "report.md").read_text(), readme_table(ROOT / "README.md", EXPERIMENTS_TABLE)]
+    pages = [(ROOT / "results" / "notebook" / "report.md").read_text(), page_table(ROOT / "README.md", EXPERIMENTS_TABLE)]
     cells = [cell for page in pages for cell in notebook_cells(page)]
     quoted = {float(match) for cell in cells for match in FRACTION.findall(cell)}
     assert len(quoted) >= 7, f"the published pages quote too few notebook figures: {cells}"

@@ -25,7 +25,7 @@ def one_epoch_sweep(tmp_path_factory: pytest.TempPathFactory, tiny_run_args: lis
 
 
 def test_a_one_epoch_sweep_changes_nothing_published(one_epoch_sweep, published, capsys):
-    before = hashes(published.notebook, published.readme)
+    before = hashes(published.notebook, published.readme, published.performance)
     with pytest.raises(SystemExit) as exit_info:
         main([str(one_epoch_sweep), *published.flags])
     err = capsys.readouterr().err
@@ -35,7 +35,7 @@ def test_a_one_epoch_sweep_changes_nothing_published(one_epoch_sweep, published,
     assert f"here, cifar10-jpg.tar.gz in {published.notebook / 'sgd' / 'seed_44'};" in err  # the data source
     assert re.search(r"; train images [\d,]+ here, 45,000 there;", err)
     assert "trainer.max_epochs per lr stage 1 here, 100 there" in err and "--to results/<name>" in err
-    assert hashes(published.notebook, published.readme) == before
+    assert hashes(published.notebook, published.readme, published.performance) == before
 
 
 def _set_lr(record: RunRecord, config: dict) -> None:

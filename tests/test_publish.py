@@ -39,7 +39,7 @@ def _came_out_lower(record: RunRecord, config: dict) -> None:
 def test_replacing_a_published_run_is_refused_without_replace_showing_what_would_change(published, capsys):
     rerun(published, "sgd/seed_42", change=_came_out_lower)
     published_acc = RunRecord.read(published.notebook / "sgd" / "seed_42").test_acc
-    before = hashes(published.notebook, published.readme)
+    before = hashes(published.notebook, published.readme, published.performance)
     with pytest.raises(SystemExit) as exit_info:
         main([str(published.sweep), *published.flags])
     err = capsys.readouterr().err
@@ -47,7 +47,7 @@ def test_replacing_a_published_run_is_refused_without_replace_showing_what_would
     assert (f"sgd/seed_42: test_acc {100 * published_acc:.2f}% → 70.00%, epochs 49 → 40, "
             "stop_reason early_stopping → max_epochs") in err
     assert "--replace" in err and "Nothing was written" in err
-    assert hashes(published.notebook, published.readme) == before  # the README's table included
+    assert hashes(published.notebook, published.readme, published.performance) == before  # the pages' tables included
 
 
 def test_replace_replaces_that_seed_and_nothing_else(published):
@@ -66,7 +66,7 @@ def test_publishing_the_same_runs_again_is_a_no_op_that_says_so(published, capsy
     for seed in (42, 43, 44):
         shutil.copytree(published.notebook / "sgd" / f"seed_{seed}", published.sweep / "sgd" / f"seed_{seed}")
     write_run_results(published.sweep, "sgd", 45, None, stop_reason="running")
-    before = hashes(published.notebook, published.readme)
+    before = hashes(published.notebook, published.readme, published.performance)
     main([str(published.sweep), *published.flags])
     out = capsys.readouterr().out.splitlines()
     assert out == [
@@ -74,4 +74,4 @@ def test_publishing_the_same_runs_again_is_a_no_op_that_says_so(published, capsy
         "skipped 1 run not finished: sgd/seed_45 (running); publish again once they have",
         f"nothing new to publish: {published.notebook}, its report and {published.readme} are as they were",
     ]
-    assert hashes(published.notebook, published.readme) == before
+    assert hashes(published.notebook, published.readme, published.performance) == before

@@ -34,13 +34,13 @@ def without_tensorflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def rendered(scripts: Callable[[str], ModuleType], tmp_path: Path) -> Callable[[dict, str], list[str]]:
-    """The README lines ``scripts/benchmark.py --readme`` makes of a result saved as ``name``,
+    """The performance page's lines ``scripts/benchmark.py --tables`` makes of a result saved as ``name``,
     measured on a made-up machine."""
 
     def render(report: dict, name: str) -> list[str]:
         benchmark = scripts("benchmark")
         saved = tmp_path / name
         saved.write_text(json.dumps({"machine": benchmark.describe_machine(None, cpuinfo=FAKE_CPUINFO), **report}))
-        return benchmark.readme_tables([saved]).splitlines()
+        return benchmark.performance_tables([saved]).splitlines()
 
     return render

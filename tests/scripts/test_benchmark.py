@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from src.errors import UserInputError
-from src.readme_tables import readme_table
+from src.doc_tables import page_table
 from tests.test_results import FAKE_CPUINFO
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"
@@ -72,14 +72,14 @@ def test_a_peer_python_that_cannot_run_is_a_user_error(scripts, tmp_path):
         scripts("benchmark").run_peer(str(tmp_path / "no-python"), "--check")
 
 
-def test_the_readme_performance_tables_are_what_the_saved_results_say(scripts):
-    # regenerate with: python scripts/benchmark.py --readme results/benchmark/*.json
+def test_the_performance_page_tables_are_what_the_saved_results_say(scripts):
+    # regenerate with: python scripts/benchmark.py --tables results/benchmark/*.json
     benchmark = scripts("benchmark")
     root = Path(__file__).resolve().parents[2]
     saved = sorted((root / "results" / "benchmark").glob("*.json"))
     assert saved
-    expected = benchmark.readme_tables(saved)
-    assert readme_table(root / "README.md", benchmark.BENCHMARK_TABLE) == expected
+    expected = benchmark.performance_tables(saved)
+    assert page_table(root / "docs" / "performance.md", benchmark.BENCHMARK_TABLE) == expected
 
 
 def test_a_saved_sweep_result_renders_with_its_machine_and_packed_over_serial(rendered):

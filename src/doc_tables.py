@@ -1,6 +1,7 @@
-"""The README's generated parts, each made from a folder of results/ and put between its
-``<!-- NAME:start/end -->`` markers, so that every number the README shows comes from committed
-files: the experiments table, the float32-against-bf16 table and the sentence on the notebook's lead.
+"""The generated parts of the README and the docs pages, each made from a folder of results/ and put
+between its ``<!-- NAME:start/end -->`` markers in the page that shows it, so that every number they
+show comes from committed files: the experiments table and the sentence on the notebook's lead (in
+README.md), the float32-against-bf16 table (in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from src import gap
 from src.comparison import ConfigRuns, compare, notebook_within_seed_noise
 from src.errors import UserInputError
 from src.keras_notebook import NOTEBOOK
-from src.paths import CONFIG_DIR
+from src.paths import CONFIG_DIR, PROJECT_ROOT
 from src.published import RESULTS_ROOT, folder_groups, precision_groups
 
 EXPERIMENTS_TABLE, PRECISION_TABLE, GAP_CONCLUSION = "experiments-table", "precision-table", "gap-conclusion"
+README, PERFORMANCE_PAGE = PROJECT_ROOT / "README.md", PROJECT_ROOT / "docs" / "performance.md"
 
 
 def describe_config(name: str) -> tuple[str, str, str]:
@@ -70,8 +72,8 @@ def gap_conclusion(protocol: Path, keras: Path) -> str:
 
 
 def precision_table(results_dir: Path, float32_runs: Path = RESULTS_ROOT / "notebook") -> str:
-    """The README's float32-against-bf16 table: :func:`src.published.precision_groups`, and whether
-    their test accuracies differ by more than seed noise (Welch's t-test, as the report's)."""
+    """The performance page's float32-against-bf16 table: :func:`src.published.precision_groups`, and
+    whether their test accuracies differ by more than seed noise (Welch's t-test, as the report's)."""
     groups = precision_groups(results_dir, float32_runs)
     if not groups:
         return "No runs published yet.\n"
@@ -112,31 +114,32 @@ def _short(value: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def update_readme(readme: Path, table: str, name: str = EXPERIMENTS_TABLE) -> None:
-    """Replace what sits between the README's ``name`` markers with ``table``."""
-    text, start, end = _table_span(readme, name)
-    readme.write_text(text[:start] + "\n" + table + text[end:])
+def update_page(page: Path, table: str, name: str = EXPERIMENTS_TABLE) -> None:
+    """Replace what sits between the page's ``name`` markers with ``table``."""
+    text, start, end = _table_span(page, name)
+    page.write_text(text[:start] + "\n" + table + text[end:])
 
 
-def readme_table(readme: Path, name: str = EXPERIMENTS_TABLE) -> str:
-    """What the README shows now between its ``name`` markers."""
-    text, start, end = _table_span(readme, name)
+def page_table(page: Path, name: str = EXPERIMENTS_TABLE) -> str:
+    """What the page shows now between its ``name`` markers."""
+    text, start, end = _table_span(page, name)
     return text[start:end].lstrip("\n")
 
 
-def check_markers(readme: Path, names: tuple[str, ...] = (EXPERIMENTS_TABLE, PRECISION_TABLE, GAP_CONCLUSION)) -> None:
-    """Refuse a README that :func:`update_readme` could not update for each of ``names``."""
+def check_markers(page: Path, names: tuple[str, ...]) -> None:
+    """Refuse a page that :func:`update_page` could not update for each of ``names``."""
     for name in names:
-        _table_span(readme, name)
+        _table_span(page, name)
 
 
-def _table_span(readme: Path, name: str) -> tuple[str, int, int]:
-    """The README's text, and where its table ``name`` begins and ends between the markers."""
-    if not readme.is_file():
-        raise UserInputError(f"{readme} is not a file; give the README to update with --readme.")
-    text = readme.read_text()
+def _table_span(page: Path, name: str) -> tuple[str, int, int]:
+    """The page's text, and where its table ``name`` begins and ends between the markers."""
+    if not page.is_file():
+        raise UserInputError(f"{page} is not a file; give the page that shows the {name}, a checkout's "
+                             f"README.md or docs/performance.md.")
+    text = page.read_text()
     start_marker, end_marker = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
-        raise UserInputError(f"{readme} has no {start_marker} … {end_marker} markers to put the table between.")
+        raise UserInputError(f"{page} has no {start_marker} … {end_marker} markers to put the table between.")
     return text, start + len(start_marker), end

@@ -1,13 +1,15 @@
-"""The README's generated parts: always what results/ says, and put between their markers only."""
+"""The generated parts of the README and docs/performance.md: always what results/ says, and put between
+their markers only."""
 
 from pathlib import Path
 
 import pytest
 
-from src.errors import UserInputError
-from src.readme_tables import (
-    PRECISION_TABLE, describe_config, notebook_table, precision_table, readme_table, update_readme,
+from src.doc_tables import (
+    GAP_CONCLUSION, PRECISION_TABLE, describe_config, gap_conclusion, notebook_table, page_table, precision_table,
+    update_page,
 )
+from src.errors import UserInputError
 from src.results import RunRecord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,12 +17,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_the_readme_experiments_table_is_what_results_say():
     # regenerate with: python -m src.publish
-    assert readme_table(ROOT / "README.md") == notebook_table(ROOT / "results" / "notebook")
+    assert page_table(ROOT / "README.md") == notebook_table(ROOT / "results" / "notebook")
 
 
-def test_the_readme_precision_table_is_what_results_say():
+def test_the_readme_sentence_on_the_notebooks_lead_is_what_results_say():
     # regenerate with: python -m src.publish
-    assert readme_table(ROOT / "README.md", PRECISION_TABLE) == precision_table(ROOT / "results" / "precision")
+    results = ROOT / "results"
+    assert page_table(ROOT / "README.md", GAP_CONCLUSION) == gap_conclusion(results / "notebook_protocol",
+                                                                             results / "keras_reference")
+
+
+def test_the_performance_page_precision_table_is_what_results_say():
+    # regenerate with: python -m src.publish
+    page = ROOT / "docs" / "performance.md"
+    assert page_table(page, PRECISION_TABLE) == precision_table(ROOT / "results" / "precision")
 
 
 def write_runs(folder, config, test_accuracies):
@@ -62,14 +72,14 @@ def test_configs_are_described_as_the_notebook_wrote_them():
     assert (optimizer, lr) == ("Adam", "1e-3 → 1e-4 → 1e-5") and "3 stages" in other
 
 
-def test_a_readme_that_is_not_there_is_refused(tmp_path):
-    with pytest.raises(UserInputError, match="README.md is not a file; give the README to update with --readme"):
-        update_readme(tmp_path / "README.md", "| new |\n")
+def test_a_page_that_is_not_there_is_refused_naming_the_table_it_should_show(tmp_path):
+    with pytest.raises(UserInputError, match="performance.md is not a file; give the page that shows the precision-table"):
+        update_page(tmp_path / "performance.md", "| new |\n", PRECISION_TABLE)
 
 
 def test_the_table_goes_between_the_markers_only(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- experiments-table:start -->\nold\n<!-- experiments-table:end -->\noutro\n")
-    update_readme(readme, "| new |\n")
+    update_page(readme, "| new |\n")
     assert readme.read_text() == "intro\n<!-- experiments-table:start -->\n| new |\n<!-- experiments-table:end -->\noutro\n"
-    assert readme_table(readme) == "| new |\n"
+    assert page_table(readme) == "| new |\n"
