@@ -37,6 +37,7 @@ from src.callbacks.early_stopping import StagedEarlyStopping
 from src.callbacks.run_results import RunResults
 from src.callbacks.tensorboard_hparams import TensorBoardHparams
 from src.checkpoints import SafeCheckpointIO, best_checkpoint, last_checkpoint, load_checkpoint
+from src.compat import set_max_epochs
 from src.console import LogLevel, log_partial_evaluation, log_run_result, log_run_start, quiet_lightning
 from src.data.cifar10 import CIFAR10DataModule
 from src.errors import CannotWrite, UserInputError, exit_on_user_error, write_failure
@@ -284,7 +285,7 @@ class HparamLabCLI(LightningCLI):
             return
         checkpoint = load_checkpoint(stage_from)
         staged = stage_checkpoint(checkpoint, self.model, self.config.fit.keep_optimizer_state, stage_from)
-        self.trainer.fit_loop.max_epochs = checkpoint["epoch"] + 1 + self.trainer.max_epochs
+        set_max_epochs(self.trainer, checkpoint["epoch"] + 1 + self.trainer.max_epochs)
         with tempfile.TemporaryDirectory(prefix="stage-start-") as folder:  # removed even if interrupted
             path = Path(folder) / "stage_start.ckpt"
             torch.save(staged, path)

@@ -16,7 +16,7 @@ import pytest
 
 from src.errors import UserInputError
 from src.comparison import collect, summarize
-from src.search import examples, load_space, main, search, suggest
+from src.search import _storage_id, examples, load_space, main, search, suggest
 from src.sweep import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,6 +114,18 @@ def test_the_space_samples_the_keys_under_the_chosen_option():
     assert {flags[0] for flags in checked} == {
         f"--model.optimizer=src.optim.Keras{name}" for name in ("SGD", "RMSprop", "Adam")
     }
+
+
+def test_the_trial_id_a_trials_process_is_given_reaches_that_trial(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(study_name="other", storage=storage).ask()  # the storage's ids and the trials' numbers part
+    study = optuna.create_study(study_name="this", storage=storage)
+    study.ask()
+    trial = study.ask()
+    reached = optuna.trial.Trial(optuna.load_study(study_name="this", storage=storage), _storage_id(trial))
+    assert reached.number == trial.number == 1
+    reached.set_user_attr("pruned_at_epoch", 3)  # what OptunaPruning writes from the trial's process
+    assert study.trials[1].user_attrs == {"pruned_at_epoch": 3}
 
 
 @pytest.mark.parametrize(
