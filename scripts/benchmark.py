@@ -68,16 +68,17 @@ from keras_peer import random_arrays  # noqa: E402 - beside this script, first o
 from src.cli import HparamLabCLI  # noqa: E402
 from src.data.batches import to_float_nchw  # noqa: E402
 from src.data.cifar10 import CIFAR10DataModule  # noqa: E402
-from src.data.sources import CACHE_NAME, Split, write_cache  # noqa: E402
+from src.data.cache import CACHE_NAME, write_cache  # noqa: E402
+from src.data.splits import Split  # noqa: E402
 from src.errors import UserInputError, exit_on_user_error  # noqa: E402
 from src.fast import fast_gain  # noqa: E402
 from src.model import ByteMaskDropout, KerasCifarCNN  # noqa: E402
 from src.module import CifarClassifier  # noqa: E402
 from src.optim import KerasRMSprop, keras_decay  # noqa: E402
-from src.publish import update_readme  # noqa: E402
+from src.readme_tables import update_readme  # noqa: E402
 from src.results import machine  # noqa: E402
 from src.packing import usable_cores  # noqa: E402
-from src.sweep import SWEEP_FILE  # noqa: E402
+from src.sweep_record import SWEEP_FILE  # noqa: E402
 
 BATCH = 32
 EPOCH_IMAGES = 45_000

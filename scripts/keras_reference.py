@@ -38,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout'
 
 from keras_peer import BATCH, PARAMS, build_model, import_keras  # noqa: E402 - beside this script
 from src.compat import keras_variable_index  # noqa: E402
+from src.files import write_atomic  # noqa: E402
 from src.paths import CONFIG_DIR  # noqa: E402
-from src.results import RESULTS_FILE, SCHEMA_VERSION, environment, write_atomic  # noqa: E402
+from src.results import RESULTS_FILE, SCHEMA_VERSION, environment  # noqa: E402
 
 SPLITS, CLASSES = ("train", "test"), 10
 CACHE_NAME = "keras-reference-cifar10.npz"  # apart from the project's own cache: this script never reads that format

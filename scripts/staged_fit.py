@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from src.checkpoints import best_checkpoint  # noqa: E402
+from src.checkpoint_files import best_checkpoint  # noqa: E402
 from src.commands import parse_passing_on  # noqa: E402
 from src.results import RunRecord  # noqa: E402
 

@@ -31,6 +31,7 @@ from pytorch_lightning.cli import LightningArgumentParser
 from src.compat import CheckEveryParse, option_strings, parser_actions, type_hint
 
 UNRECOGNIZED = "unrecognized arguments: "
+FULL_FLAGS = "flags must be written in full"
 
 
 class ConciseArgumentParser(CheckEveryParse, LightningArgumentParser):
@@ -45,12 +46,12 @@ class ConciseArgumentParser(CheckEveryParse, LightningArgumentParser):
         pass
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
-        if message.startswith(UNRECOGNIZED):
+        if message.startswith(UNRECOGNIZED) and FULL_FLAGS not in message:  # a subcommand's, passed up
             parser = getattr(ex, "subcommand_parser", None) or self
             unknown = [a.split("=")[0] for a in message.removeprefix(UNRECOGNIZED).split() if a.startswith("--")]
             meant = [m for a in unknown for m in difflib.get_close_matches(a, option_strings(parser), n=1)]
             if meant:
-                message += f" (flags must be written in full: did you mean {', '.join(meant)}?)"
+                message += f" ({FULL_FLAGS}: did you mean {', '.join(meant)}?)"
         super().error(message, ex)
 
     def parse_path(self, path: str | os.PathLike, *args: Any, **kwargs: Any) -> Namespace:

@@ -20,13 +20,13 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from src.checkpoints import BEST_CHECKPOINTS, CHECKPOINT_DIR, best_candidates, best_checkpoint, load_checkpoint
-from src.data.batches import to_float_nchw
-from src.data.sources import CLASSES, IMAGE_SHAPE
+from src.checkpoint_files import BEST_CHECKPOINTS, CHECKPOINT_DIR, best_candidates, best_checkpoint, load_checkpoint
 from src.commands import command_parser
+from src.data.batches import to_float_nchw
+from src.data.splits import CLASSES, IMAGE_SHAPE
 from src.errors import CannotWrite, UserInputError, exit_on_user_error
+from src.files import write_atomic
 from src.model import KerasCifarCNN
-from src.results import write_atomic
 
 Format = Literal["pt2", "torchscript", "onnx"]
 SUFFIXES: dict[str, str] = {"pt2": ".pt2", "torchscript": ".pt", "onnx": ".onnx"}
@@ -51,7 +51,7 @@ class ImageClassifier(nn.Module):
 
 def find_checkpoint(path: Path) -> Path:
     """``path`` itself if it is a file, else the best checkpoint of the run directory ``path``
-    (see :func:`src.checkpoints.best_checkpoint`)."""
+    (see :func:`src.checkpoint_files.best_checkpoint`)."""
     if path.is_file():
         return path
     if not path.is_dir():

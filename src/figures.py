@@ -15,8 +15,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from src.comparison import ConfigRuns, runs_cell
+from src.files import atomic_file
 from src.keras_notebook import NOTEBOOK
-from src.results import RunRecord, atomic_file
+from src.results import RunRecord
 
 MAX_COLUMNS = 6  # panels in a row; more configs than this get a row (or more) per optimizer family
 # what the legend calls each kind of artist

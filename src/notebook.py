@@ -23,9 +23,10 @@ from src.errors import UserInputError
 from src.packing import whole_number
 from src.report import write_report
 from src.results import RunRecord, read_record
+from src.run_args import run_arguments
 from src.search import search
 from src.run_process import Progress, print_line
-from src.sweep import run_arguments, sweep
+from src.sweep import sweep
 
 
 def table(rows: list[dict]) -> Any:

@@ -27,11 +27,12 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from src.data.sources import CLASSES, IMAGE_SHAPE, decode_rgb
 from src.commands import command_parser
+from src.data.image_folder import decode_rgb
+from src.data.splits import CLASSES, IMAGE_SHAPE
 from src.errors import CannotWrite, UserInputError, exit_on_user_error
 from src.export import CLASSES_FILE, CLASSES_KEY, load_classifier
-from src.results import write_atomic
+from src.files import write_atomic
 
 PROGRESS_EVERY = 5_000
 Classifier = Callable[[Tensor], Tensor]  # uint8 (N, 32, 32, 3) → probabilities (N, classes)

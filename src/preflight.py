@@ -20,7 +20,7 @@ from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.accelerators import AcceleratorRegistry
 from pytorch_lightning.utilities import rank_zero_only
 
-from src.checkpoints import load_checkpoint
+from src.checkpoint_files import load_checkpoint
 from src.errors import UserInputError
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ from src.commands import command_parser
 from src.comparison import COLUMNS, SIGNIFICANCE, Comparison, ConfigRuns, collect, compare, runs_cell, summarize
 from src.errors import CannotWrite, UserInputError, exit_on_user_error
 from src.figures import write_figures
-from src.results import RunRecord, write_atomic
+from src.files import write_atomic
+from src.results import RunRecord
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,14 @@ import dataclasses
 import json
 import os
 import platform
-import secrets
 import subprocess
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from src.errors import CannotWrite
+from src.files import write_atomic
 from src.paths import PROJECT_ROOT
 
 RESULTS_FILE = "results.json"
@@ -124,37 +122,6 @@ def read_record(run_dir: str | Path) -> RunRecord | None:
         return RunRecord.read(run_dir)
     except (OSError, ValueError):
         return None
-
-
-def write_atomic(path: str | Path, content: str | bytes) -> None:
-    """Write ``content`` so that ``path`` holds either its old content or all of the new, never a part."""
-    with atomic_file(path, "wb" if isinstance(content, bytes) else "w") as file:
-        file.write(content)
-
-
-@contextmanager
-def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
-    """A file to write that replaces ``path`` only when the block ends without an error and its
-    content is on the disk (fsync); until then it is a hidden ``.partial`` file beside it, unique
-    per writer, removed if anything fails. Every file the project writes goes through here, so a
-    full disk or a read-only folder leaves the old file or none, and raises :class:`CannotWrite`."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        file = open(partial, mode.replace("w", "x"))
-    except OSError as err:
-        raise CannotWrite(path, err) from err
-    try:
-        with file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())  # a full disk may only say so now (delayed allocation, quotas, NFS)
-        os.replace(partial, path)
-    except OSError as err:
-        raise CannotWrite(path, err) from err
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def environment(device: str, precision: str) -> dict[str, Any]:

@@ -1,28 +1,25 @@
-"""Run directories: one process owns a run at a time, and a resumed run is the same experiment.
+"""Run directories: one process owns a run at a time, and a failed start leaves nothing behind.
 
 ``runs/<name>/version_N`` is claimed under a lock on ``runs/<name>``, so two fits started at once
 get different versions, and the claimed version stays locked while its process lives. The locks
 are ``flock`` locks: the system drops them when a process ends, even by ``kill -9``, so none is
-ever left stuck.
-
-Every checkpoint keeps the settings its run trained with, and a resume is compared with those, not
-with ``config.yaml``: that file can be edited, what the checkpoint's weights were trained with cannot.
+ever left stuck. :func:`owned_run_dir` is a fit's one owner of its directory: it claims it,
+refuses a resume that would not continue its run or a new run over an old one, and takes back
+what a failed start made.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
-
-import yaml
+from typing import IO, Any
 
 from src.errors import CannotWrite, UserInputError
-
-if TYPE_CHECKING:
-    from jsonargparse import Namespace
+from src.results import RESULTS_FILE, read_record
+from src.run_settings import check_resume
 
 try:
     import fcntl
@@ -30,21 +27,6 @@ except ImportError:  # Windows: no flock; runs are not guarded there
     fcntl = None
 
 LOCK_FILE = ".lock"
-CONFIG_FILE = "config.yaml"
-SETTINGS_KEY = "run_settings"  # a checkpoint's copy of its run's experiment_settings
-# What a resumed run may set differently from the run it continues: how long and where it runs,
-# where the data is read from, in what batches it is evaluated, the divergence check, callbacks
-# added beside the project's (a resumed search trial's pruner), what it prints and records, and
-# --fast itself (what it set is compared under its own keys: precision, fast_dropout, compile_update).
-# Anything else would change the experiment (limit_val_batches, say, changes what stops it).
-RESUME_MAY_CHANGE = (
-    "ckpt_path", "config", "run_name", "test_after_fit", "log_level", "run_results", "tensorboard_hparams",
-    "last_checkpoint", "divergence", "data.data_dir", "data.source", "data.download", "data.eval_batch_size",
-    "trainer.max_epochs", "trainer.max_steps", "trainer.max_time", "trainer.accelerator", "trainer.devices",
-    "trainer.num_nodes", "trainer.strategy", "trainer.callbacks", "trainer.enable_progress_bar",
-    "trainer.enable_model_summary", "trainer.logger", "trainer.default_root_dir", "trainer.num_sanity_val_steps",
-    "trainer.log_every_n_steps", "fast",
-)
 
 
 def _open_lock_file(path: Path) -> IO[str]:
@@ -98,6 +80,12 @@ class RunClaim:
         self._handle.close()
         _held.pop(self.run_dir.resolve(), None)
 
+    def abandon(self) -> None:
+        """Releases the run directory, and removes what the claim made when nothing was trained there."""
+        self.release()
+        if self.made and not any(self.made.rglob("*.ckpt")):
+            shutil.rmtree(self.made, ignore_errors=True)
+
 
 _held: dict[Path, RunClaim] = {}  # this process's claims: a later fit in the same process takes them over
 
@@ -112,6 +100,19 @@ def version_number(run_dir: Path) -> int | None:
     """N of a ``version_N`` folder, the logger's numbering of a config's runs; None for other names."""
     number = run_dir.name.removeprefix("version_")
     return int(number) if number != run_dir.name and number.isdigit() else None
+
+
+def latest_version(run_dir: Path) -> str:
+    """The newest ``version_N`` of a run, where ``--ckpt_path last`` finds its ``last.ckpt``."""
+    from src.checkpoint_files import last_checkpoint  # here: torch; a sweep's locks need none
+
+    versions = [p for p in run_dir.glob("version_*") if version_number(p) is not None and last_checkpoint(p)]
+    if not versions:
+        raise UserInputError(
+            f"--ckpt_path last found no run to resume in {run_dir}/version_*/checkpoints/last.ckpt. Check the "
+            "config name (or --run_name) and the logger's save_dir, or give the checkpoint's path."
+        )
+    return max(versions, key=version_number).name
 
 
 def claim(name_dir: Path, version: int | str | None) -> RunClaim:
@@ -150,69 +151,47 @@ def claim(name_dir: Path, version: int | str | None) -> RunClaim:
         return _held[run_dir.resolve()]
 
 
-def experiment_settings(config: Namespace) -> dict[str, Any]:
-    """The settings that define a run's experiment (all but what a resume may change), flat and in the
-    plain types a checkpoint opened weights-only holds: what every checkpoint keeps of its run."""
-    return _settings(config.clone().as_dict())
+@contextmanager
+def owned_run_dir(name_dir: Path, version: int | str | None, ckpt_path: str | None,
+                  given_settings: dict[str, Any]) -> Iterator[RunClaim]:
+    """A fit's run directory, claimed (:func:`claim`) for the block: a resume (``ckpt_path``) is
+    checked against its checkpoint's settings, a new run must find no run there to overwrite. A
+    user's mistake anywhere in the block, or any failure before the run wrote anything of its
+    own, takes back what the claim made (a file that could not be written keeps the run: its
+    ``results.json`` says why)."""
+    from src.checkpoint_files import last_checkpoint, load_checkpoint  # here: torch; a sweep's locks need none
+
+    run_claim = claim(name_dir, version)
+    try:
+        if ckpt_path:
+            checkpoint = last_checkpoint(run_claim.run_dir) if ckpt_path == "last" else Path(ckpt_path)
+            if checkpoint and checkpoint.is_file():  # not Lightning's "best", "hpc", …
+                check_resume(checkpoint, load_checkpoint(checkpoint), given_settings, run_claim.run_dir)
+        elif not run_claim.created:
+            _check_nothing_to_overwrite(run_claim.run_dir)
+        yield run_claim
+    except BaseException as err:
+        mistake = isinstance(err, UserInputError) and not isinstance(err, CannotWrite)
+        wrote = last_checkpoint(run_claim.run_dir) or (run_claim.run_dir / RESULTS_FILE).is_file()
+        if mistake or not wrote:
+            run_claim.abandon()
+        raise
 
 
-def trained_settings(checkpoint: dict[str, Any], config_file: Path) -> dict[str, Any]:
-    """The settings ``checkpoint``'s run trained with: those it keeps (a checkpoint written before it
-    kept them: those of its run's ``config_file``), under the model's and data's hyperparameters,
-    which every Lightning checkpoint holds."""
-    saved = checkpoint.get(SETTINGS_KEY)
-    if saved is None:
-        saved = _settings(yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
-    hparams = {
-        section: {key: value for key, value in checkpoint.get(stored, {}).items() if not key.startswith("_")}
-        for section, stored in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters"))
-    }
-    return {**saved, **_settings(hparams)}
+def _check_nothing_to_overwrite(run_dir: Path) -> None:
+    """Refuses a new run in a folder that holds one: it would overwrite that run's last.ckpt and
+    results.json, and mix their TensorBoard curves."""
+    from src.checkpoint_files import last_checkpoint
 
-
-def check_resume(checkpoint_path: Path, checkpoint: dict[str, Any], given: dict[str, Any], run_dir: Path) -> None:
-    """Refuses to resume ``run_dir`` from ``checkpoint`` with settings (``given``, as
-    :func:`experiment_settings` has them) other than those it trained with."""
-    saved = trained_settings(checkpoint, run_dir / CONFIG_FILE)
-    differ = sorted(key for key in saved.keys() | given.keys() if saved.get(key) != given.get(key))
-    if differ:
-        shown = "; ".join(f"{key}: trained with {saved.get(key)!r}, given {given.get(key)!r}" for key in differ[:6])
+    record = read_record(run_dir)
+    held = []
+    if last_checkpoint(run_dir):
+        held.append("a last.ckpt to resume from")
+    if record and record.is_complete:
+        held.append("a finished run's results.json")
+    if held:
         raise UserInputError(
-            f"Cannot resume {run_dir} from {checkpoint_path}: the settings given differ from those it trained "
-            f"with ({shown}{'; …' if len(differ) > 6 else ''}). A resume continues the same experiment, and the "
-            f"checkpoint keeps the settings it trained with (editing the run's {CONFIG_FILE} changes none of them): "
-            "give those, or start a new run (another --run_name, or no --ckpt_path). A resume may change only "
-            f"{', '.join(RESUME_MAY_CHANGE)}."
+            f"{run_dir} already holds a run ({' and '.join(held)}); a new run there would overwrite it. Resume it "
+            "with --ckpt_path last, or start the new run in a folder of its own: another --run_name, or no "
+            "--trainer.logger.init_args.version (the next free version_N). To start over, delete the folder first."
         )
-
-
-def _settings(values: dict[str, Any]) -> dict[str, Any]:
-    """The entries of ``values`` that define the experiment, flat; jsonargparse's own (``__path__``,
-    ``__default_config__``) say where the settings came from, not what they are."""
-    return {
-        key: _plain(value) for key, value in _flat(values).items()
-        if not key.startswith(RESUME_MAY_CHANGE) and not key.startswith("__")
-    }
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as a plain type: a ``PositiveInt`` as an int, a path as a string."""
-    if value is None or isinstance(value, bool):
-        return value
-    for plain in (int, float, str):
-        if isinstance(value, plain):
-            return plain(value)
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    return str(value)
-
-
-def _flat(values: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(values, dict):
-        flat: dict[str, Any] = {}
-        for key, value in values.items():
-            flat.update(_flat(value, f"{prefix}{key}."))
-        return flat
-    return {prefix[:-1]: values}

@@ -21,8 +21,9 @@ Progress = Callable[[str], None]
 
 
 def print_line(line: str) -> None:
-    """Progress to the terminal, flushed so that it shows at once even through a pipe."""
-    print(line, flush=True)
+    """Progress to the terminal, flushed so that it shows at once even through a pipe; the line and its
+    newline in one write, so that lines two runs' threads print at once never run together."""
+    print(f"{line}\n", end="", flush=True)
 
 
 @dataclass

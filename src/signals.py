@@ -1,5 +1,5 @@
-"""Ctrl-C and SIGTERM for the commands that run others (sweep, search): their runs stop at a safe
-point, and with them when they die, ``kill -9`` included."""
+"""Ctrl-C and SIGTERM: a run stops at its safe point, and the commands that run others (sweep,
+search) stop their runs so, and with them when they die, ``kill -9`` included."""
 
 from __future__ import annotations
 
@@ -15,17 +15,25 @@ from typing import Any, NoReturn
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-class StoppedBySignal(Exception):
-    """A sweep or study stopped on Ctrl-C or SIGTERM; every run it started stopped at a safe point."""
+class StoppedBySignal(BaseException):
+    """Work stopped at its safe point because it was asked to (Ctrl-C, a scheduler's SIGTERM): a
+    sweep or study, whose every run stopped so too, or one run (:class:`RunInterrupted`).
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
+    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` swallows it.
+    """
+
+    def __init__(self, signum: int, where: str = "") -> None:
+        super().__init__(f"{signal.Signals(signum).name} {where}".rstrip())
         self.signum = signum
 
     @property
     def exit_code(self) -> int:
-        """The shell's convention, as the runs use: 130 for SIGINT, 143 for SIGTERM."""
+        """The shell's convention: 128 + the signal's number (130 for SIGINT, 143 for SIGTERM)."""
         return 128 + self.signum
+
+
+class RunInterrupted(StoppedBySignal):
+    """One run stopped at a safe point; ``where`` says when (``at once (Ctrl-C twice)``, ``while starting``)."""
 
 
 class StopOnSignal:

@@ -13,11 +13,16 @@ a checkpoint (:func:`stage_checkpoint`, ``--new_stage_from``).
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 
 from src.callbacks.run_results import CHECKPOINT_KEY as RUN_RESULTS_KEY
+from src.checkpoint_files import load_checkpoint
+from src.compat import set_max_epochs
 from src.optim import restart_lr_schedule
 
 # Callbacks that judge a stage on its own: patience and "best so far" count anew.
@@ -51,3 +56,15 @@ def stage_checkpoint(
         if not key.startswith(RESTARTED_CALLBACKS)
     }
     return staged
+
+
+def fit_new_stage(trainer: pl.Trainer, stage_from: str, keep_optimizer_state: bool, **fit_kwargs: Any) -> None:
+    """``trainer.fit(**fit_kwargs)`` as a new stage from the checkpoint ``stage_from``: its weights and
+    counters, this config's optimizer and lr; ``max_epochs`` counts this stage's epochs."""
+    checkpoint = load_checkpoint(stage_from)
+    staged = stage_checkpoint(checkpoint, fit_kwargs["model"], keep_optimizer_state, stage_from)
+    set_max_epochs(trainer, checkpoint["epoch"] + 1 + trainer.max_epochs)
+    with tempfile.TemporaryDirectory(prefix="stage-start-") as folder:  # removed even if interrupted
+        path = Path(folder) / "stage_start.ckpt"
+        torch.save(staged, path)
+        trainer.fit(**{**fit_kwargs, "ckpt_path": str(path)})

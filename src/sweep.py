@@ -20,59 +20,25 @@ per core with one thread each, on GPUs several runs per GPU, as cores and memory
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
-import logging
-import shlex
-import threading
-import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from src.commands import command_parser, parse_passing_on
 from src.errors import CannotWrite, UserInputError, exit_on_user_error
 from src.keras_notebook import NOTEBOOK
 from src.packing import GPU_GIB_PER_RUN, count_or_auto, trains_on_cpu, whole_number
-from src.paths import BASE_CONFIG, CONFIG_DIR
-from src.results import read_record, write_atomic
-from src.run_dir import CONFIG_FILE, LOCK_FILE, _flat, exclusive_lock, lock_if_free
+from src.results import read_record
+from src.run_args import check_runs_args, check_same_run_args, resolve_config, run_arguments
+from src.run_dir import LOCK_FILE, lock_if_free
 from src.run_pool import LocalLauncher, RunPool, Start
 # LOG_FILE too, not used here: the sweep's callers find each run's output there
-from src.run_process import LOG_FILE, Progress, Run, describe, print_line, recorded_status
+from src.run_process import LOG_FILE, Progress, Run, describe, print_line
 from src.signals import StoppedBySignal
-from src.sweep_record import SWEEP_FILE, read_sweep_record
+from src.sweep_record import SweepRecord
 
-SWEEP_LOCK_FILE = ".sweep.lock"
 TAKEN_FILE = ".taken"  # in a run's directory: locked by the sweep that runs it, while it does
-SET_BY_SWEEP = ("--seed_everything", "--run_name", "--trainer.logger", "--ckpt_path")
-# What the runs of one sweep directory may have been given differently without a change to their
-# results: what the sweep sets for each run, where files go, and what a run prints and logs.
-MAY_DIFFER = (
-    "seed_everything", "run_name", "ckpt_path", "log_level", "trainer.logger", "trainer.default_root_dir",
-    "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps", "data.data_dir",
-    "data.download", "data.eval_batch_size",
-)
-
-def available_configs() -> list[str]:
-    """Names of the experiment configs in ``configs/``, base excluded."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p != BASE_CONFIG)
-
-
-def resolve_config(name: str | Path) -> Path:
-    """A config name from ``configs/`` (``base`` included) or a path to a YAML file."""
-    for candidate in (CONFIG_DIR / f"{name}.yaml", Path(name)):
-        if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
-            return candidate.resolve()
-    raise UserInputError(
-        f"Unknown config {str(name)!r}: it is neither a file nor a name in {CONFIG_DIR}. "
-        f"Available: {', '.join(available_configs())} (or give the path of a YAML file)."
-    )
 
 
 def config_names(configs: str | Path | Iterable[str | Path] | None) -> list[str | Path]:
@@ -85,188 +51,6 @@ def config_names(configs: str | Path | Iterable[str | Path] | None) -> list[str 
         raise UserInputError("No configs given (an empty list): name one or more, e.g. ['sgd', 'adam'], or give "
                              "None for every notebook experiment.")
     return names
-
-
-def run_arguments(overrides: str | Iterable[str]) -> list[str]:
-    """The arguments for every run: a list of them, or one string split as a shell would split it."""
-    arguments = shlex.split(overrides) if isinstance(overrides, str) else list(overrides)
-    wrong = [argument for argument in arguments if not isinstance(argument, str)]
-    if wrong:
-        raise UserInputError(f"The run arguments must be strings, as on a command line; got {wrong[0]!r} in "
-                             f"{arguments!r}. Write e.g. ['--trainer.max_epochs', '20'] or '--trainer.max_epochs 20'.")
-    return arguments
-
-
-def check_run_args(config: Path, overrides: Sequence[str]) -> dict[str, Any]:
-    """Parse and check a run's arguments in-process, as ``src.cli`` will, so that a typo in an
-    override or a setting that cannot work stops the sweep with one message before any run starts.
-    Returns the run's resolved config, which says where it will train."""
-    for flag in overrides:
-        if flag.split("=", 1)[0].startswith(SET_BY_SWEEP):
-            raise UserInputError(
-                f"{flag} is set by the sweep for each run (config, seed, run directory, checkpoint); "
-                "choose configs with --configs, seeds with --seeds/--first_seed and the directory with --sweep_dir."
-            )
-    from src.cli import main as cli_main  # here, not above: Lightning takes seconds to import
-    from src.preflight import check_resolved_run
-
-    printed, errors = io.StringIO(), io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
-        warnings.simplefilter("ignore")  # Lightning's warning about args given beside sys.argv
-        try:
-            cli_main(["fit", f"--config={config}", *overrides, "--print_config"])
-        except SystemExit as exit_:
-            if exit_.code not in (0, None):
-                message = " ".join(errors.getvalue().partition("error:")[2].split()) or errors.getvalue()
-                raise UserInputError(
-                    f"The arguments for the {config.stem} runs are not valid: {message} "
-                    "(see python -m src.cli fit --help)."
-                ) from None
-    resolved = yaml.safe_load(printed.getvalue())
-    if resolved.get("test_after_fit") is False:
-        raise UserInputError(
-            f"The {config.stem} runs would not be tested (test_after_fit false), but a run of a sweep or a study "
-            "counts as finished only once tested: its report compares test accuracies. Drop --test_after_fit "
-            "false (or test_after_fit: false in the config)."
-        )
-    try:  # --print_config exits before the run's own checks of settings that cannot work
-        check_resolved_run("fit", resolved)
-    except UserInputError as err:
-        raise UserInputError(f"The {config.stem} runs cannot work: {err}") from None
-    return resolved
-
-
-def _what_counts(config: dict[str, Any]) -> dict[str, Any]:
-    """A run's resolved config, flat, less what cannot change its results (:data:`MAY_DIFFER`) and
-    the progress bar and model summary callbacks, which a run drops when its flags switch them off."""
-    from pydoc import locate
-
-    from pytorch_lightning.callbacks import ModelSummary, ProgressBar
-
-    def shows_progress(callback: Any) -> bool:
-        kind = locate(str(callback.get("class_path"))) if isinstance(callback, dict) else None
-        return isinstance(kind, type) and issubclass(kind, (ProgressBar, ModelSummary))
-
-    flat = {key: value for key, value in _flat(config).items()
-            if not any(key == name or key.startswith(f"{name}.") for name in MAY_DIFFER)}
-    flat["trainer.callbacks"] = [c for c in flat.get("trainer.callbacks") or [] if not shows_progress(c)]
-    return flat
-
-
-def _flag_value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def check_same_run_args(sweep_dir: Path, configs: Sequence[Path], resolved: Sequence[dict[str, Any]]) -> None:
-    """Refuses a sweep whose runs would differ from the runs of its configs that ``sweep_dir`` keeps
-    (finished, or with a ``last.ckpt`` to resume), as each run's own ``config.yaml`` records them
-    (``resolved``: :func:`check_run_args`' configs). Kept, they would be reported beside the new ones
-    as one experiment; resumed, they would change course. Compared is what can change a run's
-    results: everything but :data:`MAY_DIFFER`, so ``--trainer.max_epochs 4`` differs from 1 and
-    ``--trainer.max_epochs=4`` does not differ from ``--trainer.max_epochs 4``; settings only one side
-    knows (added to the code since) are not compared."""
-    from src.checkpoints import last_checkpoint
-
-    differ: dict[str, tuple[Any, Any]] = {}
-    runs: list[str] = []
-    for config, new in zip(configs, map(_what_counts, resolved)):
-        for saved_file in sorted((sweep_dir / config.stem).glob(f"*/{CONFIG_FILE}")):
-            run_dir, record = saved_file.parent, read_record(saved_file.parent)
-            if not ((record and record.is_complete) or last_checkpoint(run_dir)):
-                continue  # nothing of it is kept: it starts afresh
-            try:
-                saved = _what_counts(yaml.safe_load(saved_file.read_text()) or {})
-            except (OSError, yaml.YAMLError):
-                continue  # src.cli says what is wrong with it, should the run be resumed
-            changed = {key: (saved[key], new[key]) for key in saved.keys() & new.keys() if saved[key] != new[key]}
-            if changed:
-                runs.append(f"{config.stem} {run_dir.name.replace('seed_', 'seed ')}")
-                for key, values in changed.items():
-                    differ.setdefault(key, values)
-    if differ:
-        keys = sorted(differ)[:6]
-        shown = "; ".join(f"--{key} {_flag_value(differ[key][0])} then, {_flag_value(differ[key][1])} now"
-                          for key in keys)
-        old = " ".join(f"--{key}={_flag_value(differ[key][0])}" for key in keys)
-        raise UserInputError(
-            f"{sweep_dir} holds runs made with other arguments than these ({', '.join(runs[:3])}"
-            f"{f' and {len(runs) - 3} more' if len(runs) > 3 else ''}): {shown}{'; …' if len(differ) > 6 else ''}. "
-            "A sweep's runs are reported together as one experiment, so they must be made alike: start the sweep "
-            f"with the arguments those runs were made with ({old}), or give the new arguments another --sweep_dir."
-        )
-
-
-class _EachMessageOnce(logging.Filter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        first = message not in self.seen
-        self.seen.add(message)
-        return first
-
-
-def check_runs_args(runs: Iterable[tuple[Path, Sequence[str]]]) -> list[dict[str, Any]]:
-    """:func:`check_run_args` for each (config, overrides) of a sweep or study; a warning that holds
-    for several (``--trainer.devices`` beyond the cores, say) is printed once, not once per config."""
-    once = _EachMessageOnce()
-    checks = logging.getLogger("src.preflight")
-    checks.addFilter(once)
-    try:
-        return [check_run_args(config, overrides) for config, overrides in runs]
-    finally:
-        checks.removeFilter(once)
-
-
-class SweepRecord:
-    """``sweep.json``: how every run of the sweep went, kept across restarts. Sweeps may share a
-    directory at once (one per config, say), so each change is read, merged and written under a
-    lock: none loses what another recorded. Its settings are those of the sweep started last.
-
-    A run's own ``results.json`` has the last word: each start brings the recorded status of every
-    run there, and of ``runs`` (this sweep's), in line with it, so a run recorded as failed that
-    its own process finished later (one a sweep killed outright left running) reads finished."""
-
-    def __init__(self, sweep_dir: Path, settings: dict, runs: Iterable[Run] = ()) -> None:
-        self.path = sweep_dir / SWEEP_FILE
-        self._lock = threading.Lock()
-        runs = list(runs)
-
-        def start(record: dict) -> None:
-            record.update(settings)
-            self._reconcile(record["runs"], runs)
-
-        try:
-            self._change(start)
-        except ValueError as err:
-            raise UserInputError(
-                f"{err}. Move it aside or delete it, then start the sweep again: the run directories keep every "
-                "result, and the sweep records their outcomes afresh."
-            ) from err
-
-    def update(self, run: Run, outcome: dict) -> None:
-        self._change(lambda record: record["runs"].update({run.key: outcome}))
-
-    def _reconcile(self, outcomes: dict[str, dict], runs: list[Run]) -> None:
-        for run in runs:  # a run that ended with no outcome here (sweep.json moved aside, say)
-            record = read_record(run.run_dir)
-            if run.key not in outcomes and recorded_status(record):
-                outcomes[run.key] = run.outcome(recorded_status(record), record)
-        for key, outcome in outcomes.items():
-            record = read_record(self.path.parent / key)
-            status = recorded_status(record)
-            if status and status != outcome.get("status"):  # its exit code and time were another attempt's
-                kept = {name: value for name, value in outcome.items() if name not in ("returncode", "seconds")}
-                outcomes[key] = {**kept, "status": status, "stop_reason": record.stop_reason,
-                                 "test_acc": record.test_acc}
-
-    def _change(self, change: Callable[[dict], None]) -> None:
-        with self._lock, exclusive_lock(self.path.with_name(SWEEP_LOCK_FILE)):
-            record = read_sweep_record(self.path.parent)
-            change(record)
-            write_atomic(self.path, json.dumps(record, indent=2) + "\n")
 
 
 def sweep(
@@ -282,8 +66,8 @@ def sweep(
 ) -> list[dict]:
     """Run ``configs`` (default: every notebook experiment) × ``seeds`` seeds under ``sweep_dir``,
     ``parallel`` at once (``auto``: as :func:`src.packing.plan_packing` shares out the machine),
-    each with ``overrides`` (:func:`run_arguments`). Runs that ``sweep_dir`` keeps must have been
-    made with the same arguments (:func:`check_same_run_args`).
+    each with ``overrides`` (:func:`src.run_args.run_arguments`). Runs that ``sweep_dir`` keeps must have
+    been made with the same arguments (:func:`src.run_args.check_same_run_args`).
 
     Returns one outcome per run (``status``: ``complete`` for runs skipped as already done,
     ``finished``, ``diverged`` or ``failed``; ``elsewhere`` for a run that another sweep was

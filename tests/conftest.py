@@ -10,12 +10,16 @@ from typing import Any
 
 import pytest
 
+from src import publish
 from src.cli import main
 from src.export import SUFFIXES, main as export_main
 from src.search import open_study, search
-from src.sweep import SWEEP_FILE, sweep
+from src.sweep import sweep
+from src.sweep_record import SWEEP_FILE
 from tests.disks import SmallDisk
 from tests.synthetic import TRAINED_RUN_EXPERIMENT, quiet_fit_args, write_image_folder, write_run_results
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # The fixtures below that train (``fit`` trains each time a test calls it): every test that uses
 # one, directly or through another fixture, is marked slow here, so that a new user of a trained
@@ -164,6 +168,18 @@ def recorded_sweep(tmp_path: Path) -> Path:
         for seed, acc in enumerate(values):
             write_run_results(tmp_path, config, seed, acc, stop_reason="max_epochs" if acc is not None else "diverged")
     return tmp_path
+
+
+@pytest.fixture
+def published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """A copy of the repository's results/notebook and README, for ``python -m src.publish`` to
+    publish into: the command's ``--to`` and ``--readme`` flags for it, and a sweep folder to fill."""
+    notebook, readme = tmp_path / "results" / "notebook", tmp_path / "README.md"
+    shutil.copytree(ROOT / "results" / "notebook", notebook)
+    shutil.copy(ROOT / "README.md", readme)
+    monkeypatch.setattr(publish, "RESULTS_ROOT", tmp_path / "results")  # whatever it regenerates stays in the copy
+    return SimpleNamespace(notebook=notebook, readme=readme, flags=["--to", str(notebook), "--readme", str(readme)],
+                           sweep=tmp_path / "sweep")
 
 
 # Adam 1e-3 on 3 batches an epoch: val_acc 0.2 after the first, 0.68 after the second, a new best

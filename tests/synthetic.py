@@ -1,15 +1,22 @@
-"""Small CIFAR-shaped data sets with a learnable signal, written the way real copies are stored."""
+"""Small CIFAR-shaped data sets with a learnable signal, written the way real copies are stored;
+runs' results as runs leave them, and published runs as a sweep ran them again."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import yaml
 from PIL import Image
 
-from src.data.sources import CLASSES
+from src.data.splits import CLASSES
+from src.results import RunRecord
 
 
 def synthetic_images(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -76,3 +83,22 @@ def write_run_results(sweep_dir: Path, config: str, seed: int, test_acc: float |
         "test_loss": 1.0, "wall_time_s": 100.0 + seed, "train_images_per_s": 1000.0, "history": history,
         "environment": environment or {}, "data": data or {},
     }))
+
+
+def hashes(*paths: Path) -> dict[str, str]:
+    """Every file under ``paths`` (hidden ones too) and its SHA-256."""
+    files = [file for path in paths for file in ([path] if path.is_file() else sorted(path.rglob("*")))]
+    return {str(file): hashlib.sha256(file.read_bytes()).hexdigest() for file in files if file.is_file()}
+
+
+def rerun(published: SimpleNamespace, run: str, as_run: str | None = None,
+          change: Callable[[RunRecord, dict], None] = lambda record, config: None) -> Path:
+    """A run of conftest's ``published`` copy as a sweep ran it again (under ``as_run``), its record
+    and config.yaml ``change``d."""
+    run_dir = published.sweep / (as_run or run)
+    shutil.copytree(published.notebook / run, run_dir)
+    record, config = RunRecord.read(run_dir), yaml.safe_load((run_dir / "config.yaml").read_text())
+    change(record, config)
+    record.write(run_dir)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    return run_dir

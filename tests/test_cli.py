@@ -12,7 +12,7 @@ from src.callbacks.divergence import DivergenceGuard
 from src.callbacks.run_results import RunResults
 from src.callbacks.tensorboard_hparams import TensorBoardHparams
 from src.cli import BASE_CONFIG, HparamLabCLI, main
-from src.console import quiet_lightning
+from src.run_messages import quiet_lightning
 from tests.synthetic import write_tarball
 from tests.test_fast import AMX_CPU, AVX2_CPU, on_a_cpu_with
 
@@ -255,7 +255,7 @@ def test_a_fast_run_says_and_records_what_it_turned_on(fit, monkeypatch, caplog)
     with caplog.at_level(logging.INFO, logger="src"):
         results = fit("--fast=true", "--trainer.accelerator=cpu", "--trainer.max_epochs=1",
                       "--trainer.limit_train_batches=2")
-    said = [r.getMessage() for r in caplog.records if r.name == "src.console"]
+    said = [r.getMessage() for r in caplog.records if r.name == "src.run_messages"]
     assert "fast     precision bf16-mixed (the CPU has avx512_bf16 and amx_bf16), fast dropout masks, compiled " \
            "optimizer update" in said
     assert not any(line.startswith("hint") for line in said)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from src.data.sources import CLASSES
+from src.data.splits import CLASSES
 from src.errors import UserInputError
 from src.export import CLASSES_FILE, CLASSES_KEY, find_checkpoint, main
 from src.module import CifarClassifier

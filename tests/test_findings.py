@@ -6,7 +6,7 @@ import pytest
 
 from src.comparison import ConfigRuns, collect
 from src.findings import CLAIMS, Claim, markdown, verdict
-from src.publish import ladder
+from src.published import ladder
 from src.results import RunRecord
 
 BEATS = Claim("a beats b", "a", "b")

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 from src.keras_notebook import NOTEBOOK
-from src.publish import EXPERIMENTS_TABLE, readme_table
+from src.readme_tables import EXPERIMENTS_TABLE, readme_table
 
 ROOT = Path(__file__).resolve().parent.parent
 EXACT = {figure.exact for figure in NOTEBOOK.values() if figure.exact is not None}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from src.packing import Plan, free_memory_gib, machine_plan, plan_packing, run_environments, trains_on_cpu
-from src.sweep import check_run_args, resolve_config
+from src.run_args import check_run_args, resolve_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

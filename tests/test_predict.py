@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from src.cli import main as cli_main
-from src.data.sources import CLASSES
+from src.data.splits import CLASSES
 from src.predict import main
 
 HEADER = ["file", "class", "probability", *(f"p_{name}" for name in CLASSES)]

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from src.callbacks.run_results import CHECKPOINT_KEY
-from src.checkpoints import load_checkpoint
+from src.checkpoint_files import load_checkpoint
 from src.cli import main
 from src.results import RunRecord
 from tests.faults import signal_at

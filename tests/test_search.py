@@ -14,10 +14,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from src.errors import UserInputError
 from src.comparison import collect, summarize
-from src.search import _storage_id, examples, load_space, main, search, suggest
-from src.sweep import CONFIG_DIR
+from src.search import _storage_id, main, search
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,22 +96,6 @@ def test_a_study_is_reported_like_a_sweep_with_its_pruned_trial_counted(small_st
     assert {"trial_000", "trial_001", "trial_002"} == set(rows)
     assert rows["trial_000"]["test_acc_mean"] is not None
     assert rows["trial_001"]["pruned"] == 1
-
-
-def test_the_space_samples_the_keys_under_the_chosen_option():
-    space = load_space(CONFIG_DIR / "search" / "optimizers.yaml").space
-    trial = optuna.trial.FixedTrial({
-        "model.optimizer": "src.optim.KerasSGD", "model.optimizer.lr": 0.02, "model.optimizer.momentum": 0.5,
-        "model.optimizer.nesterov": True, "model.decay": 1e-6,
-    })
-    assert suggest(trial, space) == [
-        "--model.optimizer=src.optim.KerasSGD", "--model.optimizer.lr=0.02", "--model.optimizer.momentum=0.5",
-        "--model.optimizer.nesterov=true", "--model.decay=1e-06",
-    ]
-    checked = examples(space)  # every option is checked against the config before a study starts
-    assert {flags[0] for flags in checked} == {
-        f"--model.optimizer=src.optim.Keras{name}" for name in ("SGD", "RMSprop", "Adam")
-    }
 
 
 def test_the_trial_id_a_trials_process_is_given_reaches_that_trial(tmp_path):
@@ -252,8 +234,3 @@ def test_a_malformed_space_is_refused_before_torch_or_lightning_is_imported(tmp_
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.stdout.split() == ["2"], done.stdout  # refused, and neither was imported for it
     assert "model.optimizer.lr: 0.1 is not a range" in done.stderr
-
-
-def test_load_space_names_the_file_it_cannot_read(tmp_path):
-    with pytest.raises(UserInputError, match="missing.yaml"):
-        load_space(tmp_path / "missing.yaml")

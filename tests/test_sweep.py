@@ -16,21 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from src.errors import CannotWrite, UserInputError
 from src.fast import choose
 from src.run_dir import LOCK_FILE, lock_if_free
-from src.sweep import (
-    LOG_FILE,
-    SWEEP_FILE,
-    TAKEN_FILE,
-    Run,
-    SweepRecord,
-    check_run_args,
-    check_runs_args,
-    main,
-    resolve_config,
-    sweep,
-)
+from src.sweep import LOG_FILE, TAKEN_FILE, main, sweep
+from src.sweep_record import SWEEP_FILE
 from tests.synthetic import write_run_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -257,28 +246,6 @@ def test_mistakes_are_refused_before_any_run(capsys, tmp_path, args, message):
     assert not (tmp_path / "sweep").exists()
 
 
-def test_a_config_that_would_run_code_is_refused_by_the_up_front_check(tmp_path):
-    marker = tmp_path / "code-ran"
-    config = tmp_path / "shared.yaml"
-    config.write_text(f"model: {{optimizer: {{class_path: os.system, init_args: {{command: 'touch {marker}'}}}}}}\n")
-    with pytest.raises(UserInputError, match="The arguments for the shared runs are not valid: model.optimizer: "
-                                             "os.system is a function"):
-        check_run_args(config, [])
-    assert not marker.exists()
-
-
-def test_a_warning_that_holds_for_every_config_is_said_once_not_once_per_config(caplog):
-    too_many = str(len(os.sched_getaffinity(0)) + 1)  # training processes: more than the cores
-    args = ["--trainer.accelerator=cpu", f"--trainer.devices={too_many}"]
-    resolved = check_runs_args((resolve_config(name), args) for name in ("sgd", "adam"))
-    optimizers = [config["model"]["optimizer"]["class_path"] for config in resolved]
-    assert optimizers == ["src.optim.KerasSGD", "src.optim.KerasAdam"]  # each config checked, in order
-    assert caplog.text.count(f"--trainer.devices {too_many} starts") == 1
-
-    check_run_args(resolve_config("sgd"), args)  # a check on its own says it again
-    assert caplog.text.count(f"--trainer.devices {too_many} starts") == 2
-
-
 # holds a lock file as a sweep (.taken) or a fit (.lock) does, its process id written in it
 HOLD_LOCK = ("import fcntl, os, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
              "f.write(str(os.getpid())); f.flush(); print('held', flush=True); time.sleep(60)")
@@ -366,16 +333,6 @@ def test_a_run_that_another_sweep_finished_after_this_one_began_is_not_run_again
     assert not (tmp_path / "sweep" / "adam" / "seed_42" / LOG_FILE).exists()
 
 
-def test_sweeps_sharing_a_directory_keep_each_others_outcomes(tmp_path):
-    first = SweepRecord(tmp_path, {"configs": ["sgd"]})
-    second = SweepRecord(tmp_path, {"configs": ["adam"]})  # started while the first one runs
-    first.update(Run(Path("sgd.yaml"), 44, tmp_path, "sgd"), {"status": "finished"})
-    second.update(Run(Path("adam.yaml"), 44, tmp_path, "adam"), {"status": "interrupted"})
-    record = json.loads((tmp_path / SWEEP_FILE).read_text())
-    assert record["runs"] == {"sgd/seed_44": {"status": "finished"}, "adam/seed_44": {"status": "interrupted"}}
-    assert record["configs"] == ["adam"]  # the settings of the sweep started last
-
-
 @pytest.mark.parametrize("damaged", ['{"runs": {"sgd/seed_42": {"sta', '["sgd/seed_42"]', '{"runs": {"sgd/seed_42": 1}}'],
                          ids=["cut off", "not an object", "not outcomes"])
 def test_a_damaged_sweep_record_is_refused_and_left_as_it_is(capsys, tmp_path, damaged):
@@ -416,6 +373,8 @@ def test_fast_goes_to_every_run_and_the_plan_line_says_what_it_turns_on(tiny_run
     assert lines[0].endswith(f", {plan}; every run --fast: {chosen.describe()}")
     assert outcomes[0]["status"] == "finished"
     assert results_of(tmp_path / "sgd" / "seed_42")["hparams"]["fast"] == chosen.record()
+
+
 def test_a_read_only_sweep_directory_is_one_error_line_before_any_run(capsys, small_disk):
     small_disk.make_read_only()
     with pytest.raises(SystemExit) as exit_info:
@@ -423,14 +382,3 @@ def test_a_read_only_sweep_directory_is_one_error_line_before_any_run(capsys, sm
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("error:") == 1 and "Traceback" not in err, err
     assert f"error: Cannot write {small_disk.path / 'sweep'} (read-only file system). Make it writable" in err
-
-
-def test_a_sweep_record_a_full_disk_cannot_take_is_named_and_left_as_it_was(small_disk):
-    record = SweepRecord(small_disk.path, {"configs": ["sgd"]})
-    record.update(Run(Path("sgd.yaml"), 42, small_disk.path, "sgd"), {"status": "finished"})
-    before = (small_disk.path / SWEEP_FILE).read_bytes()
-    small_disk.fill()
-    with pytest.raises(CannotWrite, match=f"Cannot write {small_disk.path / SWEEP_FILE} \\(no space left on the dev"):
-        record.update(Run(Path("sgd.yaml"), 43, small_disk.path, "sgd"), {"status": "finished"})
-    assert (small_disk.path / SWEEP_FILE).read_bytes() == before
-    assert not list(small_disk.path.glob("*.partial"))

@@ -15,26 +15,11 @@ from torch import Tensor
 
 from src.compat import RemoveReplacedLater
 from src.results import RunRecord, read_record
+from src.signals import RunInterrupted
 
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class RunInterrupted(BaseException):
-    """A run stopped at a safe point because it was asked to (Ctrl-C, a scheduler's SIGTERM).
-
-    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` swallows it.
-    """
-
-    def __init__(self, signum: int, where: str) -> None:
-        super().__init__(f"{signal.Signals(signum).name} {where}")
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        """The shell's convention: 128 + the signal's number (130 for SIGINT, 143 for SIGTERM)."""
-        return 128 + self.signum
 
 
 class RunCheckpoint(RemoveReplacedLater, ModelCheckpoint):

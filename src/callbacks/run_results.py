@@ -12,10 +12,10 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
-from src.callbacks.checkpoints import RunInterrupted
 from src.callbacks.divergence import has_diverged
 from src.errors import CannotWrite, write_failure
 from src.results import EPOCH_METRICS, RunRecord, environment
+from src.signals import RunInterrupted
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from torch import Tensor
 
 from src.compat import batches_done, limited_batches
 from src.data.batches import Augmentation, TensorBatches, augment, to_float_nchw
-from src.data.sources import CLASSES, Split, load_cifar10
+from src.data.sources import load_cifar10
+from src.data.splits import CLASSES, Split
 from src.errors import UserInputError
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from src.errors import UserInputError
-from src.publish import readme_table
+from src.readme_tables import readme_table
 from tests.test_results import FAKE_CPUINFO
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"

@@ -11,7 +11,7 @@ import torch
 import yaml
 from jsonargparse.typing import PositiveInt
 
-from src.checkpoints import best_checkpoint, last_checkpoint, load_checkpoint
+from src.checkpoint_files import best_checkpoint, last_checkpoint, load_checkpoint
 from src.cli import main as cli_main
 from src.errors import UserInputError
 from src.export import main as export_main

@@ -12,8 +12,8 @@ import pytest
 import torch
 from lightning_fabric.plugins.environments import SLURMEnvironment
 
-from src.console import quiet_lightning
 from src.paths import CONFIG_DIR
+from src.run_messages import quiet_lightning
 from tests.synthetic import quiet_fit_args
 from tests.test_fast import AMX_CPU, AVX2_CPU, on_a_cpu_with
 
@@ -56,7 +56,7 @@ def test_a_run_shows_what_matters_and_no_lightning_chatter(image_folder, data_di
 def test_the_run_says_what_runs_and_where_its_results_are(fit, caplog):
     with caplog.at_level(logging.INFO, logger="src"):
         results = fit("--trainer.max_epochs=1")
-    said = "\n".join(r.getMessage() for r in caplog.records if r.name == "src.console")
+    said = "\n".join(r.getMessage() for r in caplog.records if r.name == "src.run_messages")
     assert "base.yaml" in said and "seed 42" in said
     assert "held out for validation" in said and "precision 32-true" in said
     assert f"run      {results['run_dir']}" in said
@@ -68,7 +68,7 @@ def test_a_run_that_evaluates_part_of_a_set_says_how_much_once_and_records_it(fi
     with caplog.at_level(logging.INFO, logger="src"):
         results = fit("--trainer.max_epochs=2", "--trainer.limit_train_batches=2", "--data.eval_batch_size=10",
                       "--trainer.limit_val_batches=3", "--trainer.limit_test_batches=0.2")
-    said = [r.getMessage() for r in caplog.records if r.name == "src.console"]
+    said = [r.getMessage() for r in caplog.records if r.name == "src.run_messages"]
     (line,) = [s for s in said if s.startswith("evaluate ")]
     assert "validation 30 of 100 images (--trainer.limit_val_batches 3)" in line
     assert "test 20 of 100 images (--trainer.limit_test_batches 0.2)" in line
@@ -116,7 +116,7 @@ def test_a_float32_run_on_a_cpu_with_native_bf16_gets_one_hint_line(fit, monkeyp
     on_a_cpu_with(monkeypatch, flags)
     with caplog.at_level(logging.INFO, logger="src"):
         fit("--trainer.accelerator=cpu", "--trainer.max_epochs=1", "--trainer.limit_train_batches=2")
-    hints = [r.getMessage() for r in caplog.records if r.name == "src.console" and r.getMessage().startswith("hint")]
+    hints = [r.getMessage() for r in caplog.records if r.name == "src.run_messages" and r.getMessage().startswith("hint")]
     assert len(hints) == hinted
     if hinted:  # no benchmark of an "Example Xeon" is committed: no number, the way to measure one
         assert hints[0] == ("hint     this CPU computes bf16 natively (avx512_bf16, amx_bf16): --fast true trains "

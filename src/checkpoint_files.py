@@ -28,7 +28,8 @@ from jsonargparse.typing import (
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from src.errors import UserInputError
-from src.results import RunRecord, read_record, write_atomic
+from src.files import write_atomic
+from src.results import RunRecord, read_record
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
