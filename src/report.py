@@ -3,7 +3,8 @@ better, and is the difference more than seed noise?"
 
 Reads every ``SWEEP_DIR/<config>/<run>/results.json`` (a sweep's or a study's runs) and the
 sweep's ``sweep.json`` for runs that failed without results, and writes ``report.md``,
-``report.csv``, ``curves.png`` and ``test_acc.png`` beside them.
+``report.csv``, ``curves.png`` and ``test_acc.png`` beside them. For a grid submitted to SLURM it
+also says where each run stands: queued, running, finished, failed (:func:`submitted_line`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from src.errors import CannotWrite, UserInputError, exit_on_user_error
 from src.figures import write_figures
 from src.files import write_atomic
 from src.results import RunRecord
+from src.slurm import submitted_states
+from src.sweep_record import read_sweep_record
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,29 @@ def summary(groups: list[ConfigRuns]) -> str:
     return text
 
 
+def submitted_line(sweep_dir: str | Path) -> str | None:
+    """Where the runs of a grid submitted to SLURM stand, by ``sweep.json``'s array tasks, one
+    ``squeue`` and each run's ``results.json`` (no accounting database needed): each state counted,
+    the runs not finished named. None for a grid that ran on this machine."""
+    try:
+        outcomes = read_sweep_record(Path(sweep_dir))["runs"]
+    except ValueError:
+        return None  # collect() has said so
+    states = submitted_states(outcomes, Path(sweep_dir))
+    if not states:
+        return None
+    order = ("finished", "diverged", "running", "queued", "interrupted", "failed", "unknown")
+    by_state: dict[str, list[str]] = {}
+    for key, (task, state) in sorted(states.items(), key=lambda item: item[1][0]):
+        by_state.setdefault(state, []).append(f"{key.replace('/seed_', ' seed ')} ({task})")
+    parts = []
+    for state in sorted(by_state, key=lambda s: order.index(s) if s in order else len(order)):
+        runs = by_state[state]
+        named = "" if state in ("finished", "diverged") else ": " + ", ".join(runs[:4]) + " …" * (len(runs) > 4)
+        parts.append(f"{len(runs)} {state}{named}")
+    return "SLURM tasks: " + "; ".join(parts) + ("" if "unknown" not in by_state else " (squeue did not answer)")
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
@@ -239,11 +265,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--print", action="store_true", help="print report.md too, to read it or pipe it on")
     args = parser.parse_args(argv)
     with exit_on_user_error():
-        groups = read_runs(args.sweep_dir)
+        submitted = submitted_line(args.sweep_dir) if Path(args.sweep_dir).is_dir() else None
+        try:
+            groups = read_runs(args.sweep_dir)
+        except UserInputError:
+            if not submitted:
+                raise
+            print(f"{submitted}\nNo run has results yet: nothing to report so far.")
+            return
         paths = write_report(args.sweep_dir, args.out, groups)
     if args.print:
         print(paths["report.md"].read_text())
     print(summary(groups))
+    if submitted:
+        print(submitted)
     print("written:", ", ".join(str(p) for p in paths.values()))
 
 

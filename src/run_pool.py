@@ -9,9 +9,10 @@ and stops at its next safe point, and :meth:`RunPool.raise_if_stopped` says so i
 the pool's work cannot write (:class:`src.errors.CannotWrite`: a full disk, a read-only folder)
 stops the taking of tasks too; once the running runs have ended, :meth:`RunPool.map` raises it.
 
-The launcher is the seam where runs go somewhere other than this machine's processes: today
+The launcher is the seam where runs go somewhere other than this machine's processes:
 :class:`LocalLauncher`, each run a subprocess of this one on this machine as
-:func:`src.packing.machine_plan` packs it.
+:func:`src.packing.machine_plan` packs it, or :class:`src.slurm.SlurmLauncher`, all runs one SLURM
+job array, handed over at once (:meth:`RunPool.submit`) and then each followed in its slot.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from src.errors import CannotWrite
 from src.packing import Count, Plan, machine_plan, run_environments
@@ -39,6 +40,12 @@ class Launcher(Protocol):
 
     def plan(self, todo: int, cpu_only: bool) -> Plan:
         """How many of ``todo`` runs go at once, each slot's threads and GPU (``cpu_only``: no GPUs)."""
+
+    def submit(self, runs: Sequence[Run], env: dict[str, str], on_start: Callable[[Any], None]) -> dict[str, dict]:
+        """Every run the pool is to start, before any starts, with the pool's environment: a launcher
+        whose runs go together (a job array) sends them here, gives ``on_start`` what a stop signals
+        for all of them (the array: also those no worker has taken yet), and returns what to keep of
+        each, by :attr:`Run.key`; one that starts each run in :meth:`execute` returns nothing."""
 
     def execute(self, run: Run, env: dict[str, str], on_start: Callable[[subprocess.Popen], None],
                 on_epoch: Progress | None) -> dict:
@@ -59,6 +66,9 @@ class LocalLauncher:
     def plan(self, todo: int, cpu_only: bool) -> Plan:
         return machine_plan(todo, self.parallel, self.runs_per_device, cpu_only)
 
+    def submit(self, runs: Sequence[Run], env: dict[str, str], on_start: Callable[[Any], None]) -> dict[str, dict]:
+        return {}
+
     def execute(self, run: Run, env: dict[str, str], on_start: Callable[[subprocess.Popen], None],
                 on_epoch: Progress | None) -> dict:
         return run.execute(env, on_epoch=on_epoch, on_start=on_start)
@@ -76,6 +86,11 @@ class RunPool:
         self._on_epoch = on_epoch
         self._stop = StopOnSignal()
         self._unwritable: list[CannotWrite] = []
+
+    def submit(self, runs: Sequence[Run]) -> dict[str, dict]:
+        """Hand ``runs``, all that :meth:`map` will start, to a launcher that takes them at once
+        (:meth:`Launcher.submit`), which a stop of :meth:`map` then cancels; returns what it says of each."""
+        return self.launcher.submit(runs, self._env, on_start=self._stop.adopt)
 
     def map(self, tasks: Iterable[Task], job: Callable[[Task, Start], Result]) -> list[Result]:
         """``job(task, start)`` for each task, in worker threads that each hold one slot and take the

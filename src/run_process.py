@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,8 +93,10 @@ class Run:
         env: dict[str, str] | None = None,
         on_epoch: Progress | None = None,
         on_start: Callable[[subprocess.Popen], None] | None = None,
+        launch: Sequence[str] = (),
     ) -> dict:
-        """Run it (output to ``train.log``; ``on_start`` gets the process) and say how it went:
+        """Run it (output to ``train.log``; ``on_start`` gets the process; ``launch``: what starts the
+        command, ``srun`` in a SLURM task) and say how it went:
         status ``finished``, ``diverged``, ``interrupted`` (stopped at a safe point by a signal) or
         ``failed``, with the exit code and the run's results.
 
@@ -103,7 +105,7 @@ class Run:
         run and waits for it, and stops it should it be left early: the threads of a
         :class:`src.run_pool.RunPool` start runs, and none is left training after the pool has gone."""
         started = time.time()
-        command = self.command()
+        command = [*launch, *self.command()]
         log_path = self.run_dir / LOG_FILE
         try:  # the folder and the first line of the run's log: where a full disk or a read-only folder shows
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -148,11 +150,13 @@ def recorded_status(record: RunRecord | None) -> str | None:
 
 
 def describe(outcome: dict) -> str:
-    """One line on how a run ended."""
+    """One line on how a run ended (a SLURM task's outcome has no exit code of the run's own)."""
+    code = outcome.get("returncode")
     if outcome["status"] == "failed":
+        exit_ = "" if code is None else f"exit {code}, "
         why = f": {outcome['failure']}" if outcome.get("failure") else ""
-        return f"FAILED (exit {outcome['returncode']}, stop_reason {outcome['stop_reason']}{why}); see {outcome['log']}"
+        return f"FAILED ({exit_}stop_reason {outcome['stop_reason']}{why}); see {outcome['log']}"
     if outcome["status"] == "interrupted":
-        return f"interrupted at a safe point (exit {outcome['returncode']}); last.ckpt resumes it"
+        return "interrupted at a safe point" + ("" if code is None else f" (exit {code})") + "; last.ckpt resumes it"
     test_acc = "-" if outcome["test_acc"] is None else f"{outcome['test_acc']:.4f}"
     return f"{outcome['stop_reason']}, test_acc {test_acc} ({outcome['seconds']:.0f} s)"

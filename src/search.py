@@ -13,10 +13,17 @@ machines can share (or ``env:NAME``, an environment variable that holds it: see 
 Ctrl-C or SIGTERM stops the study at a safe point; the next search resumes the trials it cut off.
 A worker killed outright stops beating (``--heartbeat``): another worker fails its trial and
 runs it again.
+
+With ``--launcher slurm`` the trials go to a SLURM cluster as one job array, one task per trial:
+each task is a one-trial search of the same study (:mod:`src.slurm_task`), which asks the study
+for its trial when it starts, so the sampler sees every trial that ended before.
 """
 
 from __future__ import annotations
 
+import signal
+import sys
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +42,9 @@ from src.run_args import check_runs_args
 from src.run_pool import LocalLauncher, RunPool, Start
 from src.run_process import Progress, Run, describe, print_line
 from src.search_space import SearchSpace, examples, load_space, suggest
-from src.signals import StoppedBySignal
+from src.signals import StoppedBySignal, StopOnSignal
+from src.slurm import (POLL_S, SLURM_DIR, Cancel, SlurmOptions, add_arguments, options_from, queue_states,
+                       submit_array)
 from src.storage import ENV_PREFIX, MAX_RETRY, STORAGE_VARIABLE, masked, open_storage, storage_url
 
 RESUMES = "resumes"  # a trial's user attribute: the name of its run, which a copy of it (enqueued, retried) continues
@@ -77,9 +86,14 @@ def search(
     sampler_seed: int | None = None,
     progress: Progress = print_line,
     heartbeat: int = HEARTBEAT,
+    slurm: SlurmOptions | None = None,
+    wait: bool = True,
 ) -> tuple[optuna.Study, Path]:
     """Run ``n_trials`` more trials of the study declared in ``space_file``; return the study
     and its directory. ``progress`` gets one line per trial start and end.
+
+    With ``slurm``, the trials are submitted as a job array instead (:func:`_submit_trials`); with
+    ``wait``, the search follows the array until it has left the queue, one line per trial that ends.
 
     Each running trial beats every ``heartbeat`` seconds (0: never); before asking for a trial, the
     search fails those that have not for twice as long (their worker died) and the storage's
@@ -104,19 +118,74 @@ def search(
     if storage is None:
         study_dir.mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{study_dir / 'study.db'}"
+    if slurm and storage.startswith("sqlite") and slurm.throttle != 1:
+        raise UserInputError(
+            f"--launcher slurm with --parallel {parallel} runs trials at once on several nodes, which SQLite on a "
+            "shared file system cannot serve. Give a database server they all reach (--storage env:NAME, the URL "
+            "postgresql://user:password@host/db in NAME), or --parallel 1."
+        )
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our one line per trial replaces Optuna's
     study = open_study(study_name, storage, declared.pruner, sampler_seed, heartbeat)
+    if slurm:
+        worker = [sys.executable, "-m", "src.search", str(Path(space_file).resolve()), "--n_trials=1",
+                  f"--study_name={study_name}", f"--study_dir={study_dir}", f"--storage={ENV_PREFIX}{STORAGE_VARIABLE}",
+                  f"--seed={seed}", "--parallel=1", f"--heartbeat={heartbeat}", *overrides]
+        _submit_trials(study, worker, n_trials, study_dir, storage, slurm, sampler_seed, progress, wait)
+        progress(_study_line(study))
+        return study, study_dir
     trials = _Trials(study, declared, study_dir, seed, overrides, progress)
     pool = RunPool(LocalLauncher(parallel), n_trials, trains_on_cpu(resolved), env={STORAGE_VARIABLE: storage})
     pool.map(_asked(study, n_trials), trials.run)
     pool.raise_if_stopped(progress, "search", f"{len(trials.interrupted)} trials stopped at a safe point; the next "
                           "search of this study resumes them before it starts new ones")
+    progress(_study_line(study))
+    return study, study_dir
+
+
+def _study_line(study: optuna.Study) -> str:
+    """The search's last line: the study's trials by state, and its best."""
     states = [t.state.name.lower() for t in study.trials]
     summary = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
     best = study.best_trial if any(s == "complete" for s in states) else None
-    progress(f"study {study_name}: {len(states)} trials ({summary})" +
-             (f"; best: trial {best.number}, val_acc {best.value:.4f}, {best.params}" if best else ""))
-    return study, study_dir
+    return (f"study {study.study_name}: {len(states)} trials ({summary})" +
+            (f"; best: trial {best.number}, val_acc {best.value:.4f}, {best.params}" if best else ""))
+
+
+def _submit_trials(study: optuna.Study, worker: list[str], count: int, study_dir: Path, storage: str,
+                   options: SlurmOptions, sampler_seed: int | None, progress: Progress, wait: bool) -> None:
+    """``count`` trials as one job array of one-trial workers (``worker``), each reaching the study's
+    database through the environment, so that its password is written nowhere. Each task's own
+    sampler seed is ``sampler_seed`` plus its index: the same seed would sample the same first trial
+    in every task. With ``wait``, one line per trial that ends, until no task is left in the queue;
+    Ctrl-C or SIGTERM then cancels the array, as a stop of a sweep's array does: the running trials
+    stop at a safe point (their workers fail and enqueue them, to resume), the others never start."""
+    if count == 0:
+        return
+    out = study_dir / SLURM_DIR
+    tasks = [{"command": [*worker, *([f"--sampler_seed={sampler_seed + index}"] if sampler_seed is not None else [])],
+              "log": str(out / f"trial-task-{index}.log")} for index in range(count)]
+    job = submit_array(out, f"search:{study.study_name}", tasks, options, {STORAGE_VARIABLE: storage})
+    progress(f"submitted SLURM job array {job} ({count} one-trial task{'' if count == 1 else 's'}, script in {out}); "
+             f"watch it with: squeue -j {job}; python -m src.report {study_dir}")
+    seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    tasks_ids = [f"{job}_{index}" for index in range(count)]
+    stop = StopOnSignal()
+    with stop:
+        stop.adopt(Cancel(job))
+        while wait:
+            queue = queue_states(tasks_ids)
+            for trial in study.get_trials(deepcopy=False):
+                if trial.state.is_finished() and trial.number not in seen:
+                    seen.add(trial.number)
+                    value = "" if trial.value is None else f", val_acc {trial.value:.4f}"
+                    progress(f"trial {trial.number} {trial.state.name.lower()}{value}: {trial.params}")
+            if queue == {}:
+                break
+            time.sleep(POLL_S)
+    if stop.signum is not None:
+        progress(f"search stopped by {signal.Signals(stop.signum).name}: SLURM job array {job} cancelled, its running "
+                 "trials stopped at a safe point; the next search of this study resumes them before it starts new ones")
+        raise StoppedBySignal(stop.signum)
 
 
 def _asked(study: optuna.Study, count: int) -> Iterator[optuna.Trial]:
@@ -231,6 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sampler_seed", type=int, help="seed of the TPE sampler, for a repeatable search")
     parser.add_argument("--parallel", default="1", metavar="K|auto",
                         help="trials at once, sharing the cores out among them as a sweep does (default 1)")
+    add_arguments(parser, "trial; --parallel K: at most K running at once")
     parser.add_argument("--heartbeat", type=int, default=HEARTBEAT, metavar="SECONDS",
                         help="a running trial's signs of life; a trial without one for twice as long (its worker "
                         f"killed) is failed and run again by the next worker to ask, up to {MAX_RETRY} times "
@@ -238,8 +308,9 @@ def main(argv: list[str] | None = None) -> None:
     args, overrides = parse_passing_on(parser, argv)
     try:
         with exit_on_user_error():
+            options = options_from(args)
             search(args.space, args.n_trials, args.study_dir, args.storage, args.study_name, args.seed,
-                   args.parallel, overrides, args.sampler_seed, heartbeat=args.heartbeat)
+                   args.parallel, overrides, args.sampler_seed, heartbeat=args.heartbeat, slurm=options, wait=args.wait)
     except StoppedBySignal as stopped:
         raise SystemExit(stopped.exit_code) from None
 

@@ -14,7 +14,8 @@ run, and a sweep directory holds runs made alike: a start with arguments that wo
 runs differ from those already there is refused.
 
 By default the runs share out the machine (:func:`src.packing.plan_packing`): on CPUs one run
-per core with one thread each, on GPUs several runs per GPU, as cores and memory allow.
+per core with one thread each, on GPUs several runs per GPU, as cores and memory allow. With
+``--launcher slurm`` they go to a SLURM cluster instead, as one job array (:mod:`src.slurm`).
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from src.packing import GPU_GIB_PER_RUN, count_or_auto, trains_on_cpu, whole_num
 from src.results import read_record
 from src.run_args import check_runs_args, check_same_run_args, resolve_config, run_arguments
 from src.run_dir import LOCK_FILE, lock_if_free
-from src.run_pool import LocalLauncher, RunPool, Start
+from src.run_pool import Launcher, LocalLauncher, RunPool, Start
 # LOG_FILE too, not used here: the sweep's callers find each run's output there
 from src.run_process import LOG_FILE, Progress, Run, describe, print_line
 from src.signals import StoppedBySignal
-from src.sweep_record import SweepRecord
+from src.slurm import SLURM_DIR, SlurmLauncher, SlurmOptions, add_arguments, options_from, queue_states, run_layout
+from src.sweep_record import SweepRecord, read_sweep_record
 
 TAKEN_FILE = ".taken"  # in a run's directory: locked by the sweep that runs it, while it does
 
@@ -63,11 +65,18 @@ def sweep(
     progress: Progress = print_line,
     epoch_progress: bool = False,
     runs_per_device: int | str = "auto",
+    slurm: SlurmOptions | None = None,
+    wait: bool = True,
 ) -> list[dict]:
     """Run ``configs`` (default: every notebook experiment) × ``seeds`` seeds under ``sweep_dir``,
     ``parallel`` at once (``auto``: as :func:`src.packing.plan_packing` shares out the machine),
     each with ``overrides`` (:func:`src.run_args.run_arguments`). Runs that ``sweep_dir`` keeps must have
     been made with the same arguments (:func:`src.run_args.check_same_run_args`).
+
+    With ``slurm``, the runs to do are submitted as one job array with those options instead, all
+    but those whose task (``sweep.json``) is still in the queue (status ``queued``); ``sweep.json``
+    keeps each one's job and array task id. ``wait``: follow the tasks until each has left the
+    queue, one line per run as it ends; else return once submitted (status ``submitted``).
 
     Returns one outcome per run (``status``: ``complete`` for runs skipped as already done,
     ``finished``, ``diverged`` or ``failed``; ``elsewhere`` for a run that another sweep was
@@ -100,17 +109,44 @@ def sweep(
         if done and done.is_complete:
             outcomes[run.label] = run.outcome("complete", done)
     todo = [run for run in runs if run.label not in outcomes]
-    pool = RunPool(LocalLauncher(parallel, runs_per_device), len(todo), trains_on_cpu(resolved),
-                   on_epoch=progress if epoch_progress else None)
+    launcher: Launcher = LocalLauncher(parallel, runs_per_device)
+    if slurm:
+        if runs_per_device != "auto":
+            raise UserInputError("--runs_per_device packs runs onto this machine's GPUs; with --launcher slurm each "
+                                 "run is a task of its own: give its GPUs with --gpus_per_task.")
+        nodes, tasks_per_node = run_layout(resolved)
+        launcher = SlurmLauncher(slurm, root / SLURM_DIR, f"sweep:{root.name}", nodes, tasks_per_node)
+        queued = _in_queue(root, todo)
+        for run in todo:
+            if run.key in queued:
+                progress(f"skip  {run.label}: SLURM task {queued[run.key]['job_id']} has it "
+                         f"({queued[run.key]['queue_state']})")
+                outcomes[run.label] = queued[run.key]
+        todo = [run for run in todo if run.label not in outcomes]
+    pool = RunPool(launcher, len(todo), trains_on_cpu(resolved), on_epoch=progress if epoch_progress else None)
     from src.fast import choose_for  # here, not above: torch takes seconds to import (check_run_args loaded it)
 
     fast = "; ".join(dict.fromkeys(choice.describe() for config in resolved if (choice := choose_for(config))))
-    progress(f"sweep {root}: {len(runs)} run{'' if len(runs) == 1 else 's'}, {len(outcomes)} already complete, "
+    complete = [o for o in outcomes.values() if o["status"] == "complete"]
+    progress(f"sweep {root}: {len(runs)} run{'' if len(runs) == 1 else 's'}, {len(complete)} already complete, "
              f"{len(todo)} to run, {pool.plan.describe()}" + (f"; every run --fast: {fast}" if fast else ""))
     record = SweepRecord(root, {"configs": [str(p) for p in paths], "seeds": list(seed_list), "overrides": overrides,
                                 "plan": {**asdict(pool.plan), "summary": pool.plan.describe()}}, runs)
+    submitted = pool.submit(todo)
+    for run in todo:
+        if run.key in submitted:
+            record.update(run, run.outcome("submitted", read_record(run.run_dir), **submitted[run.key]))
+    if submitted:
+        job = next(iter(submitted.values()))["array_job_id"]
+        progress(f"submitted SLURM job array {job} ({len(todo)} task{'' if len(todo) == 1 else 's'}, script in "
+                 f"{root / SLURM_DIR}); watch it with: squeue -j {job}; python -m src.report {root}")
+    if submitted and not wait:
+        for run in todo:
+            outcomes[run.label] = run.outcome("submitted", None, **submitted[run.key])
+        return [outcomes[run.label] for run in runs]
+    follow = _follow_submitted if submitted else _run_unless_taken
     try:
-        ran = pool.map(enumerate(todo, 1), partial(_run_unless_taken, record, progress, len(todo)))
+        ran = pool.map(enumerate(todo, 1), partial(follow, record, progress, len(todo)))
     except CannotWrite as err:
         raise CannotWrite(err.path, err.error, "then start the same sweep again: it skips the finished runs "
                           "and resumes the others") from err
@@ -129,10 +165,38 @@ def sweep(
 def _done(statuses: list[str]) -> str:
     """The sweep's last line, from the status of each of its runs."""
     failed, elsewhere, held = statuses.count("failed"), statuses.count("elsewhere"), statuses.count("held")
-    return (f"sweep done: {len(statuses) - failed - elsewhere - held} of {len(statuses)} runs complete"
+    queued, stopped = statuses.count("queued"), statuses.count("interrupted")
+    return (f"sweep done: {len(statuses) - failed - elsewhere - held - queued - stopped} of {len(statuses)} runs "
+            "complete"
             + (f", {failed} failed" if failed else "")
+            + (f", {stopped} stopped at a safe point (the same command resumes them)" if stopped else "")
             + (f", {elsewhere} left to another sweep" if elsewhere else "")
-            + (f", {held} held by another process" if held else ""))
+            + (f", {held} held by another process" if held else "")
+            + (f", {queued} left to the SLURM tasks that have them" if queued else ""))
+
+
+def _in_queue(root: Path, todo: list[Run]) -> dict[str, dict]:
+    """The runs of ``todo`` (by :attr:`Run.key`) whose SLURM task, as ``sweep.json`` recorded it, is
+    still queued or running: a second submission would run them twice."""
+    try:
+        recorded = read_sweep_record(root)["runs"]
+    except ValueError:
+        return {}  # SweepRecord refuses it, with the fix, before anything is submitted
+    tasks = {run.key: recorded.get(run.key, {}).get("job_id") for run in todo}
+    queue = queue_states(task for task in tasks.values() if task) or {}
+    return {key: {**recorded[key], "status": "queued", "queue_state": queue[task]}
+            for key, task in tasks.items() if task in queue}
+
+
+def _follow_submitted(record: SweepRecord, progress: Progress, count: int, numbered: tuple[int, Run],
+                      start: Start) -> dict:
+    """A run submitted as an array task, followed (``start``) until its task has left the queue."""
+    index, run = numbered
+    submitted = read_sweep_record(record.path.parent)["runs"].get(run.key, {})
+    outcome = {**submitted, **start(run)}
+    record.update(run, outcome)
+    progress(f"[{index}/{count}] end   {run.label}: {describe(outcome)}; SLURM task {outcome['job_id']}")
+    return outcome
 
 
 def _run_unless_taken(record: SweepRecord, progress: Progress, count: int, numbered: tuple[int, Run],
@@ -179,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs_per_device", default="auto", metavar="N|auto",
                         help="with --parallel auto on GPUs: runs sharing each GPU (default auto: as many as the "
                         f"CPU cores and GPU memory allow, one core and {GPU_GIB_PER_RUN:g} GiB each)")
+    add_arguments(parser, "run; --parallel K: at most K running at once")
     return parser
 
 
@@ -186,8 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     args, overrides = parse_passing_on(build_parser(), argv)
     try:
         with exit_on_user_error():
+            options = options_from(args)
             outcomes = sweep(args.configs, args.seeds, args.first_seed, args.sweep_dir, overrides, args.parallel,
-                             runs_per_device=args.runs_per_device)
+                             runs_per_device=args.runs_per_device, slurm=options, wait=args.wait)
     except StoppedBySignal as stopped:
         raise SystemExit(stopped.exit_code) from None
     if any(o["status"] == "failed" for o in outcomes):

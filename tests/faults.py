@@ -1,9 +1,10 @@
-"""Faults on cue: callbacks that signal their own process, or fill up the disk, at a chosen point of a run."""
+"""Faults on cue: callbacks that signal their own process, fill up the disk, or slow a run down, at a chosen point."""
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -61,3 +62,19 @@ class FillDiskAt(pl.Callback):
 
     def on_fit_end(self, trainer, pl_module):
         DISKS[self.disk].fill(self.leave)
+
+
+class Slow(pl.Callback):
+    """Sleeps ``seconds`` after each training step: a run long enough to be stopped from outside
+    at a moment a test can catch, whatever the machine's speed; what it trains is unchanged."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        time.sleep(self.seconds)
+
+
+def slow(seconds: float) -> str:
+    """The CLI flag that adds a :class:`Slow` to a run."""
+    return f'--trainer.callbacks+={{"class_path": "tests.faults.Slow", "init_args": {{"seconds": {seconds}}}}}'
