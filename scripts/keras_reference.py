@@ -37,6 +37,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's src, installed or not
 
 from keras_peer import BATCH, PARAMS, build_model, import_keras  # noqa: E402 - beside this script
+from src.compat import keras_variable_index  # noqa: E402
 from src.files import write_atomic  # noqa: E402
 from src.paths import CONFIG_DIR  # noqa: E402
 from src.results import RESULTS_FILE, SCHEMA_VERSION, environment  # noqa: E402
@@ -123,7 +124,7 @@ def keras2_optimizers(keras: Any) -> dict[str, Any]:
 
         def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
             lr = ops.cast(learning_rate, variable.dtype)
-            accumulator = self.accumulators[self._get_variable_index(variable)]
+            accumulator = self.accumulators[keras_variable_index(self, variable)]
             self.assign(accumulator, self.rho * accumulator + (1 - self.rho) * ops.square(gradient))
             self.assign_sub(variable, lr * gradient / (ops.sqrt(accumulator) + self.epsilon))
 
@@ -139,7 +140,7 @@ def keras2_optimizers(keras: Any) -> dict[str, Any]:
 
         def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
             lr = ops.cast(learning_rate, variable.dtype)
-            moment = self.moments[self._get_variable_index(variable)]
+            moment = self.moments[keras_variable_index(self, variable)]
             velocity = self.momentum * moment - lr * gradient  # v = m·v − lr·g
             self.assign(moment, velocity)
             self.assign_add(variable, self.momentum * velocity - lr * gradient if self.nesterov else velocity)
@@ -160,7 +161,7 @@ def keras2_optimizers(keras: Any) -> dict[str, Any]:
             lr = ops.cast(learning_rate, variable.dtype)
             t = ops.cast(self.iterations + 1, variable.dtype)
             lr_t = lr * ops.sqrt(1 - ops.power(self.beta_2, t)) / (1 - ops.power(self.beta_1, t))
-            index = self._get_variable_index(variable)
+            index = keras_variable_index(self, variable)
             m, v = self.ms[index], self.vs[index]
             self.assign(m, self.beta_1 * m + (1 - self.beta_1) * gradient)
             self.assign(v, self.beta_2 * v + (1 - self.beta_2) * ops.square(gradient))

@@ -28,13 +28,16 @@ import yaml
 from jsonargparse import ActionSubCommands, Namespace, get_loader, set_loader
 from pytorch_lightning.cli import LightningArgumentParser
 
+from src.compat import CheckEveryParse, option_strings, parser_actions, type_hint
+
 UNRECOGNIZED = "unrecognized arguments: "
 FULL_FLAGS = "flags must be written in full"
 
 
-class ConciseArgumentParser(LightningArgumentParser):
+class ConciseArgumentParser(CheckEveryParse, LightningArgumentParser):
     """Reports a bad argument as its error and a pointer to ``--help``, suggesting the flag an
-    unknown one may abbreviate; names the file and line of a config file's YAML syntax error."""
+    unknown one may abbreviate; names the file and line of a config file's YAML syntax error;
+    refuses, in every parse, a value that names a function or a class its setting does not take."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, allow_abbrev=False, **kwargs)
@@ -46,7 +49,7 @@ class ConciseArgumentParser(LightningArgumentParser):
         if message.startswith(UNRECOGNIZED) and FULL_FLAGS not in message:  # a subcommand's, passed up
             parser = getattr(ex, "subcommand_parser", None) or self
             unknown = [a.split("=")[0] for a in message.removeprefix(UNRECOGNIZED).split() if a.startswith("--")]
-            meant = [m for a in unknown for m in difflib.get_close_matches(a, parser._option_string_actions, n=1)]
+            meant = [m for a in unknown for m in difflib.get_close_matches(a, option_strings(parser), n=1)]
             if meant:
                 message += f" ({FULL_FLAGS}: did you mean {', '.join(meant)}?)"
         super().error(message, ex)
@@ -59,25 +62,23 @@ class ConciseArgumentParser(LightningArgumentParser):
         with _reading_config_file(", ".join(map(str, self.default_config_files))):
             return super().get_defaults(*args, **kwargs)
 
-    def _parse_common(self, cfg: Namespace, *args: Any, **kwargs: Any) -> Namespace:
-        # jsonargparse's private step that every parse (command line, config file, a class's
-        # init_args) ends in, after the values are read and before --print_config or validation
+    def check_values(self, cfg: Namespace) -> None:
+        """Refuses a class or function that a value names and its setting does not take."""
         for key, typehint, default, value in _typed_values(self, cfg):
             if value is not default:  # what the code declares is not the config's to answer for
                 _check_named_classes(key, typehint, value)
-        return super()._parse_common(cfg, *args, **kwargs)
 
 
 def _typed_values(parser: ConciseArgumentParser, cfg: Namespace) -> Iterator[tuple[str, Any, Any, Any]]:
     """Key, type hint, default and parsed value of each typed argument of ``parser`` and of its
-    subcommands. Uses jsonargparse's private ``_typehint`` of its ActionTypeHint actions."""
-    for action in parser._actions:
+    subcommands."""
+    for action in parser_actions(parser):
         if isinstance(action, ActionSubCommands):
             for name, subparser in action.choices.items():
                 if isinstance(cfg.get(name), Namespace):
                     yield from _typed_values(subparser, cfg[name])
-        elif hasattr(action, "_typehint"):
-            yield action.dest, action._typehint, action.default, cfg.get(action.dest)
+        elif (typehint := type_hint(action)) is not None:
+            yield action.dest, typehint, action.default, cfg.get(action.dest)
 
 
 def _check_named_classes(key: str, typehint: Any, value: Any) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from src.compat import option_strings
+
 
 def command_parser(tool: str, description: str) -> argparse.ArgumentParser:
     """The parser of ``python -m src.<tool>``: flags must be written in full, as everywhere in the
@@ -21,7 +23,7 @@ def parse_passing_on(parser: argparse.ArgumentParser, argv: list[str] | None) ->
     args, rest = parser.parse_known_args(argv)
     rest = [arg for arg in rest if arg != "--"]
     for flag in (arg.split("=")[0] for arg in rest if arg.startswith("--")):
-        meant = [option for option in parser._option_string_actions if option.startswith(flag) and option != flag]
+        meant = [option for option in option_strings(parser) if option.startswith(flag) and option != flag]
         if meant:
             parser.error(f"{flag} abbreviates {meant[0]}; write it in full.")
     return args, rest

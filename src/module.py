@@ -12,6 +12,7 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from src.compat import saved_at_epoch_end
 from src.errors import UserInputError
 from src.losses import LossName, build_loss
 from src.model import NUM_CLASSES, ByteMaskDropout, KerasCifarCNN
@@ -129,7 +130,7 @@ class CifarClassifier(pl.LightningModule):
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if _saved_at_epoch_end(checkpoint):
+        if saved_at_epoch_end(checkpoint):
             # the saved training means are the finished epoch's: the next epoch starts its own
             for name in ("train_loss", "train_acc"):
                 fresh = self.metrics[name].clone()
@@ -148,12 +149,6 @@ class CifarClassifier(pl.LightningModule):
             compile_update(optimizer)
         decay = keras_decay(optimizer, self.hparams.decay)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
-
-
-def _saved_at_epoch_end(checkpoint: dict[str, Any]) -> bool:
-    """Whether Lightning wrote ``checkpoint`` as an epoch ended (processed, not yet counted completed)."""
-    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
-    return progress.get("processed", 0) > progress.get("completed", 0)
 
 
 def _check_optimizer(optimizer: OptimizerCallable) -> None:

@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
-from optuna.storages._heartbeat import get_heartbeat_thread  # what Study.optimize runs each trial under
 from optuna.trial import TrialState
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from src.commands import command_parser, parse_passing_on
+from src.compat import trial_heartbeat
 from src.errors import UserInputError, exit_on_user_error
 from src.packing import count_or_auto, trains_on_cpu
 from src.results import RunRecord, read_record
@@ -217,8 +217,9 @@ class _Trials:
         flags = suggest(trial, self.declared.space)
         name = trial.user_attrs.get(RESUMES, f"trial_{trial.number:03d}")
         trial.set_user_attr(RESUMES, name)  # for a copy the heartbeat's callback makes should this worker die
+        trial_id = _storage_id(trial)
         run = Run(self.declared.config, self.seed, self.study_dir, name,
-                  [*self.overrides, *flags, *self._pruning(trial)])
+                  [*self.overrides, *flags, *self._pruning(trial_id)])
         trial.set_user_attr("run_dir", str(run.run_dir))
         resume = run.resume_from()
         if resume:
@@ -227,18 +228,17 @@ class _Trials:
                     trial.report(epoch["val_acc"], step=epoch["epoch"])
         self.progress(f"trial {trial.number} start: {' '.join(flags)}"
                       + (f" (resuming from {resume})" if resume else ""))
-        with get_heartbeat_thread(trial._trial_id, self.study._storage):
+        with trial_heartbeat(trial_id, trial.storage):
             outcome = start(run)
         self._tell(trial, run, outcome)
 
-    def _pruning(self, trial: optuna.Trial) -> list[str]:
+    def _pruning(self, trial_id: int) -> list[str]:
         return [
             # the storage's URL goes in the trial's environment, never in its config.yaml or train.log
             "--trainer.callbacks+=src.callbacks.optuna_pruning.OptunaPruning",
             f"--trainer.callbacks.storage={ENV_PREFIX}{STORAGE_VARIABLE}",
-            # the storage's id of this trial: what optuna.trial.Trial needs to reach it from another process
             f"--trainer.callbacks.study_name={self.study.study_name}",
-            f"--trainer.callbacks.trial_id={trial._trial_id}",
+            f"--trainer.callbacks.trial_id={trial_id}",
             *[f"--trainer.callbacks.{key}={value}" for key, value in self.declared.pruner.items()],
         ]
 
@@ -260,6 +260,14 @@ class _Trials:
         else:
             self.study.tell(trial, value)
             self.progress(f"trial {trial.number} end: best val_acc {value:.4f}, {describe(outcome)}")
+
+
+def _storage_id(trial: optuna.Trial) -> int:
+    """The storage's id of ``trial``: what optuna.trial.Trial needs to reach it from another process,
+    and what the storage keeps its heartbeat under."""
+    storage = trial.storage
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(trial.study.study_name),
+                                                           trial.number)
 
 
 def _latest(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTrial:

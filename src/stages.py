@@ -22,6 +22,7 @@ import torch
 
 from src.callbacks.run_results import CHECKPOINT_KEY as RUN_RESULTS_KEY
 from src.checkpoint_files import load_checkpoint
+from src.compat import set_max_epochs
 from src.optim import restart_lr_schedule
 
 # Callbacks that judge a stage on its own: patience and "best so far" count anew.
@@ -62,7 +63,7 @@ def fit_new_stage(trainer: pl.Trainer, stage_from: str, keep_optimizer_state: bo
     counters, this config's optimizer and lr; ``max_epochs`` counts this stage's epochs."""
     checkpoint = load_checkpoint(stage_from)
     staged = stage_checkpoint(checkpoint, fit_kwargs["model"], keep_optimizer_state, stage_from)
-    trainer.fit_loop.max_epochs = checkpoint["epoch"] + 1 + trainer.max_epochs
+    set_max_epochs(trainer, checkpoint["epoch"] + 1 + trainer.max_epochs)
     with tempfile.TemporaryDirectory(prefix="stage-start-") as folder:  # removed even if interrupted
         path = Path(folder) / "stage_start.ckpt"
         torch.save(staged, path)

@@ -105,6 +105,17 @@ def test_a_signal_stops_the_run_at_a_safe_point_and_resuming_ends_identically(
 
 
 @pytest.mark.slow
+def test_a_signal_after_an_epochs_last_step_waits_for_the_epochs_end(fit_args, tmp_path, reference, capsys):
+    # 500 training images in batches of 32: the second epoch's last step is step 32
+    with pytest.raises(SystemExit):
+        main([*fit_args, signal_at("SIGINT", "train", epoch=2, step=32)])
+    assert "Interrupted by SIGINT after epoch 2." in capsys.readouterr().err  # not "at step 32"
+    assert RunRecord.read(run_dir(tmp_path)).epochs == 2  # validated, recorded, resumed from the next epoch
+    main([*fit_args, "--ckpt_path=last"])
+    assert_same_run(RunRecord.read(run_dir(tmp_path)), reference)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["validation", "train"])
 def test_a_killed_run_resumes_from_its_last_safe_point_identically(fit_args, tmp_path, reference, point):
     # kill -9 leaves no chance to write anything: last.ckpt is the end of the epoch before

@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import Tensor
 
+from src.compat import RemoveReplacedLater
 from src.results import RunRecord, read_record
 from src.signals import RunInterrupted
 
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class RunCheckpoint(ModelCheckpoint):
+class RunCheckpoint(RemoveReplacedLater, ModelCheckpoint):
     """Lightning's ModelCheckpoint with three differences: ``{epoch}`` in a name counts from 1
     (``best-epoch005-…`` is the fifth epoch, the one results.json calls epoch 5), its record
     follows the run directory when it is moved or copied, and a checkpoint that a better one
@@ -43,7 +44,7 @@ class RunCheckpoint(ModelCheckpoint):
         super().setup(trainer, pl_module, stage)
         self._replaced: list[str] = []
 
-    def _remove_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+    def replaced(self, trainer: pl.Trainer, filepath: str) -> None:
         self._replaced.append(filepath)  # removed by _remove_replaced
 
     def _remove_replaced(self, trainer: pl.Trainer) -> None:
@@ -52,7 +53,7 @@ class RunCheckpoint(ModelCheckpoint):
         record = (read_record(Path(self.dirpath).parent) if self.dirpath else None) or RunRecord()  # the run's
         named = {Path(name).name for name in (record.best_checkpoint, record.tested_checkpoint) if name}
         for path in [p for p in self._replaced if Path(p).name not in named]:
-            super()._remove_checkpoint(trainer, path)
+            trainer.strategy.remove_checkpoint(path)
             self._replaced.remove(path)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -139,9 +140,11 @@ class ResumeCheckpoint(RunCheckpoint):
         return asked
 
     # stopping where a resumed run continues exactly -----------------------------------------
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any, **kwargs: Any) -> None:
-        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
-        last_batch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        last_batch = batch_idx + 1 >= trainer.num_training_batches  # batch_idx counts the batches a resume skipped
         if not last_batch and self._stop_requested(trainer):  # the last batch's stop waits for the epoch end
             self._save_last(trainer)
             raise RunInterrupted(self.pending_signal, f"at step {trainer.global_step} (epoch {trainer.current_epoch + 1})")
@@ -156,7 +159,7 @@ class ResumeCheckpoint(RunCheckpoint):
             raise RunInterrupted(self.pending_signal, "during the test; training had finished")
 
     def _save_last(self, trainer: pl.Trainer) -> None:
-        self._save_checkpoint(trainer, self.format_checkpoint_name(self._monitor_candidates(trainer)))
+        trainer.save_checkpoint(self.format_checkpoint_name({}), self.save_weights_only)  # "last" takes no metrics
 
 
 def _relocated(state: dict[str, Any], old: Path, new: Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm, convert_inf
 
+from src.compat import leaves_finished_bars
 from src.results import EPOCH_METRICS
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class EpochProgressBar(TQDMProgressBar):
     """
 
     def on_train_epoch_start(self, trainer: pl.Trainer, *_: Any) -> None:
-        if self._leave:
+        if leaves_finished_bars(self):
             self.train_progress_bar = self.init_train_tqdm()
         self.train_progress_bar.reset(convert_inf(self.total_train_batches))
         self.train_progress_bar.set_description(f"Epoch {_epoch_of(trainer)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -14,6 +15,8 @@ from torch import Tensor
 from src.optim import restart_lr_schedule
 
 log = logging.getLogger(__name__)
+
+Hook = Callable[[pl.Trainer, pl.LightningModule], None]
 
 
 class StagedEarlyStopping(EarlyStopping):
@@ -61,17 +64,27 @@ class StagedEarlyStopping(EarlyStopping):
         if self.stopped_epoch > 0:
             trainer.should_stop = True
 
-    def _evaluate_stopping_criteria(self, current: Tensor) -> tuple[bool, str | None]:
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._staged_check(trainer, pl_module, super().on_validation_end)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._staged_check(trainer, pl_module, super().on_train_epoch_end)
+
+    def _staged_check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, hook: Hook) -> None:
+        """Lightning's check (in whichever of the two hooks it runs) with the notebook's patience; the
+        best weights kept while stages remain, and a stop for lack of patience turned into the next stage."""
+        before = trainer.should_stop, self.stopped_epoch, self.stopping_reason_message
+        best_score = self.best_score
         patience, self.patience = self.patience, self.effective_patience
         try:
-            should_stop, reason = super()._evaluate_stopping_criteria(current)
+            hook(trainer, pl_module)
         finally:
             self.patience = patience
-        if self.lr_stages > 1 and self.wait_count == 0:
-            self._best_weights = {k: v.detach().clone() for k, v in self._trainer.lightning_module.state_dict().items()}
-        if should_stop and self.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED and self.stage < self.lr_stages:
-            return False, self._next_stage()
-        return should_stop, reason
+        if self.lr_stages > 1 and self.best_score is not best_score:  # improved: Lightning keeps the new best
+            self._best_weights = {k: v.detach().clone() for k, v in trainer.lightning_module.state_dict().items()}
+        if self.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED and self.stage < self.lr_stages:
+            trainer.should_stop, self.stopped_epoch, self.stopping_reason_message = before  # not a stop: a new stage
+            self._next_stage()
 
     def _next_stage(self) -> str:
         trainer = self._trainer

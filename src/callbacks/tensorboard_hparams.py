@@ -13,6 +13,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch.utils.tensorboard.summary import hparams
 
 from src.callbacks.run_results import RunResults
+from src.compat import event_file_writer
 from src.results import MACHINE_HPARAMS, RunRecord
 
 TEST_METRICS = ("test_acc", "test_loss")
@@ -50,7 +51,7 @@ class TensorBoardHparams(pl.Callback):
         if stage == "fit" and record.stop_reason not in ("interrupted", "failed"):
             metrics = {f"hp/{k}": math.nan if values[k] is None else values[k] for k in METRICS_SHOWN}
             trainer.logger.log_metrics(metrics, step=0)
-            writer = trainer.logger.experiment._get_file_writer()  # as Lightning's own log_hyperparams does
+            writer = event_file_writer(trainer.logger.experiment)
             for summary in _hparams_summaries(columns(record), metrics):
                 writer.add_summary(summary)
         elif stage == "test":

@@ -9,10 +9,9 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
-from pytorch_lightning.trainer.connectors.data_connector import _parse_num_batches
-from pytorch_lightning.trainer.states import RunningStage
 from torch import Tensor
 
+from src.compat import batches_done, limited_batches
 from src.data.batches import Augmentation, TensorBatches, augment, to_float_nchw
 from src.data.sources import load_cifar10
 from src.data.splits import CLASSES, Split
@@ -133,13 +132,12 @@ class CIFAR10DataModule(pl.LightningDataModule):
         rank cuts its batches to ``trainer.limit_{split}_batches`` as Lightning does, and like
         Lightning this refuses a fraction that leaves no batch (``MisconfigurationException``)."""
         images, labels = self.splits[split]
-        stage = RunningStage.VALIDATING if split == "val" else RunningStage.TESTING
         limit = getattr(trainer, f"limit_{split}_batches")
         evaluated = 0
         for rank in range(trainer.world_size):
             shard = TensorBatches(images, labels, self.hparams.eval_batch_size, shuffle=False, rank=rank,
                                   world_size=trainer.world_size)
-            evaluated += shard.images_in(_parse_num_batches(stage, len(shard), limit))
+            evaluated += shard.images_in(limited_batches(split, len(shard), limit))
         return evaluated
 
     def _batches(self, split: str, shuffle: bool) -> TensorBatches:
@@ -154,7 +152,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
             shuffle=shuffle,
             seed=torch.initial_seed(),
             epoch=lambda: self.trainer.current_epoch if self.trainer else 0,
-            batches_done=lambda: self.trainer.fit_loop.epoch_loop.batch_progress.current.processed,
+            batches_done=lambda: batches_done(self.trainer),
             rank=self.trainer.global_rank if self.trainer else 0,
             world_size=self.trainer.world_size if self.trainer else 1,
         )
