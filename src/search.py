@@ -43,8 +43,8 @@ from src.run_pool import LocalLauncher, RunPool, Start
 from src.run_process import Progress, Run, describe, print_line
 from src.search_space import SearchSpace, examples, load_space, suggest
 from src.signals import StoppedBySignal, StopOnSignal
-from src.slurm import (POLL_S, SLURM_DIR, Cancel, SlurmOptions, add_arguments, options_from, queue_states,
-                       submit_array)
+from src.slurm import POLL_S, Cancel, queue_states
+from src.slurm_array import SLURM_DIR, SlurmOptions, add_arguments, options_from, submit_array
 from src.storage import ENV_PREFIX, MAX_RETRY, STORAGE_VARIABLE, masked, open_storage, storage_url
 
 RESUMES = "resumes"  # a trial's user attribute: the name of its run, which a copy of it (enqueued, retried) continues
