@@ -1,4 +1,4 @@
-"""``python -m src.slurm_task TASKS.json``: one task of a job array that :mod:`src.slurm` submitted.
+"""``python -m src.slurm_task TASKS.json``: one task of a job array that :mod:`src.slurm_array` submitted.
 
 The task's batch step runs this; it starts the task's work (a sweep's run, or a study's one-trial
 worker) under ``srun``, one process per task of the allocation (a run across several tasks is one
@@ -31,7 +31,6 @@ from src.paths import PROJECT_ROOT
 from src.results import read_record
 from src.run_process import LOG_FILE, Run, describe, print_line, recorded_status
 from src.signals import start_owned
-from src.slurm import signal_name
 
 
 class Told:
@@ -129,6 +128,13 @@ def _saved(task: Run | Command) -> int | None:
     """When the run last saved ``last.ckpt`` (None: never, or not a run): what tells that it trained."""
     last = task.resume_from() if isinstance(task, Run) else None
     return last.stat().st_mtime_ns if last else None
+
+
+def signal_name(returncode: int) -> str | None:
+    """The signal a run's exit status says stopped it at a safe point (130, 143), if any."""
+    if returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+        return signal.Signals(returncode - 128).name
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -37,7 +37,8 @@ from src.run_pool import Launcher, LocalLauncher, RunPool, Start
 # LOG_FILE too, not used here: the sweep's callers find each run's output there
 from src.run_process import LOG_FILE, Progress, Run, describe, print_line
 from src.signals import StoppedBySignal
-from src.slurm import SLURM_DIR, SlurmLauncher, SlurmOptions, add_arguments, options_from, queue_states, run_layout
+from src.slurm import SlurmLauncher, queue_states
+from src.slurm_array import SLURM_DIR, SlurmOptions, add_arguments, options_from, run_layout
 from src.sweep_record import SweepRecord, read_sweep_record
 
 TAKEN_FILE = ".taken"  # in a run's directory: locked by the sweep that runs it, while it does

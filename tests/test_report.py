@@ -8,7 +8,8 @@ import pytest
 
 from src.comparison import collect
 from src.keras_notebook import NOTEBOOK
-from src.report import activity, main, where_they_ran, write_report
+from src.report import activity, main, write_report
+from src.report_markdown import where_they_ran
 from tests.synthetic import write_run_results
 
 HOUR = 3600.0
@@ -100,14 +101,6 @@ def test_the_report_names_each_machine_and_precision_with_the_run_time_and_epoch
     assert "commits 310af67, 416908c" in text
     assert "`cifar10-jpg.tar.gz` (45,000 train, 5,000 val, 10,000 test images; held-out validation)" in text
     assert "## Where these ran" in write_report(tmp_path)["report.md"].read_text()
-
-
-def test_a_report_of_one_run_speaks_of_that_run(tmp_path):
-    write_run_results(tmp_path, "sgd", 42, 0.8, environment={"device": "cpu", "git_commit": "310af67af8df"})
-    text = "\n".join(where_they_ran(collect(tmp_path)))
-    assert "Run time is the run's own wall time, its resumes included. Per epoch" in text
-    assert "over all" not in text and "overlap" not in text
-    assert "Code: commit 310af67." in text
 
 
 def write_events(run_dir: Path, name: str, *wall_times: float) -> None:

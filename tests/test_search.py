@@ -15,7 +15,7 @@ import optuna
 import pytest
 
 from src.comparison import collect, summarize
-from src.search import _storage_id, main, search
+from src.search import main, search
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,18 +96,6 @@ def test_a_study_is_reported_like_a_sweep_with_its_pruned_trial_counted(small_st
     assert {"trial_000", "trial_001", "trial_002"} == set(rows)
     assert rows["trial_000"]["test_acc_mean"] is not None
     assert rows["trial_001"]["pruned"] == 1
-
-
-def test_the_trial_id_a_trials_process_is_given_reaches_that_trial(tmp_path):
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    optuna.create_study(study_name="other", storage=storage).ask()  # the storage's ids and the trials' numbers part
-    study = optuna.create_study(study_name="this", storage=storage)
-    study.ask()
-    trial = study.ask()
-    reached = optuna.trial.Trial(optuna.load_study(study_name="this", storage=storage), _storage_id(trial))
-    assert reached.number == trial.number == 1
-    reached.set_user_attr("pruned_at_epoch", 3)  # what OptunaPruning writes from the trial's process
-    assert study.trials[1].user_attrs == {"pruned_at_epoch": 3}
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""Grids on SLURM: the job array's script, where a submitted grid stands, and real job arrays on
-the local cluster (``scripts/local_cluster.sh``): a grid that ends as the same grid run here does,
+"""Grids on SLURM: where a submitted grid stands, a stop that cancels its array, and real job arrays
+on the local cluster (``scripts/local_cluster.sh``): a grid that ends as the same grid run here does,
 a run stopped by the time-limit warning that is requeued and ends bit-identical, a failed run
 retried a bounded number of times (a diverged one not), and one run across two tasks (gloo)."""
 
@@ -14,13 +14,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from src.errors import UserInputError
 from src.report import submitted_line
 from src.results import RunRecord
 from src.run_process import Run
 from src.search import search
 from src.signals import StoppedBySignal
-from src.slurm import SlurmOptions, job_script, queue_states, run_layout
+from src.slurm import queue_states
+from src.slurm_array import SlurmOptions
 from src.slurm_task import run_task
 from src.sweep import main, sweep
 from src.sweep_record import SWEEP_FILE
@@ -53,39 +53,6 @@ def wait_until_gone(task: str, limit_s: float = 900) -> None:
 def starts(run_dir: Path) -> list[str]:
     """The commands that started the run's fit, one per start, from its train.log."""
     return [line for line in (run_dir / "train.log").read_text().splitlines() if line.startswith("$ ")]
-
-
-def test_the_array_script_asks_for_each_option_and_requeues_ahead_of_the_time_limit(tmp_path):
-    options = SlurmOptions(partition="gpu", account="lab", qos="high", time="4:00:00", cpus_per_task=4,
-                           gpus_per_task=1, mem="16G", throttle=3, warning=300)
-    script = job_script("sweep:grid", 6, tmp_path / "array.json", options, nodes=2, tasks_per_node=4)
-    for line in ("--array=0-5%3", "--partition=gpu", "--account=lab", "--qos=high", "--time=4:00:00",
-                 "--cpus-per-task=4", "--gres=gpu:4", "--mem=16G", "--nodes=2", "--ntasks-per-node=4",
-                 "--requeue", "--signal=TERM@300", f"--output={tmp_path}/%A_%a.out"):
-        assert f"#SBATCH {line}\n" in script
-    assert "--gpus-per-task" not in script  # each rank sees its node's 4 GPUs, as Lightning expects
-    assert "#SBATCH --gpus-per-task=1\n" in job_script("sweep:grid", 6, tmp_path / "array.json", options)
-    assert script.rstrip().endswith(f"-m src.slurm_task {tmp_path / 'array.json'}")
-    defaults = job_script("sweep:grid", 2, tmp_path / "array.json", SlurmOptions())
-    assert "--array=0-1\n" in defaults and "--partition" not in defaults and "--gpus-per-task" not in defaults
-
-
-def test_one_run_spans_the_nodes_and_devices_lightning_is_given():
-    assert run_layout([{"trainer": {"devices": "auto"}}]) == (1, 1)
-    assert run_layout([{"trainer": {"devices": 2, "num_nodes": 2}}] * 3) == (2, 2)
-    assert run_layout([{"trainer": {"devices": "2"}}]) == (1, 2)  # --trainer.devices=2, as the CLI resolves it
-    for devices in ("0,1,2", [0, 1, 2]):  # a list of devices
-        assert run_layout([{"trainer": {"devices": devices}}]) == (1, 3)
-    with pytest.raises(UserInputError, match="same nodes and tasks"):
-        run_layout([{"trainer": {"devices": 2}}, {"trainer": {"devices": 1}}])
-
-
-def test_slurm_flags_without_the_slurm_launcher_are_refused(capsys, tmp_path):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--configs", "adam", "--sweep_dir", str(tmp_path), "--partition", "gpu"])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err.count("error:") == 1
-    assert "--partition is for --launcher slurm" in err and not any(tmp_path.iterdir())
 
 
 def test_the_report_says_which_submitted_runs_are_queued_running_finished_or_failed(tmp_path, monkeypatch, capsys):
