@@ -121,7 +121,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         Lightning this refuses a fraction that leaves no batch (``MisconfigurationException``)."""
         images, labels = self.splits[split]
         limit = getattr(trainer, f"limit_{split}_batches")
-        return _evaluated_images(images, labels, self.hparams.eval_batch_size, trainer.world_size, split, limit)
+        return _images_in_shards(images, labels, self.hparams.eval_batch_size, trainer.world_size, split, limit)
 
     def _batches(self, split: str, shuffle: bool) -> TensorBatches:
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
@@ -175,7 +175,7 @@ def _train_val_test(train: Split, test: Split, val_split: int, split_seed: int) 
     }
 
 
-def _evaluated_images(
+def _images_in_shards(
     images: Tensor, labels: Tensor, batch_size: int, world_size: int, split: str, limit: int | float
 ) -> int:
     """The images that ``world_size`` ranks evaluate together, each cutting its shard to ``limit`` batches."""
