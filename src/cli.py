@@ -8,18 +8,15 @@ Defaults shared by every experiment live in ``configs/base.yaml``, loaded before
 from __future__ import annotations
 
 import logging
-import shlex
-import signal
 import sys
 import warnings
 from argparse import ArgumentError
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from pydoc import locate
 from typing import Any
 
-import torch
 import yaml
 from jsonargparse import Namespace
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -28,26 +25,25 @@ from pytorch_lightning.callbacks import ModelSummary
 from pytorch_lightning.callbacks.progress import ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_only
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from src.arguments import ConciseArgumentParser
 from src.callbacks.divergence import has_diverged
 from src.callbacks.run_config import SaveRunConfig
 from src.callbacks.run_results import RunResults
-from src.checkpoint_files import SafeCheckpointIO, best_checkpoint, last_checkpoint, load_checkpoint
+from src.checkpoint_files import SafeCheckpointIO, best_checkpoint
 from src.cli_arguments import add_run_arguments
 from src.data.cifar10 import CIFAR10DataModule
-from src.errors import CannotWrite, UserInputError, exit_on_user_error, write_failure
+from src.errors import UserInputError, exit_on_user_error
 from src.fast import apply_fast
 from src.module import CifarClassifier
 from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.preflight import check_run, lightning_config_errors
 from src.results import RunRecord
 from src.run_dir import latest_version, owned_run_dir, release_all
+from src.run_exits import ctrl_c_twice, exits_resumably, failed_writes
 from src.run_messages import log_partial_evaluation, log_run_result, log_run_start, quiet_lightning
 from src.run_settings import experiment_settings
-from src.signals import RunInterrupted
 from src.stages import fit_new_stage
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -130,7 +126,7 @@ class HparamLabCLI(LightningCLI):
         """One run, top to bottom: its data and what runs, training (or a new lr stage), the test of
         its best checkpoint, its result."""
         self._load_data()
-        with failed_writes(self.trainer, self.given_args), _ctrl_c_twice(self.trainer):
+        with failed_writes(self.trainer, self.given_args), ctrl_c_twice(self.trainer):
             self._train(**kwargs)
             record = self._record()
             if self.config.fit.test_after_fit and not self.trainer.interrupted and not has_diverged(self.trainer):
@@ -211,17 +207,6 @@ def resolve_fit_config(args: Sequence[str]) -> dict[str, Any]:
     raise AssertionError("a resolve-only parse ends in ConfigResolved or an error")
 
 
-@contextmanager
-def _ctrl_c_twice(trainer: Trainer) -> Iterator[None]:
-    """Lightning's answer to a second Ctrl-C, ``sys.exit(1)``, as the interruption it is."""
-    try:
-        yield
-    except SystemExit as exit_:
-        if trainer.interrupted:
-            raise RunInterrupted(signal.SIGINT, "at once (Ctrl-C twice); last.ckpt holds the last safe point") from exit_
-        raise
-
-
 def _check_defaults_exist() -> None:
     if not BASE_CONFIG.is_file():  # jsonargparse would skip it silently: every run would lose its defaults
         raise UserInputError(
@@ -237,23 +222,6 @@ def _config_name(config: Namespace) -> str:
     return Path(str(config_files[-1])).stem if config_files else "default"
 
 
-@contextmanager
-def failed_writes(trainer: Trainer, given_args: list[str]) -> Iterator[None]:
-    """A file the run could not write, however a library wrapped the error (Lightning's logger
-    raises a ValueError, TensorBoard's writer thread raises it again at the next event), as one
-    :class:`CannotWrite` naming the file, or else the run directory, and the resume command."""
-    try:
-        yield
-    except Exception as err:
-        logger = trainer.logger
-        failure = write_failure(err, logger.log_dir if logger and logger.log_dir else trainer.default_root_dir)
-        if failure is None:
-            raise
-        if logger and logger.log_dir and last_checkpoint(Path(logger.log_dir)):
-            failure = CannotWrite(failure.path, failure.error, f"then resume the run with: {resume_command(given_args)}")
-        raise failure from err
-
-
 def _drop_disabled_callbacks(trainer: Namespace) -> None:
     """Let ``--trainer.enable_progress_bar false`` (and the model summary's flag) switch off
     the progress bar and summary that base.yaml configures, instead of clashing with them."""
@@ -265,33 +233,16 @@ def _drop_disabled_callbacks(trainer: Namespace) -> None:
         trainer.callbacks = [c for c in trainer.callbacks if not issubclass(locate(c.class_path), disabled)]
 
 
-def resume_command(args: list[str]) -> str:
-    """The command that continues this run: the same arguments, with ``--ckpt_path last``."""
-    kept = [a for i, a in enumerate(args) if not a.startswith("--ckpt_path") and (i == 0 or args[i - 1] != "--ckpt_path")]
-    return shlex.join(["python", "-m", "src.cli", *kept, "--ckpt_path", "last"])
-
-
 def main(args: list[str] | None = None) -> None:
     project_log = logging.getLogger("src")
     project_log.setLevel(logging.INFO)
-    given = sys.argv[1:] if args is None else args
     try:
         # the project's messages to stderr as it is now, above any progress bar
-        with exit_on_user_error(), logging_redirect_tqdm([project_log]):
+        with exits_resumably(sys.argv[1:] if args is None else args), exit_on_user_error(), \
+                logging_redirect_tqdm([project_log]):
             HparamLabCLI(args=args)
-    except SIGTERMException:  # SIGTERM before our handler took over (during start-up)
-        raise _interrupted(RunInterrupted(signal.SIGTERM, "while starting"), given) from None
-    except RunInterrupted as interrupt:
-        raise _interrupted(interrupt, given) from None
-    except KeyboardInterrupt:
-        raise _interrupted(RunInterrupted(signal.SIGINT, "before training started"), given) from None
     finally:
         release_all()
-
-
-def _interrupted(interrupt: RunInterrupted, args: list[str]) -> SystemExit:
-    print(f"Interrupted by {interrupt}. Resume with: {resume_command(args)}", file=sys.stderr, flush=True)
-    return SystemExit(interrupt.exit_code)
 
 
 if __name__ == "__main__":
