@@ -62,19 +62,7 @@ class CifarClassifier(pl.LightningModule):
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.example_input_array = torch.zeros(1, 3, 32, 32)
-        self.metrics = torch.nn.ModuleDict(
-            {
-                f"{stage}_{name}": metric
-                for stage in STAGES
-                for name, metric in (
-                    # no input checks: they cost a host sync every step; a NaN loss shows as a NaN mean
-                    ("loss", MeanMetric(nan_strategy="disable")),
-                    ("acc", MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)),
-                )
-            }
-        )
-        for metric in self.metrics.values():
-            metric.persistent(True)  # a run resumed mid-epoch reports the same epoch means
+        self.metrics = _epoch_metrics()
         self._logged_this_epoch: set[str] = set()
 
     def configure_model(self) -> None:
@@ -123,32 +111,68 @@ class CifarClassifier(pl.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
 
-    # Dropout and augmentation draw from the global RNGs; saving them makes resuming exact.
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["rng_states"] = _rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if saved_at_epoch_end(checkpoint):
-            # the saved training means are the finished epoch's: the next epoch starts its own
-            for name in ("train_loss", "train_acc"):
-                fresh = self.metrics[name].clone()
-                fresh.reset()
-                for state, value in fresh.metric_state.items():
-                    checkpoint["state_dict"][f"metrics.{name}.{state}"] = value
-        states = checkpoint.get("rng_states", {})
-        if "torch" in states:
-            torch.set_rng_state(states["torch"])
-        if "cuda" in states and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(states["cuda"])
+        if saved_at_epoch_end(checkpoint):  # its training means are the finished epoch's
+            _reset_train_means(self.metrics, checkpoint["state_dict"])
+        _restore_rng_states(checkpoint.get("rng_states", {}))
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer_factory(self.parameters())
-        if self.hparams.compile_update:
-            compile_update(optimizer)
-        decay = keras_decay(optimizer, self.hparams.decay)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
+        return _optimization(optimizer, self.hparams.decay, self.hparams.compile_update)
+
+
+def _epoch_metrics() -> torch.nn.ModuleDict:
+    """``{train,val,test}_{loss,acc}``: the means over an epoch's images, kept in checkpoints so that
+    a run resumed mid-epoch reports the same epoch means."""
+    metrics = torch.nn.ModuleDict(
+        {
+            f"{stage}_{name}": metric
+            for stage in STAGES
+            for name, metric in (
+                # no input checks: they cost a host sync every step; a NaN loss shows as a NaN mean
+                ("loss", MeanMetric(nan_strategy="disable")),
+                ("acc", MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)),
+            )
+        }
+    )
+    for metric in metrics.values():
+        metric.persistent(True)
+    return metrics
+
+
+def _reset_train_means(metrics: torch.nn.ModuleDict, state_dict: dict[str, Any]) -> None:
+    """The training means in a checkpoint's ``state_dict`` set back to empty: the next epoch starts its own."""
+    for name in ("train_loss", "train_acc"):
+        fresh = metrics[name].clone()
+        fresh.reset()
+        for state, value in fresh.metric_state.items():
+            state_dict[f"metrics.{name}.{state}"] = value
+
+
+def _optimization(optimizer: torch.optim.Optimizer, decay: float, fuse_update: bool) -> dict[str, Any]:
+    """The optimizer (its update fused if asked) with Keras' per-step decay as a scheduler."""
+    if fuse_update:
+        compile_update(optimizer)
+    scheduler = keras_decay(optimizer, decay)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _rng_states() -> dict[str, Any]:
+    """The global RNGs, which dropout and augmentation draw from: saved with a checkpoint, a resume is exact."""
+    states = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _restore_rng_states(states: dict[str, Any]) -> None:
+    if "torch" in states:
+        torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def _check_optimizer(optimizer: OptimizerCallable) -> None:

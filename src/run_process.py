@@ -78,16 +78,6 @@ class Run:
             *([f"--ckpt_path={resume}"] if resume else []),
         ]
 
-    def _watch_epochs(self, process: subprocess.Popen, on_epoch: Progress) -> None:
-        """Report each epoch as results.json gains it, polling every few seconds."""
-        seen = len((read_record(self.run_dir) or RunRecord()).history)
-        while process.poll() is None:
-            time.sleep(2)
-            history = (read_record(self.run_dir) or RunRecord()).history
-            for epoch in history[seen:]:
-                on_epoch(f"{self.label}: epoch {epoch['epoch']}, val_acc {epoch.get('val_acc', float('nan')):.4f}")
-            seen = max(seen, len(history))
-
     def execute(
         self,
         env: dict[str, str] | None = None,
@@ -107,30 +97,22 @@ class Run:
         started = time.time()
         command = [*launch, *self.command()]
         log_path = self.run_dir / LOG_FILE
-        try:  # the folder and the first line of the run's log: where a full disk or a read-only folder shows
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            with open(log_path, "a") as log:
-                log.write(f"\n$ {' '.join(command)}\n")
-        except OSError as err:
-            raise CannotWrite(err.filename or log_path, err) from err
+        _start_log(log_path, command)
         with open(log_path, "a") as log:
             process = start_owned(command, stdout=log, stderr=subprocess.STDOUT, env=env)
             try:
                 if on_start:
                     on_start(process)
                 if on_epoch:
-                    self._watch_epochs(process, on_epoch)
+                    _watch_epochs(process, self.run_dir, self.label, on_epoch)
                 process.wait()
             finally:
                 if process.poll() is None:  # left by an error
                     process.terminate()
                     process.wait()
         record = read_record(self.run_dir)
-        status = recorded_status(record) or "failed"
-        if process.returncode != 0 and status != "interrupted":
-            status = "failed"
-        return self.outcome(status, record, returncode=process.returncode, seconds=round(time.time() - started, 1),
-                            log=str(self.run_dir / LOG_FILE))
+        return self.outcome(_exit_status(record, process.returncode), record, returncode=process.returncode,
+                            seconds=round(time.time() - started, 1), log=str(log_path))
 
     def outcome(self, status: str, record: RunRecord | None, **details: object) -> dict:
         """What ``sweep.json`` keeps of a run."""
@@ -139,6 +121,34 @@ class Run:
             "config": self.name, "seed": self.seed, "run_dir": str(self.run_dir), "status": status,
             "stop_reason": record.stop_reason, "failure": record.failure, "test_acc": record.test_acc, **details,
         }
+
+
+def _start_log(log_path: Path, command: Sequence[str]) -> None:
+    """Make the run's folder and write the command atop its log: where a full disk or a read-only folder
+    shows, before the run starts."""
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a") as log:
+            log.write(f"\n$ {' '.join(command)}\n")
+    except OSError as err:
+        raise CannotWrite(err.filename or log_path, err) from err
+
+
+def _watch_epochs(process: subprocess.Popen, run_dir: Path, label: str, on_epoch: Progress) -> None:
+    """Report each epoch as the run's results.json gains it, polling every few seconds until ``process`` ends."""
+    seen = len((read_record(run_dir) or RunRecord()).history)
+    while process.poll() is None:
+        time.sleep(2)
+        history = (read_record(run_dir) or RunRecord()).history
+        for epoch in history[seen:]:
+            on_epoch(f"{label}: epoch {epoch['epoch']}, val_acc {epoch.get('val_acc', float('nan')):.4f}")
+        seen = max(seen, len(history))
+
+
+def _exit_status(record: RunRecord | None, returncode: int) -> str:
+    """How a run that exited with ``returncode`` went: as its record says, unless it failed."""
+    status = recorded_status(record) or "failed"
+    return "failed" if returncode != 0 and status != "interrupted" else status
 
 
 def recorded_status(record: RunRecord | None) -> str | None:

@@ -35,11 +35,7 @@ class RunResults(pl.Callback):
     def __init__(self) -> None:
         self.history: list[dict[str, float]] = []
         self.record: RunRecord | None = None
-        self._train_seconds = 0.0
-        self._train_images = 0
-        self._running_since: float | None = None
-        self._fit_started: float | None = None
-        self._earlier_wall_seconds = 0.0  # of the run before a resume
+        self._clock = _Clock()
         self._resumed_from: str | None = None
         self.fast: dict[str, Any] | None = None  # what --fast turned on, as the CLI tells it
         self._recorded_epochs = 0  # the first epochs of history whose checkpoints are written
@@ -47,56 +43,28 @@ class RunResults(pl.Callback):
 
     # what ran --------------------------------------------------------------------------
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._fit_started = time.perf_counter()
-        optimizer = trainer.optimizers[0]
-        datamodule = trainer.datamodule
-        self.record = RunRecord(
-            config=trainer.logger.name if trainer.logger else None,
-            run_dir=trainer.log_dir,
-            hparams={
-                "optimizer": f"{type(optimizer).__module__}.{type(optimizer).__name__}",
-                "optimizer_args": _plain(optimizer.defaults),
-                **_plain(pl_module.hparams),
-                **(_plain(datamodule.hparams) if datamodule else {}),
-                "seed": int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed())),
-                "precision": trainer.precision,
-                "fast": self.fast,
-                "devices": trainer.world_size,
-            },
-            data=datamodule.summary() if hasattr(datamodule, "summary") else {},
-            val_images_evaluated=_evaluated_images(trainer, "val"),
-            environment=environment(_device_name(trainer.strategy.root_device), str(trainer.precision)),
-            resumed_from=self._resumed_from or trainer.ckpt_path,
-        )
+        self._clock.fit_started = time.perf_counter()
+        self.record = _new_record(trainer, pl_module, self.fast, self._resumed_from or trainer.ckpt_path)
 
     # how fast --------------------------------------------------------------------------
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if len(self.history) > self._recorded_epochs:  # the last epoch's checkpoints are written
             self._record_epochs(trainer)
             self._write(trainer, stop_reason="running")
-        self._running_since = time.perf_counter()
+        self._clock.start()
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        self._train_images += len(batch[1]) * trainer.world_size
-
-    def _stop_clock(self, trainer: pl.Trainer) -> None:
-        if self._running_since is not None:
-            if trainer.strategy.root_device.type == "cuda":
-                torch.cuda.synchronize()
-            self._train_seconds += time.perf_counter() - self._running_since
-            self._running_since = None
+        self._clock.train_images += len(batch[1]) * trainer.world_size
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._stop_clock(trainer)
+        self._clock.stop(trainer.strategy.root_device)
 
     # how it went -----------------------------------------------------------------------
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._stop_clock(trainer)
-        metrics = {k: float(trainer.callback_metrics[k]) for k in EPOCH_METRICS if k in trainer.callback_metrics}
-        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
-        self.history.append({"epoch": trainer.current_epoch + 1, **metrics, "lr": lr})
+        self._clock.stop(trainer.strategy.root_device)
+        self.history.append(_history_row(trainer))
 
     # how it ended ----------------------------------------------------------------------
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -106,7 +74,7 @@ class RunResults(pl.Callback):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         """In fit, or in the test after fit: either way the run is not complete. A run stopped at a
         safe point has written all its checkpoints; a failed one keeps the epochs recorded before."""
-        self._stop_clock(trainer)
+        self._clock.stop(trainer.strategy.root_device)
         if self.record is None:
             return
         if isinstance(exception, RunInterrupted):
@@ -137,16 +105,11 @@ class RunResults(pl.Callback):
 
     def _write(self, trainer: pl.Trainer, stop_reason: str | None = None) -> None:
         record = self.record
-        if self._fit_started is None or record is None:
+        if self._clock.fit_started is None or record is None:
             return
-        history = self.history[: self._recorded_epochs]
-        best = max(history, key=lambda h: h.get("val_acc", float("-inf")), default={})
-        record.epochs = len(history)
-        record.best_val_acc = best.get("val_acc")
-        record.best_epoch = best.get("epoch")
-        record.wall_time_s = round(self._earlier_wall_seconds + time.perf_counter() - self._fit_started, 2)
-        record.train_images_per_s = round(self._train_images / self._train_seconds, 1) if self._train_seconds else None
-        record.history = history
+        _set_history(record, self.history[: self._recorded_epochs])
+        record.wall_time_s = round(self._clock.wall_seconds(), 2)
+        record.train_images_per_s = self._clock.images_per_s()
         record.best_checkpoint = self._recorded_best
         if stop_reason:
             record.stop_reason = stop_reason
@@ -156,19 +119,92 @@ class RunResults(pl.Callback):
 
     # A resumed fit continues the record; testing a checkpoint must not rewind it.
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
-        checkpoint[CHECKPOINT_KEY] = {
-            "history": self.history, "train_seconds": self._train_seconds, "train_images": self._train_images,
-            "wall_seconds": self._earlier_wall_seconds + time.perf_counter() - (self._fit_started or time.perf_counter()),
-        }
+        checkpoint[CHECKPOINT_KEY] = {"history": self.history, **self._clock.state()}
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         self._resumed_from = checkpoint.get("stage_from")  # a new stage names its source, not a temp file
         if trainer.state.fn == "fit" and CHECKPOINT_KEY in checkpoint:
-            saved = checkpoint[CHECKPOINT_KEY]
-            self.history, self._train_seconds, self._train_images = (
-                saved["history"], saved["train_seconds"], saved["train_images"],
-            )
-            self._earlier_wall_seconds = saved.get("wall_seconds", 0.0)
+            self.history = checkpoint[CHECKPOINT_KEY]["history"]
+            self._clock.load(checkpoint[CHECKPOINT_KEY])
+
+
+class _Clock:
+    """A run's wall time, and the time and images of its training steps for its throughput: apart
+    from the record, as a resumed fit carries all three on from its checkpoint."""
+
+    def __init__(self) -> None:
+        self.fit_started: float | None = None
+        self.earlier_wall_seconds = 0.0  # of the run before a resume
+        self.train_seconds = 0.0
+        self.train_images = 0
+        self._running_since: float | None = None
+
+    def start(self) -> None:
+        self._running_since = time.perf_counter()
+
+    def stop(self, device: torch.device) -> None:
+        if self._running_since is not None:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            self.train_seconds += time.perf_counter() - self._running_since
+            self._running_since = None
+
+    def wall_seconds(self) -> float:
+        return self.earlier_wall_seconds + time.perf_counter() - (self.fit_started or time.perf_counter())
+
+    def images_per_s(self) -> float | None:
+        return round(self.train_images / self.train_seconds, 1) if self.train_seconds else None
+
+    def state(self) -> dict[str, float]:
+        """For the checkpoint, under the keys it has always had."""
+        return {"train_seconds": self.train_seconds, "train_images": self.train_images,
+                "wall_seconds": self.wall_seconds()}
+
+    def load(self, saved: dict[str, Any]) -> None:
+        self.train_seconds, self.train_images = saved["train_seconds"], saved["train_images"]
+        self.earlier_wall_seconds = saved.get("wall_seconds", 0.0)
+
+
+def _new_record(
+    trainer: pl.Trainer, pl_module: pl.LightningModule, fast: dict[str, Any] | None, resumed_from: str | None
+) -> RunRecord:
+    """What ran: the config, every hyperparameter, the data and the environment, as the fit starts."""
+    optimizer = trainer.optimizers[0]
+    datamodule = trainer.datamodule
+    return RunRecord(
+        config=trainer.logger.name if trainer.logger else None,
+        run_dir=trainer.log_dir,
+        hparams={
+            "optimizer": f"{type(optimizer).__module__}.{type(optimizer).__name__}",
+            "optimizer_args": _plain(optimizer.defaults),
+            **_plain(pl_module.hparams),
+            **(_plain(datamodule.hparams) if datamodule else {}),
+            "seed": int(os.environ.get("PL_GLOBAL_SEED", torch.initial_seed())),
+            "precision": trainer.precision,
+            "fast": fast,
+            "devices": trainer.world_size,
+        },
+        data=datamodule.summary() if hasattr(datamodule, "summary") else {},
+        val_images_evaluated=_evaluated_images(trainer, "val"),
+        environment=environment(_device_name(trainer.strategy.root_device), str(trainer.precision)),
+        resumed_from=resumed_from,
+    )
+
+
+def _history_row(trainer: pl.Trainer) -> dict[str, float]:
+    """The epoch just trained: its number (from 1), its logged metrics and the learning rate it ended on."""
+    metrics = {k: float(trainer.callback_metrics[k]) for k in EPOCH_METRICS if k in trainer.callback_metrics}
+    lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+    return {"epoch": trainer.current_epoch + 1, **metrics, "lr": lr}
+
+
+def _set_history(record: RunRecord, history: list[dict[str, float]]) -> None:
+    """The epochs recorded, and the best of them by ``val_acc``."""
+    best = max(history, key=lambda h: h.get("val_acc", float("-inf")), default={})
+    record.epochs = len(history)
+    record.best_val_acc = best.get("val_acc")
+    record.best_epoch = best.get("epoch")
+    record.history = history
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

@@ -102,21 +102,9 @@ class CIFAR10DataModule(pl.LightningDataModule):
         if self.splits:
             return
         data = self._given or load_cifar10(self.hparams.data_dir, self.hparams.source, download=False)
-        train, test = data["train"], _dealt_by_class(data["test"])
-        val_split = self.hparams.val_split
-        _check_training_size(len(train.labels), val_split, self.hparams.batch_size)
-        if val_split == 0:
-            log.warning(
-                "data.val_split=0: validating on the TEST set, as the notebook did. val_acc is then "
-                "test accuracy and early stopping selects on the test set; use a hold-out to avoid that."
-            )
-            val = test
-        else:
-            held_out = stratified_holdout(train.labels, val_split, self.hparams.split_seed)
-            _check_every_class_trains(train.labels, held_out, val_split)
-            val = _dealt_by_class(Split(train.images[held_out], train.labels[held_out]))
-            train = Split(train.images[~held_out], train.labels[~held_out])
-        self.splits = {name: _as_tensors(split) for name, split in (("train", train), ("val", val), ("test", test))}
+        _check_training_size(len(data["train"].labels), self.hparams.val_split, self.hparams.batch_size)
+        splits = _train_val_test(data["train"], data["test"], self.hparams.val_split, self.hparams.split_seed)
+        self.splits = {name: _as_tensors(split) for name, split in splits.items()}
 
     def summary(self) -> dict[str, Any]:
         """Where the images came from and how many each split holds, for the run's record."""
@@ -133,12 +121,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         Lightning this refuses a fraction that leaves no batch (``MisconfigurationException``)."""
         images, labels = self.splits[split]
         limit = getattr(trainer, f"limit_{split}_batches")
-        evaluated = 0
-        for rank in range(trainer.world_size):
-            shard = TensorBatches(images, labels, self.hparams.eval_batch_size, shuffle=False, rank=rank,
-                                  world_size=trainer.world_size)
-            evaluated += shard.images_in(limited_batches(split, len(shard), limit))
-        return evaluated
+        return _images_in_shards(images, labels, self.hparams.eval_batch_size, trainer.world_size, split, limit)
 
     def _batches(self, split: str, shuffle: bool) -> TensorBatches:
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
@@ -146,10 +129,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
             self.splits[split] = tuple(t.to(device) for t in self.splits[split])
         images, labels = self.splits[split]
         return TensorBatches(
-            images,
-            labels,
-            batch_size=self.hparams.batch_size if shuffle else self.hparams.eval_batch_size,
-            shuffle=shuffle,
+            images, labels, self.hparams.batch_size if shuffle else self.hparams.eval_batch_size, shuffle,
             seed=torch.initial_seed(),
             epoch=lambda: self.trainer.current_epoch if self.trainer else 0,
             batches_done=lambda: batches_done(self.trainer),
@@ -174,6 +154,36 @@ class CIFAR10DataModule(pl.LightningDataModule):
         if self.trainer is not None and self.trainer.training:
             images = augment(images, self.hparams.augment)
         return images, labels
+
+
+def _train_val_test(train: Split, test: Split, val_split: int, split_seed: int) -> dict[str, Split]:
+    """The three splits: ``val_split`` training images held out for validation (none: the test set
+    validates, as in the notebook), validation and test dealt out by class."""
+    test = _dealt_by_class(test)
+    if val_split == 0:
+        log.warning(
+            "data.val_split=0: validating on the TEST set, as the notebook did. val_acc is then "
+            "test accuracy and early stopping selects on the test set; use a hold-out to avoid that."
+        )
+        return {"train": train, "val": test, "test": test}
+    held_out = stratified_holdout(train.labels, val_split, split_seed)
+    _check_every_class_trains(train.labels, held_out, val_split)
+    return {
+        "train": Split(train.images[~held_out], train.labels[~held_out]),
+        "val": _dealt_by_class(Split(train.images[held_out], train.labels[held_out])),
+        "test": test,
+    }
+
+
+def _images_in_shards(
+    images: Tensor, labels: Tensor, batch_size: int, world_size: int, split: str, limit: int | float
+) -> int:
+    """The images that ``world_size`` ranks evaluate together, each cutting its shard to ``limit`` batches."""
+    evaluated = 0
+    for rank in range(world_size):
+        shard = TensorBatches(images, labels, batch_size, shuffle=False, rank=rank, world_size=world_size)
+        evaluated += shard.images_in(limited_batches(split, len(shard), limit))
+    return evaluated
 
 
 def _check_training_size(images: int, val_split: int, batch_size: int) -> None:
