@@ -35,7 +35,7 @@ from src.checkpoint_files import SafeCheckpointIO, best_checkpoint
 from src.cli_arguments import add_run_arguments
 from src.data.cifar10 import CIFAR10DataModule
 from src.errors import UserInputError, exit_on_user_error
-from src.fast import apply_fast
+from src.fast import FastChoice, apply_fast
 from src.module import CifarClassifier
 from src.paths import BASE_CONFIG, CONFIG_DIR
 from src.preflight import check_run, lightning_config_errors
@@ -138,31 +138,9 @@ class HparamLabCLI(LightningCLI):
             log_run_result(record)
 
     def _load_data(self) -> None:
-        """Bad data (a damaged archive, a hold-out that leaves too little to train on) and a
-        ``--trainer.limit_*_batches`` fraction of less than one batch fail here, before anything is
-        written into the run directory; then the run says what runs."""
-        self.datamodule.prepare_data()
-        self.datamodule.setup(self.subcommand)
-        with lightning_config_errors():
-            evaluated = {split: self.datamodule.evaluated_images(split, self.trainer)
-                         for split in self._evaluated_splits()}
-        if rank_zero_only.rank == 0:
-            if self.subcommand == "fit":
-                config = self.config.fit
-                config_files = [config.get("__default_config__"), *(config.get("config") or [])]
-                log_run_start([f for f in config_files if f], config.seed_everything, self.datamodule, self.trainer,
-                              self.fast)
-            log_partial_evaluation(self.datamodule, self.trainer, evaluated)
-        for callback in self.trainer.callbacks:
-            if isinstance(callback, RunResults):
-                callback.fast = self.fast.record() if self.fast else None
+        load_data(self.datamodule, self.trainer, self.subcommand, self.config[self.subcommand], self.fast)
 
     before_validate = before_test = _load_data
-
-    def _evaluated_splits(self) -> tuple[str, ...]:
-        if self.subcommand == "fit":
-            return ("val", "test") if self.config.fit.test_after_fit else ("val",)
-        return ("val",) if self.subcommand == "validate" else ("test",)
 
     def _train(self, **kwargs: Any) -> None:
         """``Trainer.fit``, begun as a new stage when ``--new_stage_from`` names a checkpoint."""
@@ -181,6 +159,29 @@ class HparamLabCLI(LightningCLI):
             "own splits. Use `python -m src.predict RUN_DIR_OR_MODEL IMAGES...` (folders or image files); "
             "it writes a CSV of file, class and probabilities."
         )
+
+
+def load_data(datamodule: CIFAR10DataModule, trainer: Trainer, subcommand: str, config: Namespace,
+              fast: FastChoice | None) -> None:
+    """Bad data (a damaged archive, a hold-out that leaves too little to train on) and a
+    ``--trainer.limit_*_batches`` fraction of less than one batch fail here, before anything is
+    written into the run directory; then the run says what runs."""
+    datamodule.prepare_data()
+    datamodule.setup(subcommand)
+    if subcommand == "fit":
+        splits = ("val", "test") if config.test_after_fit else ("val",)
+    else:
+        splits = ("val",) if subcommand == "validate" else ("test",)
+    with lightning_config_errors():
+        evaluated = {split: datamodule.evaluated_images(split, trainer) for split in splits}
+    if rank_zero_only.rank == 0:
+        if subcommand == "fit":
+            config_files = [config.get("__default_config__"), *(config.get("config") or [])]
+            log_run_start([f for f in config_files if f], config.seed_everything, datamodule, trainer, fast)
+        log_partial_evaluation(datamodule, trainer, evaluated)
+    for callback in trainer.callbacks:
+        if isinstance(callback, RunResults):
+            callback.fast = fast.record() if fast else None
 
 
 class ConfigResolved(Exception):
