@@ -34,8 +34,7 @@ from src.results import read_record
 from src.run_args import check_runs_args, check_same_run_args, resolve_config, run_arguments
 from src.run_dir import LOCK_FILE, lock_if_free
 from src.run_pool import Launcher, LocalLauncher, RunPool, Start
-# LOG_FILE too, not used here: the sweep's callers find each run's output there
-from src.run_process import LOG_FILE, Progress, Run, describe, print_line
+from src.run_process import Progress, Run, describe, print_line
 from src.signals import StoppedBySignal
 from src.slurm import SlurmLauncher, queue_states
 from src.slurm_array import SLURM_DIR, SlurmOptions, add_arguments, options_from, run_layout

@@ -18,7 +18,8 @@ import pytest
 
 from src.fast import choose
 from src.run_dir import LOCK_FILE, lock_if_free
-from src.sweep import LOG_FILE, TAKEN_FILE, main, sweep
+from src.run_process import LOG_FILE
+from src.sweep import TAKEN_FILE, main, sweep
 from src.sweep_record import SWEEP_FILE
 from tests.synthetic import write_run_results
 
