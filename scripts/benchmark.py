@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -65,6 +66,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's src, installed or not
 
 from keras_peer import random_arrays  # noqa: E402 - beside this script, first on sys.path when it runs
+from src.allocator import keep_freed_memory  # noqa: E402
 from src.cli import HparamLabCLI  # noqa: E402
 from src.data.batches import to_float_nchw  # noqa: E402
 from src.data.cifar10 import CIFAR10DataModule  # noqa: E402
@@ -129,12 +131,15 @@ def flops_per_image() -> float:
 
 def plain_loop(device: torch.device, precision: str, steps: int, warmup: int, data: Split,
                fast_dropout: bool = False, compile_network: bool = False, compile_step: bool = False,
-               clock: Callable[[], float] = time.perf_counter) -> float:
+               keep_memory: bool = False, clock: Callable[[], float] = time.perf_counter) -> float:
     """Images/s of the shortest honest loop: slice, scale, forward, loss, backward, step.
 
     ``compile_network`` and ``compile_step`` put the network, or the optimizer's update, through
-    ``torch.compile`` (compiled during the warm-up steps); ``clock`` times the steps.
+    ``torch.compile`` (compiled during the warm-up steps); ``keep_memory`` gives it the allocator
+    setting ``fit`` runs with (:mod:`src.allocator`); ``clock`` times the steps.
     """
+    if keep_memory:
+        keep_freed_memory()
     torch.manual_seed(0)
     model = KerasCifarCNN(dropout=ByteMaskDropout if fast_dropout else torch.nn.Dropout)
     model = model.to(device, memory_format=torch.channels_last)
@@ -228,8 +233,9 @@ class StepTimer(pl.Callback):
 
 
 def fit_path(device: torch.device, precision: str, steps: int, warmup: int, data: Split, extra: list[str],
-             clock: Callable[[], float] = time.perf_counter) -> float:
-    """Images/s through the project's CLI-configured Trainer, callbacks and data module."""
+             keep_memory: bool = True, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Images/s through the project's CLI-configured Trainer, callbacks and data module (``keep_memory``
+    False: without the allocator setting ``fit`` trains with)."""
     timer = StepTimer(warmup, clock)
     with tempfile.TemporaryDirectory() as runs:
         cli = HparamLabCLI(
@@ -243,6 +249,8 @@ def fit_path(device: torch.device, precision: str, steps: int, warmup: int, data
             run=False,
         )
         cli.trainer.callbacks.append(timer)
+        if keep_memory:
+            keep_freed_memory()  # as HparamLabCLI.fit does before it trains
         datamodule = CIFAR10DataModule.from_arrays(data, random_split(1000, 1), val_split=1000)
         cli.trainer.fit(cli.model, datamodule=datamodule)
     return steps * BATCH / (timer.end - timer.start)
@@ -251,7 +259,9 @@ def fit_path(device: torch.device, precision: str, steps: int, warmup: int, data
 def trainer_floor(device: torch.device, precision: str, steps: int, warmup: int, data: Split,
                   clock: Callable[[], float] = time.perf_counter) -> float:
     """Images/s of the project's module and data under a Trainer with nothing else (no callbacks,
-    logger, progress bar or checkpoints): what Lightning's own loop costs, apart from the project's."""
+    logger, progress bar or checkpoints) and the allocator setting ``fit`` runs with: what Lightning's
+    own loop costs, apart from the project's."""
+    keep_freed_memory()
     timer = StepTimer(warmup, clock)
     torch.manual_seed(0)
     model = CifarClassifier(optimizer=partial(KerasRMSprop, lr=1e-4), decay=1e-6)
@@ -272,26 +282,37 @@ PATHS: dict[str, Callable[..., float]] = {
     f"plain{FAST}": partial(plain_loop, fast_dropout=True, compile_step=True),
     "plain, compiled update": partial(plain_loop, compile_step=True),
     "plain, compiled network": partial(plain_loop, compile_network=True),
+    "plain, freed memory kept": partial(plain_loop, keep_memory=True),
+    "fit, default allocator": partial(fit_path, extra=[], keep_memory=False),
 }
 TABLE_PATHS = ("fit", f"fit{FAST}", "trainer", "plain", f"plain{FAST}")
 
 
 def measure(path: str, device: str, precision: str, steps: int, warmup: int, clock: str = "wall",
-            threads: int | None = None) -> float:
-    """Images/s of ``path``, measured in a fresh python process (this script's ``--measure``)."""
+            threads: int | None = None) -> dict[str, Any]:
+    """``path``'s images/s and page faults per step, measured in a fresh python process (this script's
+    ``--measure``)."""
     command = [sys.executable, str(Path(__file__).resolve()), f"--measure={path}", f"--devices={device}",
                f"--precision={precision}", f"--steps={steps}", f"--warmup={warmup}", f"--clock={clock}",
                *([f"--threads={threads}"] if threads else [])]
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if run.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed with status {run.returncode}:\n{run.stderr[-4000:]}")
-    return json.loads(run.stdout.strip().splitlines()[-1])["images_per_s"]
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def measure_here(path: str, device: str, precision: str, steps: int, warmup: int, clock: str) -> None:
-    """``--measure``: one measurement of ``path`` in this process, printed as a JSON line."""
-    rate = PATHS[path](torch.device(device), precision, steps, warmup, random_split(IMAGES, SEED), clock=CLOCKS[clock])
-    print(json.dumps({"path": path, "device": device, "precision": precision, "images_per_s": rate}))
+    """``--measure``: one measurement of ``path`` in this process, printed as a JSON line: images/s and
+    the minor page faults per timed step (fresh pages the OS hands the allocator, a cost of their own)."""
+    faults = []
+
+    def read_clock() -> float:  # read when the timed steps start and when they end
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+        return CLOCKS[clock]()
+
+    rate = PATHS[path](torch.device(device), precision, steps, warmup, random_split(IMAGES, SEED), clock=read_clock)
+    print(json.dumps({"path": path, "device": device, "precision": precision, "images_per_s": rate,
+                      "page_faults_per_step": (faults[-1] - faults[0]) / steps}))
 
 
 def run_peer(python: str, *args: str) -> dict[str, Any]:
@@ -365,28 +386,36 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _step_costs_table(costs: dict[tuple[str, str], float]) -> str:
-    """Markdown: a row per path, a column per precision, each also against ``plain``."""
+def _step_costs_table(costs: dict[tuple[str, str], float], faults: dict[tuple[str, str], float]) -> str:
+    """Markdown: a row per path, columns per precision: ms per step, against ``plain``, and page faults
+    per step where the result has them."""
     precisions = list(dict.fromkeys(precision for precision, _ in costs))
     names = list(dict.fromkeys(name for _, name in costs))
-    lines = ["| path | " + " | ".join(f"{p} ms/step | vs plain" for p in precisions) + " |",
-             "| --- |" + " ---: | ---: |" * len(precisions)]
+    per_precision = ["ms/step", "vs plain", *(["faults/step"] if faults else [])]
+    lines = ["| path | " + " | ".join(f"{p} {column}" if column == "ms/step" else column
+                                     for p in precisions for column in per_precision) + " |",
+             "| --- |" + " ---: |" * len(per_precision) * len(precisions)]
     for name in names:
         cells = []
         for precision in precisions:
             cost, plain = costs.get((precision, name)), costs.get((precision, "plain"))
             cells += [f"{cost:.2f}", f"{cost - plain:+.2f}"] if cost is not None and plain else ["", ""]
+            if faults:
+                cells.append(f"{faults[precision, name]:.0f}" if (precision, name) in faults else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def format_step_costs(report: dict[str, Any]) -> str:
-    """A scripts/step_costs.py result: what ran, a row per path with a column per precision (each
-    also against ``plain``), and the optimizer's update alone."""
+    """A scripts/step_costs.py result: what ran, a row per path with columns per precision (each
+    also against ``plain``, and the page faults per step where recorded), and the optimizer's update alone."""
     costs = {(row["precision"], row["path"]): row["ms_per_step"] for row in report["rows"]}
+    faults = {(row["precision"], row["path"]): row["page_faults_per_step"] for row in report["rows"]
+              if "page_faults_per_step" in row}
     update = report["update_ms"]
-    return (f"one thread, CPU time per step, least of {report['repeats']} x {report['steps']} steps at batch "
-            f"{report['batch']}\n\n{_step_costs_table(costs)}\n\nRMSprop's update alone, float32: "
+    statistic = report.get("statistic", "least")  # the first results kept the least of the rounds
+    return (f"one thread, CPU time per step, {statistic} of {report['repeats']} x {report['steps']} steps at batch "
+            f"{report['batch']}\n\n{_step_costs_table(costs, faults)}\n\nRMSprop's update alone, float32: "
             f"{update['eager']:.2f} ms eager, {update['compiled']:.2f} ms compiled")
 
 
@@ -480,7 +509,7 @@ def main() -> None:
 
         def rate(path: str, precision: str) -> float:
             if path != "keras":
-                return measure(path, name, precision, args.steps, args.warmup, args.clock, args.threads)
+                return measure(path, name, precision, args.steps, args.warmup, args.clock, args.threads)["images_per_s"]
             peer_runs[precision] = run_peer(args.peer_python, f"--precision={precision}", f"--steps={args.steps}",
                                             f"--warmup={args.warmup}", f"--images={IMAGES}", f"--seed={SEED}")
             return peer_runs[precision]["images_per_s"]

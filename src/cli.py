@@ -27,6 +27,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_only
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from src.allocator import keep_freed_memory
 from src.arguments import ConciseArgumentParser
 from src.callbacks.divergence import has_diverged
 from src.callbacks.run_config import SaveRunConfig
@@ -125,6 +126,7 @@ class HparamLabCLI(LightningCLI):
     def fit(self, **kwargs: Any) -> None:
         """One run, top to bottom: its data and what runs, training (or a new lr stage), the test of
         its best checkpoint, its result."""
+        keep_freed_memory()  # every step reuses the last one's memory instead of faulting in fresh pages
         self._load_data()
         with failed_writes(self.trainer, self.given_args), ctrl_c_twice(self.trainer):
             self._train(**kwargs)

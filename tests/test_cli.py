@@ -261,3 +261,11 @@ def test_a_fast_run_says_and_records_what_it_turned_on(fit, monkeypatch, caplog)
     assert not any(line.startswith("hint") for line in said)
     assert results["hparams"]["fast"] == {"precision": "bf16-mixed", "fast_dropout": True, "compile_update": True}
     assert results["hparams"]["precision"] == "bf16-mixed" and results["hparams"]["compile_update"]
+
+
+
+def test_fit_trains_with_freed_memory_kept(fit, monkeypatch):
+    calls = []
+    monkeypatch.setattr("src.cli.keep_freed_memory", lambda: calls.append("kept"))
+    results = fit("--trainer.max_epochs=1", "--trainer.limit_train_batches=2")
+    assert calls == ["kept"] and results["stop_reason"] == "max_epochs"

@@ -107,6 +107,38 @@ def test_step_costs_show_each_path_against_the_plain_loop_at_its_own_precision(r
     assert lines[-1] == "RMSprop's update alone, float32: 1.23 ms eager, 0.20 ms compiled"
 
 
+def test_step_costs_with_page_faults_show_them_per_precision_and_the_statistic_used(rendered):
+    rows = [dict(precision="bf16-mixed", path="plain", ms_per_step=20.0, page_faults_per_step=183.4),
+            dict(precision="bf16-mixed", path="fit", ms_per_step=19.5, page_faults_per_step=16.0)]
+    report = {"kind": "step_costs", "batch": 32, "steps": 200, "repeats": 3, "statistic": "median", "rows": rows,
+              "update_ms": {"eager": 1.0, "compiled": 0.2}}
+    lines = rendered(report, "step-costs.json")
+    assert "median of 3 x 200 steps" in lines[0]
+    assert "| path | bf16-mixed ms/step | vs plain | faults/step |" in lines
+    assert "| plain | 20.00 | +0.00 | 183 |" in lines
+    assert "| fit | 19.50 | -0.50 | 16 |" in lines
+
+
+def test_a_measurement_counts_the_page_faults_of_its_timed_steps_alone(scripts, capsys):
+    benchmark = scripts("benchmark")
+    buffers = []
+
+    def path(device, precision, steps, warmup, data, clock):  # a step that faults in a fresh megabyte
+        clock()
+        for _ in range(steps):
+            buffers.append(bytearray(1 << 20))
+        clock()
+        return 1.0
+
+    benchmark.PATHS["faulting"] = path
+    try:
+        benchmark.measure_here("faulting", "cpu", "32-true", steps=20, warmup=0, clock="cpu")
+    finally:
+        del benchmark.PATHS["faulting"]
+    faults = json.loads(capsys.readouterr().out)["page_faults_per_step"]
+    assert 200 <= faults <= 300  # a megabyte is 256 pages of 4 KiB
+
+
 def test_each_measurement_runs_in_a_process_of_its_own_interleaved_and_the_median_is_reported(
         scripts, monkeypatch, tmp_path, capsys):
     benchmark = scripts("benchmark")
