@@ -217,26 +217,29 @@ def format_sweep(report: dict[str, Any]) -> str:
 
 
 class StepTimer(pl.Callback):
-    """Times training steps after the warm-up ones, by ``clock``."""
+    """Times the ``steps`` training steps after the ``warmup`` ones, by ``clock``: from the start of the
+    first to the end of the last, so the end of the epoch that stopping at ``max_steps`` brings (a
+    checkpoint save) is not counted against a path that the plain loop does not have."""
 
-    def __init__(self, warmup: int, clock: Callable[[], float] = time.perf_counter) -> None:
-        self.warmup, self.clock, self.start, self.end = warmup, clock, 0.0, 0.0
+    def __init__(self, warmup: int, steps: int, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.warmup, self.steps, self.clock, self.start, self.end = warmup, steps, clock, 0.0, 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
         if trainer.global_step == self.warmup:
             sync(pl_module.device)
             self.start = self.clock()
 
-    def on_train_end(self, trainer, pl_module) -> None:  # noqa: ANN001
-        sync(pl_module.device)
-        self.end = self.clock()
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        if trainer.global_step == self.warmup + self.steps:
+            sync(pl_module.device)
+            self.end = self.clock()
 
 
 def fit_path(device: torch.device, precision: str, steps: int, warmup: int, data: Split, extra: list[str],
              keep_memory: bool = True, clock: Callable[[], float] = time.perf_counter) -> float:
     """Images/s through the project's CLI-configured Trainer, callbacks and data module (``keep_memory``
     False: without the allocator setting ``fit`` trains with)."""
-    timer = StepTimer(warmup, clock)
+    timer = StepTimer(warmup, steps, clock)
     with tempfile.TemporaryDirectory() as runs:
         cli = HparamLabCLI(
             [
@@ -262,7 +265,7 @@ def trainer_floor(device: torch.device, precision: str, steps: int, warmup: int,
     logger, progress bar or checkpoints) and the allocator setting ``fit`` runs with: what Lightning's
     own loop costs, apart from the project's."""
     keep_freed_memory()
-    timer = StepTimer(warmup, clock)
+    timer = StepTimer(warmup, steps, clock)
     torch.manual_seed(0)
     model = CifarClassifier(optimizer=partial(KerasRMSprop, lr=1e-4), decay=1e-6)
     trainer = pl.Trainer(accelerator=device.type, devices=1, precision=precision, max_steps=steps + warmup,

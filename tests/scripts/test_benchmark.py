@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from pytorch_lightning.demos.boring_classes import BoringModel
 
 from src.errors import UserInputError
 from src.doc_tables import page_table
@@ -137,6 +139,24 @@ def test_a_measurement_counts_the_page_faults_of_its_timed_steps_alone(scripts, 
         del benchmark.PATHS["faulting"]
     faults = json.loads(capsys.readouterr().out)["page_faults_per_step"]
     assert 200 <= faults <= 300  # a megabyte is 256 pages of 4 KiB
+
+
+def test_the_step_timer_times_the_steps_alone_not_the_epoch_end_after_them(scripts):
+    benchmark = scripts("benchmark")
+    events = []
+
+    class EpochEnd(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            events.append(f"step {trainer.global_step}")
+
+        def on_train_epoch_end(self, *args):
+            events.append("epoch end")  # where Lightning saves a checkpoint
+
+    timer = benchmark.StepTimer(warmup=2, steps=3, clock=lambda: events.append("clock") or len(events))
+    trainer = pl.Trainer(max_steps=5, callbacks=[timer, EpochEnd()], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(BoringModel())
+    assert events == ["step 1", "step 2", "clock", "step 3", "step 4", "clock", "step 5", "epoch end"]
 
 
 def test_each_measurement_runs_in_a_process_of_its_own_interleaved_and_the_median_is_reported(
