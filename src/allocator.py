@@ -2,9 +2,9 @@
 
 glibc's malloc serves large blocks (the batch's activations, a layer's gradients: megabytes each)
 from fresh ``mmap`` pages and gives back what it frees at the top of its heap, so every training
-step faults those pages in again and the kernel zeroes each one: about 1,000 to 3,800 page faults
-a step for the fixed CNN on a CPU, 5 to 10% of a bf16 step's time. A plain PyTorch loop faults
-less only because it allocates in a simpler order. Raising the two thresholds once makes the
+step faults those pages in again and the kernel zeroes each one: hundreds to thousands of page
+faults a step for the fixed CNN on a CPU, as many as the order in which a loop allocates and frees
+happens to cause (scripts/step_costs.py counts them). Raising the two thresholds once makes the
 process reuse its freed blocks: the steps compute exactly the same, and the process holds on to
 its peak memory, which a training run reaches in its first step anyway.
 """
