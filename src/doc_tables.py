@@ -1,7 +1,7 @@
 """The generated parts of the README and the docs pages, each made from a folder of results/ and put
 between its ``<!-- NAME:start/end -->`` markers in the page that shows it, so that every number they
-show comes from committed files: the experiments table and the sentence on the notebook's lead (in
-README.md), the float32-against-bf16 table (in docs/performance.md).
+show comes from committed files: the experiments table, the sentence on the notebook's lead and the one
+on the fast grid (in README.md), the float32-against-bf16 table (in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from src import gap
+from src import fast_grid, gap
 from src.comparison import ConfigRuns, compare, notebook_within_seed_noise
 from src.errors import UserInputError
 from src.keras_notebook import NOTEBOOK
 from src.paths import CONFIG_DIR, PROJECT_ROOT
-from src.published import RESULTS_ROOT, folder_groups, precision_groups
+from src.published import RESULTS_ROOT, by_name, folder_groups, precision_groups
 
 EXPERIMENTS_TABLE, PRECISION_TABLE, GAP_CONCLUSION = "experiments-table", "precision-table", "gap-conclusion"
+FAST_CONCLUSION = "fast-grid-conclusion"
 README, PERFORMANCE_PAGE = PROJECT_ROOT / "README.md", PROJECT_ROOT / "docs" / "performance.md"
 
 
@@ -67,8 +68,12 @@ def notebook_table(results_dir: Path) -> str:
 
 def gap_conclusion(protocol: Path, keras: Path) -> str:
     """The README's one sentence on the notebook's lead: the port's or the data's, from the Keras reference."""
-    return gap.keras_conclusion({g.name: g for g in folder_groups(keras)},
-                                {g.name: g for g in folder_groups(protocol)}) + "\n"
+    return gap.keras_conclusion(by_name(folder_groups(keras)), by_name(folder_groups(protocol))) + "\n"
+
+
+def fast_grid_conclusion(fast: Path, float32: Path) -> str:
+    """The README's one sentence on the fast grid: what ``--fast true`` saves and whether its answers changed."""
+    return fast_grid.conclusion(by_name(folder_groups(float32)), by_name(folder_groups(fast))) + "\n"
 
 
 def precision_table(results_dir: Path, float32_runs: Path = RESULTS_ROOT / "notebook") -> str:

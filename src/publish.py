@@ -24,12 +24,12 @@ from pathlib import Path
 
 from src.commands import command_parser
 from src.doc_tables import (
-    EXPERIMENTS_TABLE, GAP_CONCLUSION, PERFORMANCE_PAGE, PRECISION_TABLE, README, check_markers, gap_conclusion,
-    notebook_table, precision_table, update_page,
+    EXPERIMENTS_TABLE, FAST_CONCLUSION, GAP_CONCLUSION, PERFORMANCE_PAGE, PRECISION_TABLE, README, check_markers,
+    fast_grid_conclusion, gap_conclusion, notebook_table, precision_table, update_page,
 )
 from src.errors import UserInputError, exit_on_user_error
 from src.protocol import check_protocols
-from src.published import RESULTS_ROOT, add_findings, write_precision_figures
+from src.published import RESULTS_ROOT, add_fast_comparison, add_findings, write_precision_figures
 from src.report import write_report
 from src.results import RESULTS_FILE, RunRecord, read_record
 from src.run_settings import CONFIG_FILE
@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("sweep_dir", type=Path, nargs="?", help="a sweep's directory; omit to only regenerate")
     parser.add_argument("--to", type=Path, default=RESULTS_ROOT / "notebook",
                         help="where the runs go (default results/notebook; results/notebook_protocol for the "
-                        "notebook's own protocol; results/precision/<precision> for the float32-against-bf16 runs)")
+                        "notebook's own protocol; results/precision/<precision> for the float32-against-bf16 runs; "
+                        "results/fast for the notebook grid with --fast true)")
     parser.add_argument("--readme", type=Path, default=README,
                         help="the page with the experiments table (default: the checkout's README.md)")
     parser.add_argument("--performance_page", type=Path, default=PERFORMANCE_PAGE,
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
                         "would change and writes nothing)")
     args = parser.parse_args(argv)
     with exit_on_user_error():
-        check_markers(args.readme, (EXPERIMENTS_TABLE, GAP_CONCLUSION))  # a page it cannot update is refused
+        check_markers(args.readme, (EXPERIMENTS_TABLE, GAP_CONCLUSION, FAST_CONCLUSION))  # a page it cannot update is refused
         check_markers(args.performance_page, (PRECISION_TABLE,))  # before any copy
         if args.sweep_dir is not None:
             if not args.sweep_dir.is_dir():
@@ -189,15 +190,18 @@ def main(argv: list[str] | None = None) -> None:
             if not publication.changed:
                 print(f"nothing new to publish: {args.to}, its report and {args.readme} are as they were")
                 return
-        notebook = RESULTS_ROOT / "notebook"
-        for folder in {args.to, notebook}:
+        notebook, fast = RESULTS_ROOT / "notebook", RESULTS_ROOT / "fast"
+        for folder in {args.to, notebook, fast}:
             if any(folder.glob(f"*/*/{RESULTS_FILE}")):
                 write_report(folder)
         if any(notebook.glob(f"*/*/{RESULTS_FILE}")):
             add_findings(notebook / "report.md", RESULTS_ROOT)
+        if any(fast.glob(f"*/*/{RESULTS_FILE}")):
+            add_fast_comparison(fast / "report.md", RESULTS_ROOT)
         update_page(args.readme, notebook_table(notebook))
         update_page(args.readme, gap_conclusion(RESULTS_ROOT / "notebook_protocol", RESULTS_ROOT / "keras_reference"),
                     GAP_CONCLUSION)
+        update_page(args.readme, fast_grid_conclusion(fast, notebook), FAST_CONCLUSION)
         update_page(args.performance_page, precision_table(RESULTS_ROOT / "precision"), PRECISION_TABLE)
         write_precision_figures(RESULTS_ROOT / "precision")
     print(f"updated the reports, the experiments table in {args.readme} and the precision table in "

@@ -1,6 +1,7 @@
 """results/ read back by what each folder holds (the notebook grid, the notebook-protocol and Keras
-reference runs, the JPEG ladder, the precision runs), and what is drawn from them there beside
-each folder's report: the notebook report's findings and the precision figures.
+reference runs, the JPEG ladder, the precision runs, the fast grid), and what is drawn from them there
+beside each folder's report: the notebook report's findings, the precision figures and the fast grid's
+comparison with the float32 grid.
 
 Each of these is made from the committed runs alone, so ``python -m src.publish`` remakes them.
 """
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from src import findings
+from src import fast_grid, findings
 from src.comparison import ConfigRuns, collect, summarize
 from src.figures import write_figures
 from src.paths import PROJECT_ROOT
+from src.report import activity
 from src.results import RESULTS_FILE
 
 RESULTS_ROOT = PROJECT_ROOT / "results"
@@ -38,6 +40,19 @@ def add_findings(report: Path, results: Path) -> None:
     findings_text = findings.markdown(collect(results / "notebook"), folder_groups(results / "notebook_protocol"),
                                       folder_groups(results / "keras_reference"), ladder(results))
     report.write_text(report.read_text() + "\n" + findings_text)
+
+
+def add_fast_comparison(report: Path, results: Path) -> None:
+    """Append "Against the float32 grid" (:mod:`src.fast_grid`) to the fast grid's ``report``, from the runs
+    under ``results``: ``fast`` and ``notebook``."""
+    float32, fast = (results / "notebook", results / "fast")
+    section = fast_grid.markdown(by_name(folder_groups(float32)), by_name(folder_groups(fast)),
+                                 (activity(float32), activity(fast)))
+    report.write_text(report.read_text() + "\n" + section)
+
+
+def by_name(groups: list[ConfigRuns]) -> dict[str, ConfigRuns]:
+    return {group.name: group for group in groups}
 
 
 def precision_groups(results_dir: Path, float32_runs: Path = RESULTS_ROOT / "notebook") -> dict[str, ConfigRuns]:

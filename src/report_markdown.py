@@ -33,7 +33,7 @@ def markdown(rows: list[dict], comparisons: list[Comparison], groups: list[Confi
             _number(row["momentum"]), _number(row["nesterov"]), _number(row["loss"]), runs_cell(row),
             percent(row["test_acc_mean"], row["test_acc_std"]),
             percent(row["best_val_acc_mean"], row["best_val_acc_std"]),
-            _number(row["epochs_mean"], ".3g"), _duration(row["wall_time_s_mean"]),
+            _number(row["epochs_mean"], ".3g"), duration(row["wall_time_s_mean"]),
             _number(row["images_per_s_mean"], ".0f"),
             row["notebook"] or "–",
         )
@@ -91,15 +91,15 @@ def where_they_ran(groups: list[ConfigRuns], when: Activity | None = None) -> li
     for key, members in machines.items():
         seconds = sum(run.wall_time_s or 0.0 for run in members)
         epochs = sum(run.epochs for run in members)
-        per_epoch = _duration(seconds / epochs if epochs else None)
+        per_epoch = duration(seconds / epochs if epochs else None)
         lines.append("| " + " | ".join(_number(v) if v != "" else "–" for v in key)
-                     + f" | {len(members)} | {_duration(seconds)} | {per_epoch} |")
+                     + f" | {len(members)} | {duration(seconds)} | {per_epoch} |")
     total = sum(run.wall_time_s or 0.0 for run in runs)
     commits = sorted({str(run.environment.get("git_commit", ""))[:7] for run in runs} - {""})
     data = sorted({_data_description(run.data) for run in runs if run.data})
     run_time = (
         "Run time is the run's own wall time, its resumes included." if len(runs) == 1 else
-        f"Run time is each run's own wall time, its resumes included, {_duration(total)} over all {len(runs)} "
+        f"Run time is each run's own wall time, its resumes included, {duration(total)} over all {len(runs)} "
         "runs; runs that shared a machine overlap, so the sweep took less time than that."
     )
     return [
@@ -118,7 +118,7 @@ def _sweep_span(when: Activity) -> str:
         return datetime.fromtimestamp(unix_time, timezone.utc).strftime("%Y-%m-%d %H:%M")
 
     return (f"The whole sweep, by the runs' TensorBoard events: from {moment(when.first)} to {moment(when.last)} "
-            f"UTC, {_duration(when.last - when.first)}, with some run training during {_duration(when.training_s)} "
+            f"UTC, {duration(when.last - when.first)}, with some run training during {duration(when.training_s)} "
             "of it (a paused run counts as training; between restarts none was).")
 
 
@@ -143,7 +143,7 @@ def percent(mean: float | None, std: float | None) -> str:
     return f"{100 * mean:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
     if seconds < 120:

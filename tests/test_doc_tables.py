@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from src.doc_tables import (
-    GAP_CONCLUSION, PRECISION_TABLE, describe_config, gap_conclusion, notebook_table, page_table, precision_table,
-    update_page,
+    FAST_CONCLUSION, GAP_CONCLUSION, PRECISION_TABLE, describe_config, fast_grid_conclusion, gap_conclusion,
+    notebook_table, page_table, precision_table, update_page,
 )
 from src.errors import UserInputError
 from src.results import RunRecord
@@ -25,6 +25,12 @@ def test_the_readme_sentence_on_the_notebooks_lead_is_what_results_say():
     results = ROOT / "results"
     assert page_table(ROOT / "README.md", GAP_CONCLUSION) == gap_conclusion(results / "notebook_protocol",
                                                                              results / "keras_reference")
+
+
+def test_the_readme_sentence_on_the_fast_grid_is_what_results_say():
+    # regenerate with: python -m src.publish
+    results = ROOT / "results"
+    assert page_table(ROOT / "README.md", FAST_CONCLUSION) == fast_grid_conclusion(results / "fast", results / "notebook")
 
 
 def test_the_performance_page_precision_table_is_what_results_say():

@@ -4,7 +4,7 @@ findings and figures drawn from them."""
 from src.comparison import collect
 from src.figures import write_figures
 from src.findings import markdown
-from src.published import add_findings, ladder, write_precision_figures
+from src.published import add_fast_comparison, add_findings, ladder, write_precision_figures
 from src.results import RunRecord
 from tests.synthetic import write_run_results
 
@@ -42,3 +42,16 @@ def test_the_jpeg_ladder_takes_each_rungs_sgd_runs_and_the_shared_copys_from_the
     rungs = ladder(tmp_path)
     assert sorted(rungs) == [30, 50, 75] and {group.name for group in rungs.values()} == {"sgd"}
     assert rungs[50].test_accuracies == [0.75]
+
+
+def test_publishing_the_fast_grid_appends_its_comparison_with_the_float32_grid(tmp_path):
+    for folder, accuracies in (("notebook", [0.76, 0.77]), ("fast", [0.765, 0.772])):
+        for seed, acc in enumerate(accuracies):
+            RunRecord(config="sgd", stop_reason="early_stopping", epochs=30, test_acc=acc).write(
+                tmp_path / folder / "sgd" / f"seed_{seed}")
+    report = tmp_path / "fast" / "report.md"
+    report.write_text("# Sweep report\n")
+    add_fast_comparison(report, tmp_path)
+    text = report.read_text()
+    assert text.startswith("# Sweep report\n\n## Against the float32 grid")
+    assert "| `sgd` | 76.5 ± 0.7 (n=2) | 76.8 ± 0.5 (n=2) | yes (" in text
