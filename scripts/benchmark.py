@@ -292,30 +292,55 @@ TABLE_PATHS = ("fit", f"fit{FAST}", "trainer", "plain", f"plain{FAST}")
 
 
 def measure(path: str, device: str, precision: str, steps: int, warmup: int, clock: str = "wall",
-            threads: int | None = None) -> dict[str, Any]:
+            threads: int | None = None, count_calls: bool = False) -> dict[str, Any]:
     """``path``'s images/s and page faults per step, measured in a fresh python process (this script's
-    ``--measure``)."""
+    ``--measure``); with ``count_calls``, also the Python calls per step (:class:`CallCounter`), which
+    slow the steps they count: time those in another measurement."""
     command = [sys.executable, str(Path(__file__).resolve()), f"--measure={path}", f"--devices={device}",
                f"--precision={precision}", f"--steps={steps}", f"--warmup={warmup}", f"--clock={clock}",
-               *([f"--threads={threads}"] if threads else [])]
+               *([f"--threads={threads}"] if threads else []), *(["--count_calls"] if count_calls else [])]
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if run.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed with status {run.returncode}:\n{run.stderr[-4000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def measure_here(path: str, device: str, precision: str, steps: int, warmup: int, clock: str) -> None:
-    """``--measure``: one measurement of ``path`` in this process, printed as a JSON line: images/s and
-    the minor page faults per timed step (fresh pages the OS hands the allocator, a cost of their own)."""
-    faults = []
+class CallCounter:
+    """The function calls Python makes while it is on, its own and the C functions it calls (torch's ops
+    among them): how much interpreted work a loop does per step, in a count that a busy machine does not
+    change, where a few percent of time cannot be told from the machine's drift."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def _count(self, frame: Any, event: str, arg: Any) -> None:
+        if event in ("call", "c_call"):
+            self.calls += 1
+
+    def toggle(self) -> None:
+        """On if off, off if on; this thread only (the training loop's)."""
+        sys.setprofile(self._count if sys.getprofile() is None else None)
+
+
+def measure_here(path: str, device: str, precision: str, steps: int, warmup: int, clock: str,
+                 count_calls: bool = False) -> None:
+    """``--measure``: one measurement of ``path`` in this process, printed as a JSON line: images/s, the
+    minor page faults per timed step (fresh pages the OS hands the allocator, a cost of their own) and,
+    with ``count_calls``, the Python calls per step."""
+    faults, counter = [], CallCounter()
 
     def read_clock() -> float:  # read when the timed steps start and when they end
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+        if count_calls:
+            counter.toggle()
         return CLOCKS[clock]()
 
     rate = PATHS[path](torch.device(device), precision, steps, warmup, random_split(IMAGES, SEED), clock=read_clock)
-    print(json.dumps({"path": path, "device": device, "precision": precision, "images_per_s": rate,
-                      "page_faults_per_step": (faults[-1] - faults[0]) / steps}))
+    measured = {"path": path, "device": device, "precision": precision, "images_per_s": rate,
+                "page_faults_per_step": (faults[-1] - faults[0]) / steps}
+    if count_calls:
+        measured["python_calls_per_step"] = counter.calls / steps
+    print(json.dumps(measured))
 
 
 def run_peer(python: str, *args: str) -> dict[str, Any]:
@@ -389,12 +414,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _step_costs_table(costs: dict[tuple[str, str], float], faults: dict[tuple[str, str], float]) -> str:
+def _step_costs_table(costs: dict[tuple[str, str], float], faults: dict[tuple[str, str], float],
+                      calls: dict[tuple[str, str], float]) -> str:
     """Markdown: a row per path, columns per precision: ms per step, against ``plain``, and page faults
-    per step where the result has them."""
+    and Python calls per step where the result has them."""
     precisions = list(dict.fromkeys(precision for precision, _ in costs))
     names = list(dict.fromkeys(name for _, name in costs))
-    per_precision = ["ms/step", "vs plain", *(["faults/step"] if faults else [])]
+    per_precision = ["ms/step", "vs plain", *(["faults/step"] if faults else []), *(["calls/step"] if calls else [])]
     lines = ["| path | " + " | ".join(f"{p} {column}" if column == "ms/step" else column
                                      for p in precisions for column in per_precision) + " |",
              "| --- |" + " ---: |" * len(per_precision) * len(precisions)]
@@ -403,22 +429,24 @@ def _step_costs_table(costs: dict[tuple[str, str], float], faults: dict[tuple[st
         for precision in precisions:
             cost, plain = costs.get((precision, name)), costs.get((precision, "plain"))
             cells += [f"{cost:.2f}", f"{cost - plain:+.2f}"] if cost is not None and plain else ["", ""]
-            if faults:
-                cells.append(f"{faults[precision, name]:.0f}" if (precision, name) in faults else "")
+            for counts in (faults, calls):
+                if counts:
+                    cells.append(f"{counts[precision, name]:.0f}" if (precision, name) in counts else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def format_step_costs(report: dict[str, Any]) -> str:
     """A scripts/step_costs.py result: what ran, a row per path with columns per precision (each
-    also against ``plain``, and the page faults per step where recorded), and the optimizer's update alone."""
+    also against ``plain``, and the page faults and Python calls per step where recorded), and the optimizer's
+    update alone."""
     costs = {(row["precision"], row["path"]): row["ms_per_step"] for row in report["rows"]}
-    faults = {(row["precision"], row["path"]): row["page_faults_per_step"] for row in report["rows"]
-              if "page_faults_per_step" in row}
+    faults, calls = ({(row["precision"], row["path"]): row[key] for row in report["rows"] if key in row}
+                     for key in ("page_faults_per_step", "python_calls_per_step"))
     update = report["update_ms"]
     statistic = report.get("statistic", "least")  # the first results kept the least of the rounds
     return (f"one thread, CPU time per step, {statistic} of {report['repeats']} x {report['steps']} steps at batch "
-            f"{report['batch']}\n\n{_step_costs_table(costs, faults)}\n\nRMSprop's update alone, float32: "
+            f"{report['batch']}\n\n{_step_costs_table(costs, faults, calls)}\n\nRMSprop's update alone, float32: "
             f"{update['eager']:.2f} ms eager, {update['compiled']:.2f} ms compiled")
 
 
@@ -477,6 +505,8 @@ def main() -> None:
                         help="measure PATH once, in this process, at --precision on the first of --devices, and "
                         "print its images/s as a JSON line (what each of the benchmark's processes runs)")
     parser.add_argument("--precision", choices=list(AUTOCAST), default="32-true", help="with --measure")
+    parser.add_argument("--count_calls", action="store_true",
+                        help="with --measure: also count the Python calls per step (which slows the steps it counts)")
     args = parser.parse_args()
     if args.tables:
         with exit_on_user_error():
@@ -494,7 +524,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.measure:
-        measure_here(args.measure, args.devices[0], args.precision, args.steps, args.warmup, args.clock)
+        measure_here(args.measure, args.devices[0], args.precision, args.steps, args.warmup, args.clock,
+                     args.count_calls)
         return
     if args.peer and "cpu" not in args.devices:
         parser.error("--peer keras runs on the CPU; add cpu to --devices")

@@ -12,7 +12,9 @@ bf16-mixed:
   five), ``plain, compiled network``: with ``model.compile()``;
 * ``trainer``: the project's module under a bare Lightning Trainer, ``fit``: the project's path,
   ``fit, default allocator``: the same without the allocator setting it trains with (src/allocator.py);
-and, apart, RMSprop's ``optimizer.step()`` alone on fixed gradients, eager and compiled.
+and, apart, RMSprop's ``optimizer.step()`` alone on fixed gradients, eager and compiled. Once more per path,
+not timed, the Python calls each step makes (scripts/benchmark.py's ``CallCounter``): the interpreted work
+a framework adds around the same tensor work, a count a busy machine does not change.
 
     python scripts/step_costs.py --steps 200 --repeats 3 --json results/benchmark/step-costs-<cpu>.json
 """
@@ -64,6 +66,12 @@ def step_cost(path: str, precision: str, steps: int, warmup: int) -> tuple[float
     return benchmark.BATCH / measured["images_per_s"] * 1000, measured["page_faults_per_step"]
 
 
+def python_calls(path: str, precision: str, steps: int, warmup: int) -> float:
+    """Python calls per training step of ``path`` at ``precision``, in a process of its own."""
+    return benchmark.measure(path, "cpu", precision, steps, warmup, clock="cpu", threads=1,
+                             count_calls=True)["python_calls_per_step"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per measurement")
@@ -80,12 +88,14 @@ def main() -> None:
                 costs.setdefault((precision, name), []).append(step_cost(name, precision, args.steps, args.warmup))
         for compiled in (False, True):
             updates.setdefault(compiled, []).append(update_alone(compiled, args.steps, args.warmup))
+    calls = {(precision, name): python_calls(name, precision, args.steps, args.warmup) for precision, name in costs}
     report = {
         "kind": "step_costs", "machine": benchmark.describe_machine(), "batch": benchmark.BATCH,
         "steps": args.steps, "repeats": args.repeats, "statistic": "median",
         "rows": [dict(precision=precision, path=name, ms_per_step=statistics.median(ms for ms, _ in values),
                       all_ms=[round(ms, 3) for ms, _ in values],
-                      page_faults_per_step=statistics.median(faults for _, faults in values))
+                      page_faults_per_step=statistics.median(faults for _, faults in values),
+                      python_calls_per_step=calls[precision, name])
                  for (precision, name), values in costs.items()],
         "update_ms": {"eager": statistics.median(updates[False]), "compiled": statistics.median(updates[True])},
     }

@@ -121,6 +121,19 @@ def test_step_costs_with_page_faults_show_them_per_precision_and_the_statistic_u
     assert "| fit | 19.50 | -0.50 | 16 |" in lines
 
 
+def test_step_costs_with_python_calls_show_them_beside_the_page_faults(rendered):
+    rows = [dict(precision="bf16-mixed", path="plain", ms_per_step=20.0, page_faults_per_step=3.0,
+                 python_calls_per_step=569.3),
+            dict(precision="bf16-mixed", path="fit", ms_per_step=21.5, page_faults_per_step=4.0,
+                 python_calls_per_step=3804.0)]
+    report = {"kind": "step_costs", "batch": 32, "steps": 200, "repeats": 3, "statistic": "median", "rows": rows,
+              "update_ms": {"eager": 1.0, "compiled": 0.2}}
+    lines = rendered(report, "step-costs.json")
+    assert "| path | bf16-mixed ms/step | vs plain | faults/step | calls/step |" in lines
+    assert "| plain | 20.00 | +0.00 | 3 | 569 |" in lines
+    assert "| fit | 21.50 | +1.50 | 4 | 3804 |" in lines
+
+
 def test_a_measurement_counts_the_page_faults_of_its_timed_steps_alone(scripts, capsys):
     benchmark = scripts("benchmark")
     buffers = []
@@ -139,6 +152,37 @@ def test_a_measurement_counts_the_page_faults_of_its_timed_steps_alone(scripts, 
         del benchmark.PATHS["faulting"]
     faults = json.loads(capsys.readouterr().out)["page_faults_per_step"]
     assert 200 <= faults <= 300  # a megabyte is 256 pages of 4 KiB
+
+
+def test_a_measurement_counts_the_python_calls_of_its_timed_steps_alone(scripts, capsys):
+    benchmark = scripts("benchmark")
+
+    def inner():
+        return None
+
+    def step():  # three calls a step: step, inner, and the builtin len
+        inner()
+        len(())
+
+    def path(device, precision, steps, warmup, data, clock):
+        for _ in range(warmup):
+            step()
+        clock()
+        for _ in range(steps):
+            step()
+        clock()
+        return 1.0
+
+    benchmark.PATHS["calling"] = path
+    try:
+        for steps in (10, 30):
+            benchmark.measure_here("calling", "cpu", "32-true", steps=steps, warmup=5, clock="cpu", count_calls=True)
+    finally:
+        del benchmark.PATHS["calling"]
+    ten, thirty = (json.loads(line)["python_calls_per_step"] * steps
+                   for line, steps in zip(capsys.readouterr().out.splitlines(), (10, 30)))
+    assert thirty - ten == 3 * 20  # the counter's own few calls at the edges cancel out
+    assert sys.getprofile() is None  # and it leaves the interpreter as it found it
 
 
 def test_the_step_timer_times_the_steps_alone_not_the_epoch_end_after_them(scripts):
