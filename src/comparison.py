@@ -175,6 +175,14 @@ def notebook_within_seed_noise(values: list[float], figure: NotebookFigure) -> s
     return within_seed_noise(values, 100 * low, 100 * high if high != low else None)
 
 
+def mean_std(values: list[float], digits: int = 1, count: bool = False) -> str:
+    """``77.4 ± 0.2`` over seeds (one value alone, no spread), ``(n=3)`` added with ``count``; "–" for none."""
+    if not values:
+        return "–"
+    spread = f" ± {np.std(values, ddof=1):.{digits}f}" if len(values) > 1 else ""
+    return f"{np.mean(values):.{digits}f}{spread}" + (f" (n={len(values)})" if count else "")
+
+
 def runs_cell(row: dict) -> str:
     """``3 (1 diverged)``: a summary row's runs, and those its statistics leave out."""
     notes = [f"{row[key]} {key}" for key in ("diverged", "pruned", "unfinished") if row[key]]

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from src import fast_grid, gap
-from src.comparison import ConfigRuns, compare, notebook_within_seed_noise
+from src.comparison import ConfigRuns, compare, mean_std, notebook_within_seed_noise
 from src.errors import UserInputError
 from src.keras_notebook import NOTEBOOK
 from src.paths import CONFIG_DIR, PROJECT_ROOT
@@ -56,7 +55,7 @@ def notebook_table(results_dir: Path) -> str:
         epochs = group.values(lambda r: r.epochs) if group else []
         here = "not run yet"
         if values:
-            here = f"{_mean_std(values)} (n={len(values)})"
+            here = mean_std(values, count=True)
         cells = (
             f"`{name}`", *describe_config(name), figure.text, here,
             _epoch_range(epochs),
@@ -88,7 +87,7 @@ def precision_table(results_dir: Path, float32_runs: Path = RESULTS_ROOT / "note
         test = [100 * v for v in group.test_accuracies]
         val = [100 * v for v in group.values(lambda r: r.best_val_acc)]
         epochs = group.values(lambda r: r.epochs)
-        lines.append(f"| {name} | {len(group.finished)} | {_mean_std(test)} | {_mean_std(val)} | "
+        lines.append(f"| {name} | {len(group.finished)} | {mean_std(test)} | {mean_std(val)} | "
                      f"{_epoch_range(epochs)} |")
     for comparison in compare([ConfigRuns(name, group.runs) for name, group in groups.items()]):
         verdict = "differs by more than seed noise" if comparison.beyond_noise else "within seed noise"
@@ -103,12 +102,6 @@ def _epoch_range(epochs: list[float]) -> str:
         return "–"
     low, high = min(epochs), max(epochs)
     return f"{low:.0f}" if low == high else f"{low:.0f}–{high:.0f}"
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "–"
-    return f"{np.mean(values):.1f}" + (f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else "")
 
 
 def _short(value: float) -> str:

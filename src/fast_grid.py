@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src.comparison import ConfigRuns, compare, within_seed_noise
+from src.comparison import ConfigRuns, compare, mean_std, within_seed_noise
 from src.findings import CLAIMS, MIN_RUNS, Claim, verdict
 from src.report_markdown import Activity, duration
 from src.results import RunRecord
@@ -125,8 +125,8 @@ def _accuracy_table(float32: dict[str, ConfigRuns], fast: dict[str, ConfigRuns])
              "| Welch's p |", "| --- | ---: | ---: | --- | ---: |"]
     for config in config_agreements(float32, fast):
         p_value = "–" if config.p_value is None else f"{config.p_value:.2g}"
-        lines.append(f"| `{config.name}` | {_mean_std(_percent(config.float32))} | {_mean_std(_percent(config.fast))} "
-                     f"| {config.inside} | {p_value} |")
+        float32_acc, fast_acc = (mean_std(_percent(group), count=True) for group in (config.float32, config.fast))
+        lines.append(f"| `{config.name}` | {float32_acc} | {fast_acc} | {config.inside} | {p_value} |")
     return lines
 
 
@@ -187,13 +187,6 @@ def _kind(verdict_text: str) -> str:
 
 def _percent(group: ConfigRuns) -> list[float]:
     return [100 * v for v in group.test_accuracies]
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "–"
-    spread = f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else ""
-    return f"{np.mean(values):.1f}{spread} (n={len(values)})"
 
 
 def _runs_per_epoch(cell: tuple[int, float] | None) -> str:

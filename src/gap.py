@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 from scipy import stats
 
-from src.comparison import ConfigRuns, compare, within_seed_noise
+from src.comparison import ConfigRuns, compare, mean_std, within_seed_noise
 from src.keras_notebook import NOTEBOOK
 
 
@@ -57,13 +57,6 @@ def stopped_epoch_runs(group: ConfigRuns, name: str) -> ConfigRuns:
     ``evaluate`` scored its run; runs that did not validate on the test set have no such figure and are left out."""
     return ConfigRuns(name, [replace(run, test_acc=run.stopped_epoch_test_acc) for run in group.finished
                              if run.stopped_epoch_test_acc is not None])
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "–"
-    spread = f" ± {np.std(values, ddof=1):.2f}" if len(values) > 1 else ""
-    return f"{np.mean(values):.2f}{spread} (n={len(values)})"
 
 
 def keras_comparisons(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns]) -> dict[str, tuple]:
@@ -116,8 +109,9 @@ def keras_lines(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns]) -
             verdict = (f"differ: {comparison.better} ahead by {100 * comparison.difference:.1f} points"
                        if comparison.beyond_noise else "agree within seed noise")
         notebook = NOTEBOOK[name].text if name in NOTEBOOK else "–"
-        lines.append(f"| `{name}` | {_mean_std([100 * v for v in theirs.test_accuracies])} | "
-                     f"{_mean_std([100 * v for v in ours.test_accuracies])} | {notebook} | {p_value} | {verdict} |")
+        keras_acc, ours_acc = ([100 * v for v in group.test_accuracies] for group in (theirs, ours))
+        lines.append(f"| `{name}` | {mean_std(keras_acc, digits=2, count=True)} | "
+                     f"{mean_std(ours_acc, digits=2, count=True)} | {notebook} | {p_value} | {verdict} |")
     return [*lines, "", keras_conclusion(keras, protocol)]
 
 
@@ -132,7 +126,8 @@ def encoding_lines(rungs: dict[int, ConfigRuns]) -> list[str]:
                 "(`results/jpeg_ladder/q<Q>`, images from `scripts/jpeg_ladder.py`)."]
     name = next(iter(rungs.values())).name
     table = ["| JPEG quality | runs | test acc. % (mean ± std) |", "| ---: | ---: | ---: |"]
-    table += [f"| {quality} | {len(values)} | {_mean_std(values)} |" for quality, values in rows.items()]
+    table += [f"| {quality} | {len(values)} | {mean_std(values, digits=2, count=True)} |"
+              for quality, values in rows.items()]
     qualities = [quality for quality, values in rows.items() for _ in values]
     accuracies = [value for values in rows.values() for value in values]
     fit = stats.linregress(qualities, accuracies)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from src.comparison import collect, compare, notebook_within_seed_noise, summarize, within_seed_noise
+from src.comparison import collect, compare, mean_std, notebook_within_seed_noise, summarize, within_seed_noise
 from src.keras_notebook import NOTEBOOK, NotebookFigure
 
 
@@ -73,3 +73,10 @@ def test_the_notebook_figure_is_judged_against_one_more_run_of_ours(values, clai
 ])
 def test_a_figure_given_in_words_is_judged_as_the_range_they_allow(figure, verdict):
     assert notebook_within_seed_noise([70.0, 71.0, 72.0], figure) == verdict
+
+
+def test_a_mean_over_seeds_shows_its_spread_only_where_there_is_one_and_its_count_where_asked():
+    assert mean_std([77.0, 78.0, 79.0]) == "78.0 ± 1.0"
+    assert mean_std([77.25], digits=2, count=True) == "77.25 (n=1)"
+    assert mean_std([76.0, 78.0], count=True) == "77.0 ± 1.4 (n=2)"
+    assert mean_std([]) == "–"
