@@ -129,42 +129,56 @@ def flops_per_image() -> float:
     return counter.get_total_flops() / BATCH
 
 
+class PlainLoop:
+    """The shortest honest loop: slice, scale, forward, loss, backward, step; run a chunk of steps at a time
+    (scripts/step_costs.py alternates chunks of it with a Trainer's).
+
+    ``compile_network`` and ``compile_step`` put the network, or the optimizer's update, through
+    ``torch.compile`` (compiled in the first steps run).
+    """
+
+    def __init__(self, device: torch.device, precision: str, data: Split, fast_dropout: bool = False,
+                 compile_network: bool = False, compile_step: bool = False) -> None:
+        torch.manual_seed(0)
+        model = KerasCifarCNN(dropout=ByteMaskDropout if fast_dropout else torch.nn.Dropout)
+        self.model = model.to(device, memory_format=torch.channels_last)
+        if compile_network:
+            self.model.compile()
+        # a tensor lr lets the decay change it without recompiling the update
+        self.optimizer = KerasRMSprop(self.model.parameters(), lr=torch.tensor(1e-4) if compile_step else 1e-4)
+        self.decay = keras_decay(self.optimizer, 1e-6)
+        self.update = torch.compile(self.optimizer.step) if compile_step else self.optimizer.step  # the decay's wrap
+        self.images, self.labels = torch.from_numpy(data.images).to(device), torch.from_numpy(data.labels).to(device)
+        self.order = torch.randperm(len(self.labels), device=device)
+        dtype = AUTOCAST[precision]
+        self.autocast = torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
+        self.steps_done = 0
+
+    def run(self, steps: int) -> None:
+        for step in range(self.steps_done, self.steps_done + steps):
+            index = self.order[(step * BATCH) % (len(self.order) - BATCH) :][:BATCH]
+            batch = to_float_nchw(self.images[index])
+            with self.autocast:
+                loss = F.cross_entropy(self.model(batch), self.labels[index])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.update()
+            self.decay.step()
+        self.steps_done += steps
+
+
 def plain_loop(device: torch.device, precision: str, steps: int, warmup: int, data: Split,
                fast_dropout: bool = False, compile_network: bool = False, compile_step: bool = False,
                keep_memory: bool = False, clock: Callable[[], float] = time.perf_counter) -> float:
-    """Images/s of the shortest honest loop: slice, scale, forward, loss, backward, step.
-
-    ``compile_network`` and ``compile_step`` put the network, or the optimizer's update, through
-    ``torch.compile`` (compiled during the warm-up steps); ``keep_memory`` gives it the allocator
-    setting ``fit`` runs with (:mod:`src.allocator`); ``clock`` times the steps.
-    """
+    """Images/s of :class:`PlainLoop`; ``keep_memory`` gives it the allocator setting ``fit`` runs with
+    (:mod:`src.allocator`); ``clock`` times the steps."""
     if keep_memory:
         keep_freed_memory()
-    torch.manual_seed(0)
-    model = KerasCifarCNN(dropout=ByteMaskDropout if fast_dropout else torch.nn.Dropout)
-    model = model.to(device, memory_format=torch.channels_last)
-    if compile_network:
-        model.compile()
-    # a tensor lr lets the decay change it without recompiling the update
-    optimizer = KerasRMSprop(model.parameters(), lr=torch.tensor(1e-4) if compile_step else 1e-4)
-    decay = keras_decay(optimizer, 1e-6)
-    update = torch.compile(optimizer.step) if compile_step else optimizer.step  # the step the decay wrapped
-    images, labels = torch.from_numpy(data.images).to(device), torch.from_numpy(data.labels).to(device)
-    order = torch.randperm(len(labels), device=device)
-    dtype = AUTOCAST[precision]
-    autocast = torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
-    for step in range(steps + warmup):
-        if step == warmup:
-            sync(device)
-            start = clock()
-        index = order[(step * BATCH) % (len(order) - BATCH) :][:BATCH]
-        batch = to_float_nchw(images[index])
-        with autocast:
-            loss = F.cross_entropy(model(batch), labels[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        update()
-        decay.step()
+    loop = PlainLoop(device, precision, data, fast_dropout, compile_network, compile_step)
+    loop.run(warmup)
+    sync(device)
+    start = clock()
+    loop.run(steps)
     sync(device)
     return steps * BATCH / (clock() - start)
 
@@ -254,24 +268,34 @@ def fit_path(device: torch.device, precision: str, steps: int, warmup: int, data
         cli.trainer.callbacks.append(timer)
         if keep_memory:
             keep_freed_memory()  # as HparamLabCLI.fit does before it trains
-        datamodule = CIFAR10DataModule.from_arrays(data, random_split(1000, 1), val_split=1000)
-        cli.trainer.fit(cli.model, datamodule=datamodule)
+        cli.trainer.fit(cli.model, datamodule=baseline_data(data))
     return steps * BATCH / (timer.end - timer.start)
+
+
+def bare_trainer(device: torch.device, precision: str, max_steps: int, callbacks: list[pl.Callback]) -> pl.Trainer:
+    """A Trainer with nothing of its own (no logger, progress bar, checkpoints or summary) but ``callbacks``."""
+    return pl.Trainer(accelerator=device.type, devices=1, precision=precision, max_steps=max_steps,
+                      limit_val_batches=0, num_sanity_val_steps=0, logger=False, callbacks=callbacks,
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+
+
+def baseline_module() -> CifarClassifier:
+    """The project's module with the plain loop's optimizer and decay (the notebook's baseline)."""
+    torch.manual_seed(0)
+    return CifarClassifier(optimizer=partial(KerasRMSprop, lr=1e-4), decay=1e-6)
+
+
+def baseline_data(data: Split) -> CIFAR10DataModule:
+    return CIFAR10DataModule.from_arrays(data, random_split(1000, 1), val_split=1000)
 
 
 def trainer_floor(device: torch.device, precision: str, steps: int, warmup: int, data: Split,
                   clock: Callable[[], float] = time.perf_counter) -> float:
-    """Images/s of the project's module and data under a Trainer with nothing else (no callbacks,
-    logger, progress bar or checkpoints) and the allocator setting ``fit`` runs with: what Lightning's
-    own loop costs, apart from the project's."""
+    """Images/s of the project's module and data under a :func:`bare_trainer` and the allocator setting
+    ``fit`` runs with: what Lightning's own loop costs, apart from the project's."""
     keep_freed_memory()
     timer = StepTimer(warmup, steps, clock)
-    torch.manual_seed(0)
-    model = CifarClassifier(optimizer=partial(KerasRMSprop, lr=1e-4), decay=1e-6)
-    trainer = pl.Trainer(accelerator=device.type, devices=1, precision=precision, max_steps=steps + warmup,
-                         limit_val_batches=0, num_sanity_val_steps=0, logger=False, callbacks=[timer],
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(model, datamodule=CIFAR10DataModule.from_arrays(data, random_split(1000, 1), val_split=1000))
+    bare_trainer(device, precision, steps + warmup, [timer]).fit(baseline_module(), datamodule=baseline_data(data))
     return steps * BATCH / (timer.end - timer.start)
 
 
@@ -447,7 +471,19 @@ def format_step_costs(report: dict[str, Any]) -> str:
     statistic = report.get("statistic", "least")  # the first results kept the least of the rounds
     return (f"one thread, CPU time per step, {statistic} of {report['repeats']} x {report['steps']} steps at batch "
             f"{report['batch']}\n\n{_step_costs_table(costs, faults, calls)}\n\nRMSprop's update alone, float32: "
-            f"{update['eager']:.2f} ms eager, {update['compiled']:.2f} ms compiled")
+            f"{update['eager']:.2f} ms eager, {update['compiled']:.2f} ms compiled" + _paired_line(report))
+
+
+def _paired_line(report: dict[str, Any]) -> str:
+    """The bare Trainer's speed against the plain loop's when the two took turns in one process."""
+    turns = report.get("paired")
+    if not turns:
+        return ""
+    first = next(iter(turns.values()))
+    each = "; ".join(f"{precision} {row['trainer_over_plain']:.2f} ({row['trainer_ms']:.2f} against "
+                     f"{row['plain_ms']:.2f} ms per step)" for precision, row in turns.items())
+    return (f"\n\nThe bare Trainer and the plain loop taking turns of {first['turn_steps']} steps in one process "
+            f"({first['turns']} turns each), the Trainer's speed over the plain loop's, median turn by turn: {each}")
 
 
 def fast_line(report: dict[str, Any]) -> str:

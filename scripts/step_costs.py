@@ -16,6 +16,10 @@ and, apart, RMSprop's ``optimizer.step()`` alone on fixed gradients, eager and c
 not timed, the Python calls each step makes (scripts/benchmark.py's ``CallCounter``): the interpreted work
 a framework adds around the same tensor work, a count a busy machine does not change.
 
+Last, ``paired``: the bare Trainer and the plain loop in one process, taking turns every 50 steps, each turn
+timed. A shared machine's speed drifts by several percent within minutes, more than the gap between the
+two; turns seconds apart see the same machine, so their ratio, turn by turn, measures the gap itself.
+
     python scripts/step_costs.py --steps 200 --repeats 3 --json results/benchmark/step-costs-<cpu>.json
 """
 
@@ -24,16 +28,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmark.py, beside this script
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's src
 
 import benchmark  # noqa: E402
+from src.allocator import keep_freed_memory  # noqa: E402
 from src.model import KerasCifarCNN  # noqa: E402
 from src.optim import KerasRMSprop  # noqa: E402
 
@@ -72,14 +79,69 @@ def python_calls(path: str, precision: str, steps: int, warmup: int) -> float:
                              count_calls=True)["python_calls_per_step"]
 
 
+TURN = 50  # steps each way before the other takes its turn
+
+
+class TakeTurns(pl.Callback):
+    """Every ``turn`` Trainer steps (after ``warmup``), as many steps of ``plain``: each turn's CPU time, both ways."""
+
+    def __init__(self, plain: benchmark.PlainLoop, turn: int, warmup: int) -> None:
+        self.plain, self.turn, self.warmup = plain, turn, warmup
+        self.trainer_s: list[float] = []
+        self.plain_s: list[float] = []
+        self.started = 0.0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
+        done = trainer.global_step - self.warmup
+        if done < 0 or done % self.turn:
+            return
+        if done:
+            self.trainer_s.append(time.process_time() - self.started)
+            start = time.process_time()
+            self.plain.run(self.turn)
+            self.plain_s.append(time.process_time() - start)
+        self.started = time.process_time()
+
+
+def paired_apart(precision: str, turns: int) -> dict[str, float]:
+    """:func:`paired` in a python process of its own (this script's ``--paired``)."""
+    command = [sys.executable, str(Path(__file__).resolve()), f"--paired={precision}", f"--turns={turns}"]
+    run = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def paired(precision: str, turns: int, turn: int = TURN, warmup: int = 30) -> dict[str, float]:
+    """The bare Trainer against the plain loop, taking turns in this process: the median of their
+    milliseconds per step, and of the plain loop's time over the Trainer's, turn by turn."""
+    keep_freed_memory()
+    device, data = torch.device("cpu"), benchmark.random_split(benchmark.IMAGES, benchmark.SEED)
+    plain = benchmark.PlainLoop(device, precision, data)
+    plain.run(warmup)
+    taking_turns = TakeTurns(plain, turn, warmup)
+    trainer = benchmark.bare_trainer(device, precision, warmup + turn * turns, [taking_turns])
+    trainer.fit(benchmark.baseline_module(), datamodule=benchmark.baseline_data(data))
+    pairs = list(zip(taking_turns.trainer_s, taking_turns.plain_s))
+    return {"turns": len(pairs), "turn_steps": turn,
+            "trainer_ms": statistics.median(t for t, _ in pairs) / turn * 1000,
+            "plain_ms": statistics.median(p for _, p in pairs) / turn * 1000,
+            "trainer_over_plain": statistics.median(p / t for t, p in pairs)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per measurement")
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps first (compilation happens there)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved measurements of each path; the median is reported")
     parser.add_argument("--json", help="also write the results to this file (scripts/benchmark.py --tables shows it)")
+    parser.add_argument("--paired", choices=["32-true", "bf16-mixed"],
+                        help="measure only the Trainer and the plain loop taking turns, at this precision, and print "
+                        "the result as a JSON line (what the main run starts a process for)")
+    parser.add_argument("--turns", type=int, default=12, help="with --paired: turns each way")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.paired:
+        print(json.dumps(paired(args.paired, args.turns)))
+        return
     costs: dict[tuple[str, str], list[tuple[float, float]]] = {}
     updates: dict[bool, list[float]] = {}
     for _ in range(args.repeats):  # interleaved, so a drift in clock speed hits every path alike
@@ -89,6 +151,8 @@ def main() -> None:
         for compiled in (False, True):
             updates.setdefault(compiled, []).append(update_alone(compiled, args.steps, args.warmup))
     calls = {(precision, name): python_calls(name, precision, args.steps, args.warmup) for precision, name in costs}
+    turns = {precision: paired_apart(precision, max(args.steps * args.repeats // TURN, 4))
+             for precision in ("32-true", "bf16-mixed")}
     report = {
         "kind": "step_costs", "machine": benchmark.describe_machine(), "batch": benchmark.BATCH,
         "steps": args.steps, "repeats": args.repeats, "statistic": "median",
@@ -98,6 +162,7 @@ def main() -> None:
                       python_calls_per_step=calls[precision, name])
                  for (precision, name), values in costs.items()],
         "update_ms": {"eager": statistics.median(updates[False]), "compiled": statistics.median(updates[True])},
+        "paired": turns,
     }
     print(f"\n{benchmark.machine_line(report['machine'])}\n{benchmark.format_step_costs(report)}\n")
     print(json.dumps(report))

@@ -134,6 +134,38 @@ def test_step_costs_with_python_calls_show_them_beside_the_page_faults(rendered)
     assert "| fit | 21.50 | +1.50 | 4 | 3804 |" in lines
 
 
+def test_step_costs_with_turns_taken_in_one_process_give_the_trainers_speed_against_the_plain_loop(rendered):
+    rows = [dict(precision="bf16-mixed", path="plain", ms_per_step=20.0)]
+    report = {"kind": "step_costs", "batch": 32, "steps": 200, "repeats": 3, "rows": rows,
+              "update_ms": {"eager": 1.0, "compiled": 0.2},
+              "paired": {"32-true": dict(turns=12, turn_steps=50, trainer_ms=47.4, plain_ms=46.1, trainer_over_plain=0.967),
+                         "bf16-mixed": dict(turns=12, turn_steps=50, trainer_ms=23.3, plain_ms=21.8,
+                                            trainer_over_plain=0.937)}}
+    assert rendered(report, "step-costs.json")[-1] == (
+        "The bare Trainer and the plain loop taking turns of 50 steps in one process (12 turns each), the Trainer's "
+        "speed over the plain loop's, median turn by turn: 32-true 0.97 (47.40 against 46.10 ms per step); "
+        "bf16-mixed 0.94 (23.30 against 21.80 ms per step)")
+
+
+def test_taking_turns_times_each_side_on_its_own_turns(scripts, monkeypatch):
+    step_costs = scripts("step_costs")
+    ticks = iter(range(1000))
+    monkeypatch.setattr(step_costs.time, "process_time", lambda: next(ticks))
+    ran = []
+
+    class Plain:
+        def run(self, steps):
+            ran.append(steps)
+
+    turns = step_costs.TakeTurns(Plain(), turn=3, warmup=2)
+    trainer = pl.Trainer(max_steps=2 + 3 * 2, callbacks=[turns], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(BoringModel())
+    assert ran == [3, 3]  # a plain turn after each of the Trainer's, none during its warm-up
+    assert len(turns.trainer_s) == len(turns.plain_s) == 2
+    assert all(seconds == 1 for seconds in turns.plain_s)  # read just before and after each plain turn
+
+
 def test_a_measurement_counts_the_page_faults_of_its_timed_steps_alone(scripts, capsys):
     benchmark = scripts("benchmark")
     buffers = []
