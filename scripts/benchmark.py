@@ -52,8 +52,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -249,22 +249,29 @@ class StepTimer(pl.Callback):
             self.end = self.clock()
 
 
-def fit_path(device: torch.device, precision: str, steps: int, warmup: int, data: Split, extra: list[str],
-             keep_memory: bool = True, clock: Callable[[], float] = time.perf_counter) -> float:
-    """Images/s through the project's CLI-configured Trainer, callbacks and data module (``keep_memory``
-    False: without the allocator setting ``fit`` trains with)."""
-    timer = StepTimer(warmup, steps, clock)
+@contextmanager
+def project_fit(device: torch.device, precision: str, max_steps: int, extra: list[str]) -> Iterator[HparamLabCLI]:
+    """The project's ``fit``, configured by its CLI as ``configs/rmsprop_baseline.yaml`` (callbacks, logger,
+    progress bar), stopping at ``max_steps`` and logging into a temporary folder, not yet trained."""
     with tempfile.TemporaryDirectory() as runs:
-        cli = HparamLabCLI(
+        yield HparamLabCLI(
             [
                 "--config=configs/rmsprop_baseline.yaml", f"--trainer.precision={precision}",
-                f"--trainer.accelerator={device.type}", "--trainer.devices=1", f"--trainer.max_steps={steps + warmup}",
+                f"--trainer.accelerator={device.type}", "--trainer.devices=1", f"--trainer.max_steps={max_steps}",
                 "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0", "--trainer.enable_model_summary=false",
                 "--early_stopping.strict=false",
                 f"--trainer.logger.init_args.save_dir={runs}", "--test_after_fit=false", *extra,
             ],
             run=False,
         )
+
+
+def fit_path(device: torch.device, precision: str, steps: int, warmup: int, data: Split, extra: list[str],
+             keep_memory: bool = True, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Images/s through :func:`project_fit` (``keep_memory`` False: without the allocator setting ``fit``
+    trains with)."""
+    timer = StepTimer(warmup, steps, clock)
+    with project_fit(device, precision, steps + warmup, extra) as cli:
         cli.trainer.callbacks.append(timer)
         if keep_memory:
             keep_freed_memory()  # as HparamLabCLI.fit does before it trains
@@ -475,15 +482,14 @@ def format_step_costs(report: dict[str, Any]) -> str:
 
 
 def _paired_line(report: dict[str, Any]) -> str:
-    """The bare Trainer's speed against the plain loop's when the two took turns in one process."""
-    turns = report.get("paired")
-    if not turns:
+    """Each path's speed against the plain loop's where the two took turns in one process."""
+    rows = report.get("paired")
+    if not rows:
         return ""
-    first = next(iter(turns.values()))
-    each = "; ".join(f"{precision} {row['trainer_over_plain']:.2f} ({row['trainer_ms']:.2f} against "
-                     f"{row['plain_ms']:.2f} ms per step)" for precision, row in turns.items())
-    return (f"\n\nThe bare Trainer and the plain loop taking turns of {first['turn_steps']} steps in one process "
-            f"({first['turns']} turns each), the Trainer's speed over the plain loop's, median turn by turn: {each}")
+    each = "; ".join(f"`{row['path']}` {row['precision']} {row['speed_over_plain']:.2f} ({row['path_ms']:.2f} against "
+                     f"{row['plain_ms']:.2f} ms per step)" for row in rows)
+    return (f"\n\nTaking turns with the plain loop, {rows[0]['turn_steps']} steps each, in one process "
+            f"({rows[0]['turns']} turns each), the speed over the plain loop's, median turn by turn: {each}")
 
 
 def fast_line(report: dict[str, Any]) -> str:

@@ -16,8 +16,8 @@ and, apart, RMSprop's ``optimizer.step()`` alone on fixed gradients, eager and c
 not timed, the Python calls each step makes (scripts/benchmark.py's ``CallCounter``): the interpreted work
 a framework adds around the same tensor work, a count a busy machine does not change.
 
-Last, ``paired``: the bare Trainer and the plain loop in one process, taking turns every 50 steps, each turn
-timed. A shared machine's speed drifts by several percent within minutes, more than the gap between the
+Last, ``paired``: the bare Trainer, then ``fit``, and the plain loop in one process, taking turns every 50
+steps, each turn timed. A shared machine's speed drifts by several percent within minutes, more than the gap between the
 two; turns seconds apart see the same machine, so their ratio, turn by turn, measures the gap itself.
 
     python scripts/step_costs.py --steps 200 --repeats 3 --json results/benchmark/step-costs-<cpu>.json
@@ -83,7 +83,8 @@ TURN = 50  # steps each way before the other takes its turn
 
 
 class TakeTurns(pl.Callback):
-    """Every ``turn`` Trainer steps (after ``warmup``), as many steps of ``plain``: each turn's CPU time, both ways."""
+    """Every ``turn`` steps of a Trainer (after ``warmup``), as many steps of ``plain``: each turn's CPU time,
+    both ways."""
 
     def __init__(self, plain: benchmark.PlainLoop, turn: int, warmup: int) -> None:
         self.plain, self.turn, self.warmup = plain, turn, warmup
@@ -103,28 +104,39 @@ class TakeTurns(pl.Callback):
         self.started = time.process_time()
 
 
-def paired_apart(precision: str, turns: int) -> dict[str, float]:
+PAIRED = ("trainer", "fit")  # what takes turns with the plain loop
+
+
+def paired_apart(path: str, precision: str, turns: int) -> dict[str, float]:
     """:func:`paired` in a python process of its own (this script's ``--paired``)."""
-    command = [sys.executable, str(Path(__file__).resolve()), f"--paired={precision}", f"--turns={turns}"]
+    command = [sys.executable, str(Path(__file__).resolve()), f"--paired={path}", f"--precision={precision}",
+               f"--turns={turns}"]
     run = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def paired(precision: str, turns: int, turn: int = TURN, warmup: int = 30) -> dict[str, float]:
-    """The bare Trainer against the plain loop, taking turns in this process: the median of their
-    milliseconds per step, and of the plain loop's time over the Trainer's, turn by turn."""
+def paired(path: str, precision: str, turns: int, turn: int = TURN, warmup: int = 30) -> dict[str, float]:
+    """``path`` (the bare Trainer or the project's ``fit``) against the plain loop, taking turns in this
+    process: the median of their milliseconds per step, and of the plain loop's time over ``path``'s, turn
+    by turn."""
     keep_freed_memory()
     device, data = torch.device("cpu"), benchmark.random_split(benchmark.IMAGES, benchmark.SEED)
     plain = benchmark.PlainLoop(device, precision, data)
     plain.run(warmup)
     taking_turns = TakeTurns(plain, turn, warmup)
-    trainer = benchmark.bare_trainer(device, precision, warmup + turn * turns, [taking_turns])
-    trainer.fit(benchmark.baseline_module(), datamodule=benchmark.baseline_data(data))
+    max_steps = warmup + turn * turns
+    if path == "fit":
+        with benchmark.project_fit(device, precision, max_steps, extra=[]) as cli:
+            cli.trainer.callbacks.append(taking_turns)
+            cli.trainer.fit(cli.model, datamodule=benchmark.baseline_data(data))
+    else:
+        trainer = benchmark.bare_trainer(device, precision, max_steps, [taking_turns])
+        trainer.fit(benchmark.baseline_module(), datamodule=benchmark.baseline_data(data))
     pairs = list(zip(taking_turns.trainer_s, taking_turns.plain_s))
-    return {"turns": len(pairs), "turn_steps": turn,
-            "trainer_ms": statistics.median(t for t, _ in pairs) / turn * 1000,
+    return {"path": path, "precision": precision, "turns": len(pairs), "turn_steps": turn,
+            "path_ms": statistics.median(t for t, _ in pairs) / turn * 1000,
             "plain_ms": statistics.median(p for _, p in pairs) / turn * 1000,
-            "trainer_over_plain": statistics.median(p / t for t, p in pairs)}
+            "speed_over_plain": statistics.median(p / t for t, p in pairs)}
 
 
 def main() -> None:
@@ -133,14 +145,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps first (compilation happens there)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved measurements of each path; the median is reported")
     parser.add_argument("--json", help="also write the results to this file (scripts/benchmark.py --tables shows it)")
-    parser.add_argument("--paired", choices=["32-true", "bf16-mixed"],
-                        help="measure only the Trainer and the plain loop taking turns, at this precision, and print "
-                        "the result as a JSON line (what the main run starts a process for)")
+    parser.add_argument("--paired", choices=PAIRED,
+                        help="measure only this path and the plain loop taking turns, at --precision, and print the "
+                        "result as a JSON line (what the main run starts a process for)")
+    parser.add_argument("--precision", choices=["32-true", "bf16-mixed"], default="bf16-mixed", help="with --paired")
     parser.add_argument("--turns", type=int, default=12, help="with --paired: turns each way")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.paired:
-        print(json.dumps(paired(args.paired, args.turns)))
+        print(json.dumps(paired(args.paired, args.precision, args.turns)))
         return
     costs: dict[tuple[str, str], list[tuple[float, float]]] = {}
     updates: dict[bool, list[float]] = {}
@@ -151,8 +164,8 @@ def main() -> None:
         for compiled in (False, True):
             updates.setdefault(compiled, []).append(update_alone(compiled, args.steps, args.warmup))
     calls = {(precision, name): python_calls(name, precision, args.steps, args.warmup) for precision, name in costs}
-    turns = {precision: paired_apart(precision, max(args.steps * args.repeats // TURN, 4))
-             for precision in ("32-true", "bf16-mixed")}
+    turns = [paired_apart(path, precision, max(args.steps * args.repeats // TURN, 4))
+             for path in PAIRED for precision in ("32-true", "bf16-mixed")]
     report = {
         "kind": "step_costs", "machine": benchmark.describe_machine(), "batch": benchmark.BATCH,
         "steps": args.steps, "repeats": args.repeats, "statistic": "median",
