@@ -17,8 +17,9 @@ not timed, the Python calls each step makes (scripts/benchmark.py's ``CallCounte
 a framework adds around the same tensor work, a count a busy machine does not change.
 
 Last, ``paired``: the bare Trainer, then ``fit``, and the plain loop in one process, taking turns every 50
-steps, each turn timed. A shared machine's speed drifts by several percent within minutes, more than the gap between the
-two; turns seconds apart see the same machine, so their ratio, turn by turn, measures the gap itself.
+steps, each turn timed. A shared machine's speed drifts by several percent within minutes, more than the
+gap between the two; turns seconds apart see the same machine, so their ratio, turn by turn, measures the
+gap itself.
 
     python scripts/step_costs.py --steps 200 --repeats 3 --json results/benchmark/step-costs-<cpu>.json
 """

@@ -157,7 +157,8 @@ def conclusion(float32: dict[str, ConfigRuns], fast: dict[str, ConfigRuns]) -> s
     runs = sum(len(group.finished) for group in fast.values())
     ratios = speedups(float32, fast)
     if ratios:
-        saving = "trained " + "; ".join(f"{1 / ratio:.1f}× faster per epoch on {kind}" for kind, ratio in ratios.items())
+        saving = "trained " + "; ".join(f"{1 / ratio:.1f}× faster per epoch on {kind}"
+                                        for kind, ratio in ratios.items())
     else:
         saving = ("has no saving measured yet, as no kind of machine has run both grids (the benchmark's `fit fast` "
                   "against `fit` gives it per step)")

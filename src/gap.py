@@ -83,7 +83,8 @@ def keras_conclusion(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRun
                 "Keras 3 and two of this project on the same images, for one config at least "
                 "(`results/keras_reference`, `results/notebook_protocol`).")
     differ = {name: c for name, c in settled.items() if c.beyond_noise}
-    leads = [100 * (NOTEBOOK[name].value - float(np.mean(paired[name][0].test_accuracies + paired[name][1].test_accuracies)))
+    both_sides = {name: paired[name][0].test_accuracies + paired[name][1].test_accuracies for name in settled}
+    leads = [100 * (NOTEBOOK[name].value - float(np.mean(both_sides[name])))
              for name in settled if name in NOTEBOOK and NOTEBOOK[name].value is not None]
     lead = f" (the notebook's figures lie {_span(leads)} points above both)" if leads else ""
     same_images = "Keras 3 and this project, trained on the same JPEG images with the notebook's protocol,"
