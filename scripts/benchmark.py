@@ -330,6 +330,11 @@ def measure(path: str, device: str, precision: str, steps: int, warmup: int, clo
     command = [sys.executable, str(Path(__file__).resolve()), f"--measure={path}", f"--devices={device}",
                f"--precision={precision}", f"--steps={steps}", f"--warmup={warmup}", f"--clock={clock}",
                *([f"--threads={threads}"] if threads else []), *(["--count_calls"] if count_calls else [])]
+    return measured_apart(command)
+
+
+def measured_apart(command: list[str]) -> dict[str, Any]:
+    """What a measuring process of its own (``command``) prints as its last line, a JSON object."""
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if run.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed with status {run.returncode}:\n{run.stderr[-4000:]}")

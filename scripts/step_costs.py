@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -110,10 +109,8 @@ PAIRED = ("trainer", "fit")  # what takes turns with the plain loop
 
 def paired_apart(path: str, precision: str, turns: int) -> dict[str, float]:
     """:func:`paired` in a python process of its own (this script's ``--paired``)."""
-    command = [sys.executable, str(Path(__file__).resolve()), f"--paired={path}", f"--precision={precision}",
-               f"--turns={turns}"]
-    run = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    return benchmark.measured_apart([sys.executable, str(Path(__file__).resolve()), f"--paired={path}",
+                                     f"--precision={precision}", f"--turns={turns}"])
 
 
 def paired(path: str, precision: str, turns: int, turn: int = TURN, warmup: int = 30) -> dict[str, float]:

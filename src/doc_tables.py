@@ -45,7 +45,7 @@ def describe_config(name: str) -> tuple[str, str, str]:
 
 def notebook_table(results_dir: Path) -> str:
     """The README's experiments table: each notebook experiment, the notebook's figure and ours."""
-    groups = {group.name: group for group in folder_groups(results_dir)}
+    groups = by_name(folder_groups(results_dir))
     header = ("config", "optimizer", "lr", "other", "notebook (test acc.)", "here: test acc. (mean ± std, n)",
               "epochs", "notebook within seed noise?")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]

@@ -180,8 +180,9 @@ def main(argv: list[str] | None = None) -> None:
                         "would change and writes nothing)")
     args = parser.parse_args(argv)
     with exit_on_user_error():
-        check_markers(args.readme, (EXPERIMENTS_TABLE, GAP_CONCLUSION, FAST_CONCLUSION))  # a page it cannot update is refused
-        check_markers(args.performance_page, (PRECISION_TABLE,))  # before any copy
+        # a page it cannot update is refused before any copy
+        check_markers(args.readme, (EXPERIMENTS_TABLE, GAP_CONCLUSION, FAST_CONCLUSION))
+        check_markers(args.performance_page, (PRECISION_TABLE,))
         if args.sweep_dir is not None:
             if not args.sweep_dir.is_dir():
                 raise UserInputError(f"{args.sweep_dir} is not a directory; give the --sweep_dir of a sweep.")

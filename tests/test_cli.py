@@ -263,7 +263,6 @@ def test_a_fast_run_says_and_records_what_it_turned_on(fit, monkeypatch, caplog)
     assert results["hparams"]["precision"] == "bf16-mixed" and results["hparams"]["compile_update"]
 
 
-
 def test_fit_trains_with_freed_memory_kept(fit, monkeypatch):
     calls = []
     monkeypatch.setattr("src.cli.keep_freed_memory", lambda: calls.append("kept"))
