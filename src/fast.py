@@ -86,6 +86,15 @@ def choose_for(config: Any) -> FastChoice | None:
     return choose(bool(config.get("fast")), trainer.get("precision"), trainer.get("accelerator"))
 
 
+def left_to_fast(config: dict[str, Any]) -> tuple[str, ...]:
+    """The settings (dotted keys) that ``--fast`` will set for a run, given its resolved config, on the
+    machine that trains it: none when it is off, the precision only where none was given."""
+    if not config.get("fast"):
+        return ()
+    precision = (config.get("trainer") or {}).get("precision")
+    return ("model.fast_dropout", "model.compile_update", *(() if precision is not None else ("trainer.precision",)))
+
+
 def apply_fast(config: Any) -> FastChoice | None:
     """Set ``config`` (a subcommand's parsed namespace) to what ``--fast`` chose; returns the choice."""
     choice = choose_for(config)

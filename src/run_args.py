@@ -114,12 +114,16 @@ def check_same_run_args(sweep_dir: Path, configs: Sequence[Path], resolved: Sequ
     as one experiment; resumed, they would change course. Compared is what can change a run's
     results: everything but :data:`MAY_DIFFER`, so ``--trainer.max_epochs 4`` differs from 1 and
     ``--trainer.max_epochs=4`` does not differ from ``--trainer.max_epochs 4``; settings only one side
-    knows (added to the code since) are not compared."""
+    knows (added to the code since) are not compared, nor those ``--fast`` leaves to the machine that
+    trains a run (a run's own resume refuses another precision than it trained with)."""
     from src.checkpoint_files import last_checkpoint
+    from src.fast import left_to_fast  # here, not above: it imports torch
 
     differ: dict[str, tuple[Any, Any]] = {}
     runs: list[str] = []
-    for config, new in zip(configs, map(_what_counts, resolved)):
+    for config, given in zip(configs, resolved):
+        machine_chooses = left_to_fast(given)
+        new = {key: value for key, value in _what_counts(given).items() if key not in machine_chooses}
         for saved_file in sorted((sweep_dir / config.stem).glob(f"*/{CONFIG_FILE}")):
             run_dir, record = saved_file.parent, read_record(saved_file.parent)
             if not ((record and record.is_complete) or last_checkpoint(run_dir)):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from src.fast import FastChoice, choose, fast_precision, measured_speedup, speedup_hint
+from src.fast import FastChoice, choose, fast_precision, left_to_fast, measured_speedup, speedup_hint
 
 AMX_CPU = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni"]
 AVX2_CPU = ["avx2", "fma"]
@@ -44,6 +44,13 @@ def test_a_precision_given_explicitly_is_kept_and_off_means_nothing_chosen():
     assert choose(True, "32-true", "cpu") == FastChoice("32-true", "given explicitly")
     assert choose(True, "bf16-mixed", "cpu").precision == "bf16-mixed"
     assert choose(False, None, "cpu") is None
+
+
+def test_what_is_left_to_the_machine_is_what_fast_sets_and_no_precision_given():
+    assert left_to_fast({"fast": True, "trainer": {"precision": None}}) == (
+        "model.fast_dropout", "model.compile_update", "trainer.precision")
+    assert left_to_fast({"fast": True, "trainer": {"precision": "32-true"}}) == ("model.fast_dropout", "model.compile_update")
+    assert left_to_fast({"fast": False, "trainer": {"precision": None}}) == ()
 
 
 def test_the_record_says_which_options_were_on():

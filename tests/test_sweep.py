@@ -365,15 +365,22 @@ def test_sweep_and_report_start_without_importing_lightning():
     assert imported.stdout.strip() == "[]"
 
 
-def test_fast_goes_to_every_run_and_the_plan_line_says_what_it_turns_on(tiny_run_args, tmp_path):
+def test_fast_goes_to_every_run_and_the_plan_line_says_what_it_turns_on(tiny_run_args, tmp_path, capsys):
     lines: list[str] = []
-    outcomes = sweep(["sgd"], seeds=1, sweep_dir=tmp_path, progress=lines.append,
-                     overrides=[*tiny_run_args, "--trainer.max_epochs=1", "--trainer.accelerator=cpu", "--fast", "true"])
+    overrides = [*tiny_run_args, "--trainer.max_epochs=1", "--trainer.accelerator=cpu"]
+    outcomes = sweep(["sgd"], seeds=1, sweep_dir=tmp_path, progress=lines.append, overrides=[*overrides, "--fast", "true"])
     chosen = choose(True, None, "cpu")  # what this machine's CPU gets
     plan = json.loads((tmp_path / SWEEP_FILE).read_text())["plan"]["summary"]  # packed as without --fast
     assert lines[0].endswith(f", {plan}; every run --fast: {chosen.describe()}")
     assert outcomes[0]["status"] == "finished"
     assert results_of(tmp_path / "sgd" / "seed_42")["hparams"]["fast"] == chosen.record()
+
+    # the same command again goes on from there: what --fast chose is what the runs were made with
+    again = sweep(["sgd"], seeds=1, sweep_dir=tmp_path, progress=lines.append, overrides=[*overrides, "--fast", "true"])
+    assert [outcome["status"] for outcome in again] == ["complete"]
+    with pytest.raises(SystemExit):  # without it, the runs would not be made alike
+        main(["--configs", "sgd", "--seeds", "2", "--sweep_dir", str(tmp_path), *overrides])
+    assert "--fast true then, false now" in capsys.readouterr().err
 
 
 def test_a_read_only_sweep_directory_is_one_error_line_before_any_run(capsys, small_disk):
