@@ -192,9 +192,10 @@ def _new_record(
 
 
 def _history_row(trainer: pl.Trainer) -> dict[str, float]:
-    """The epoch just trained: its number (from 1), its logged metrics and the learning rate it ended on."""
+    """The epoch just trained: its number (from 1), its logged metrics and the learning rate it ended on
+    (a number: --model.compile_update's lr is a tensor that the decay fills in place, step after step)."""
     metrics = {k: float(trainer.callback_metrics[k]) for k in EPOCH_METRICS if k in trainer.callback_metrics}
-    lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+    lr = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else None
     return {"epoch": trainer.current_epoch + 1, **metrics, "lr": lr}
 
 

@@ -4,6 +4,8 @@ device, code), written by the RunResults callback."""
 import json
 from pathlib import Path
 
+import pytest
+
 from src.results import RunRecord
 
 RESULT_KEYS = {
@@ -34,6 +36,15 @@ def test_results_say_on_what_data_and_machine_the_run_trained(trained_run):
     environment = results["environment"]
     assert (environment["device"], environment["precision"]) == ("cpu", "32-true")
     assert environment["torch"] and environment["pytorch_lightning"]
+
+
+def test_each_epoch_records_the_lr_it_ended_on_with_the_compiled_update_too(fit):
+    # the compiled update keeps lr in a tensor that the decay fills in place, epoch after epoch
+    args = ("--model.decay=0.01", "--trainer.max_epochs=2", "--trainer.limit_train_batches=3")
+    eager, compiled = ([epoch["lr"] for epoch in fit(*args, f"--model.compile_update={on}")["history"]]
+                       for on in ("false", "true"))
+    assert all(isinstance(lr, float) for lr in compiled) and compiled[0] > compiled[1]
+    assert compiled == pytest.approx(eager)
 
 
 def test_the_tested_checkpoint_is_named_by_the_epoch_results_call_best(trained_run):
