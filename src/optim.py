@@ -19,7 +19,7 @@ from types import MethodType
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler
+from torch.optim.lr_scheduler import LambdaLR
 
 
 def _evaluate(closure: Callable[[], Tensor] | None) -> Tensor | None:
@@ -154,7 +154,7 @@ def keras_decay(optimizer: Optimizer, decay: float) -> LambdaLR:
 
 
 def restart_lr_schedule(
-    optimizer: Optimizer, schedule: LRScheduler, base_lrs: Sequence[float], keep_state: bool = False
+    optimizer: Optimizer, schedule: LambdaLR, base_lrs: Sequence[float], keep_state: bool = False
 ) -> None:
     """Start ``optimizer``'s decay ``schedule`` again from ``base_lrs``, one per parameter group.
 
@@ -165,5 +165,6 @@ def restart_lr_schedule(
         optimizer.state.clear()
         schedule.last_epoch = 0
     schedule.base_lrs = list(base_lrs)
-    for group, lr, base in zip(optimizer.param_groups, schedule.get_lr(), base_lrs):
-        group["lr"], group["initial_lr"] = lr, base
+    for group, decay, base in zip(optimizer.param_groups, schedule.lr_lambdas, base_lrs):
+        # the schedule's lr now, computed as its get_lr() would, which warns when called outside step()
+        group["lr"], group["initial_lr"] = base * decay(schedule.last_epoch), base
