@@ -1,11 +1,13 @@
 """The fast grid (``--fast true``) against the float32 grid it stands in for: does it answer the notebook's
 questions the same way (each config's accuracy, each conclusion of "What we found"), and what does it save
-(run time per epoch, on each kind of machine that ran both)? Said in ``results/fast/report.md`` and in one
-README sentence, both made from the published runs alone."""
+(run time per epoch, on each kind of machine that ran both; until one has, the benchmark's per-step figure
+for the machines it ran on)? Said in ``results/fast/report.md`` and in one README sentence, both made from
+the published runs and benchmark results alone."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -98,6 +100,24 @@ def speedups(float32: dict[str, ConfigRuns], fast: dict[str, ConfigRuns]) -> dic
     return {kind: ours[kind][1] / theirs[kind][1] for kind in ours if kind in theirs}
 
 
+def benchmark_gains(fast: dict[str, ConfigRuns], benchmarks: Path | None = None) -> dict[str, tuple[float, str]]:
+    """Per step, what ``--fast true`` gains over the float32 default on each kind of CPU the fast grid ran on,
+    and the benchmark result that says so (:func:`src.fast.measured_speedup`: the committed benchmark of a CPU
+    of that model and bf16 flags), where there is one."""
+    from src.fast import BENCHMARK_DIR, measured_speedup  # here, not above: it imports torch
+
+    gains: dict[str, tuple[float, str]] = {}
+    for run in (run for group in fast.values() for run in group.finished):
+        env, kind = run.environment, machine_kind(run)
+        if kind in gains or env.get("device", "cpu") != "cpu" or not env.get("cpu"):
+            continue
+        measured = measured_speedup({"cpu": env["cpu"], "cpu_flags": env.get("cpu_flags", [])},
+                                    benchmarks or BENCHMARK_DIR)
+        if measured:
+            gains[kind] = measured
+    return gains
+
+
 def markdown(float32: dict[str, ConfigRuns], fast: dict[str, ConfigRuns],
              when: tuple[Activity | None, Activity | None] = (None, None)) -> str:
     """The report's section "Against the float32 grid"; ``when`` is each grid's :class:`Activity` (float32, fast)."""
@@ -148,8 +168,9 @@ def _costs_table(float32: dict[str, ConfigRuns], fast: dict[str, ConfigRuns]) ->
     return lines
 
 
-def conclusion(float32: dict[str, ConfigRuns], fast: dict[str, ConfigRuns]) -> str:
-    """One sentence: what the fast grid saves, and whether its answers are the float32 grid's."""
+def conclusion(float32: dict[str, ConfigRuns], fast: dict[str, ConfigRuns], benchmarks: Path | None = None) -> str:
+    """One sentence: what the fast grid saves, and whether its answers are the float32 grid's
+    (``benchmarks``: where the benchmark results are, for :func:`benchmark_gains`)."""
     configs = [c for c in config_agreements(float32, fast) if c.comparable]
     if not configs:
         return ("The fast grid (`--fast true`) is not published yet: it needs two finished runs of a config in "
@@ -160,8 +181,11 @@ def conclusion(float32: dict[str, ConfigRuns], fast: dict[str, ConfigRuns]) -> s
         saving = "trained " + "; ".join(f"{1 / ratio:.1f}× faster per epoch on {kind}"
                                         for kind, ratio in ratios.items())
     else:
-        saving = ("has no saving measured yet, as no kind of machine has run both grids (the benchmark's `fit fast` "
-                  "against `fit` gives it per step)")
+        per_step = "; ".join(f"{gain:.1f}× as fast as the float32 default on {kind}, in `{source}`"
+                             for kind, (gain, source) in benchmark_gains(fast, benchmarks).items())
+        saving = ("has no saving measured yet, as no kind of machine has run both grids ("
+                  + (f"per step, the benchmark measures it {per_step})" if per_step else
+                     "the benchmark's `fit fast` against `fit` gives it per step)"))
     outside = [f"`{c.name}`" for c in configs if not c.agrees]
     claims = [c for c in claim_agreements(float32, fast) if c.settled]
     changed = [c.claim.text for c in claims if not c.same]
