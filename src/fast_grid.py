@@ -172,10 +172,13 @@ def conclusion(float32: dict[str, ConfigRuns], fast: dict[str, ConfigRuns], benc
     """One sentence: what the fast grid saves, and whether its answers are the float32 grid's
     (``benchmarks``: where the benchmark results are, for :func:`benchmark_gains`)."""
     configs = [c for c in config_agreements(float32, fast) if c.comparable]
-    if not configs:
+    runs = sum(len(group.finished) for group in fast.values())
+    if not runs:
         return ("The fast grid (`--fast true`) is not published yet: it needs two finished runs of a config in "
                 "`results/fast` beside that config's float32 runs in `results/notebook`.")
-    runs = sum(len(group.finished) for group in fast.values())
+    if not configs:
+        return (f"The fast grid (`--fast true`) has {runs} finished run{'s' if runs > 1 else ''} in `results/fast`; "
+                "a config is compared with its float32 runs once it has two there, and none has yet.")
     ratios = speedups(float32, fast)
     if ratios:
         saving = "trained " + "; ".join(f"{1 / ratio:.1f}× faster per epoch on {kind}"

@@ -79,6 +79,9 @@ def test_the_costs_count_run_time_epochs_and_the_hours_some_run_was_training():
 
 def test_a_config_short_of_two_runs_on_either_side_is_shown_but_not_judged():
     float32 = grid(SGD_BEATS_RMSPROP)
-    fast = grid({"sgd": [0.776]})
-    assert "not published yet" in conclusion(float32, fast)
+    fast = grid({"sgd": [0.776], "rmsprop_baseline": [0.741]})
+    assert conclusion(float32, fast) == (
+        "The fast grid (`--fast true`) has 2 finished runs in `results/fast`; a config is compared with its float32 "
+        "runs once it has two there, and none has yet.")
+    assert "not published yet" in conclusion(float32, {})
     assert "| `sgd` | 77.5 ± 0.3 (n=3) | 77.6 (n=1) | – | – |" in markdown(float32, fast)
