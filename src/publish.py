@@ -5,7 +5,8 @@ Copies each complete run's small files (results.json, config.yaml, hparams.yaml,
 events; never checkpoints) to ``--to``, beside the runs there, writes the report there, and
 regenerates what is made from results/ (:mod:`src.published`, :mod:`src.doc_tables`), so that
 every number the README and docs/ show comes from committed files and this one command. Runs still
-going are left out; publish again as more finish.
+going are left out; publish again as more finish. Publishing again also completes a publish cut off
+(Ctrl-C, a closed pipe) between its copy and its pages.
 
 Nothing published is lost or mixed: a directory holds runs of one protocol (:mod:`src.protocol`),
 and a run that differs is refused before anything is written; a published run is replaced only
@@ -150,6 +151,12 @@ def _copy_runs(runs: list[tuple[Path, Path]], dest: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _generated_files(pages: tuple[Path, ...], folders: tuple[Path, ...]) -> dict[Path, bytes]:
+    """The pages, and the reports, tables and figures publishing makes in ``folders``, as bytes."""
+    made = (path for folder in folders for path in folder.rglob("*") if path.suffix in {".md", ".csv", ".png"})
+    return {path: path.read_bytes() for path in (*pages, *made) if path.is_file()}
+
+
 def _count(items: Sized, noun: str) -> str:
     n = len(items)
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -188,9 +195,9 @@ def main(argv: list[str] | None = None) -> None:
                 raise UserInputError(f"{args.sweep_dir} is not a directory; give the --sweep_dir of a sweep.")
             publication = publish_runs(args.sweep_dir, args.to, replace=args.replace)
             print("\n".join(publication.lines(args.to)))
-            if not publication.changed:
-                print(f"nothing new to publish: {args.to}, its report and {args.readme} are as they were")
-                return
+        # regenerated even with no new run: a publish cut off after its copy left them out of date
+        outputs = (args.readme, args.performance_page), (RESULTS_ROOT, args.to)
+        before = _generated_files(*outputs)
         notebook, fast = RESULTS_ROOT / "notebook", RESULTS_ROOT / "fast"
         for folder in {args.to, notebook, fast}:
             if any(folder.glob(f"*/*/{RESULTS_FILE}")):
@@ -205,6 +212,12 @@ def main(argv: list[str] | None = None) -> None:
         update_page(args.readme, fast_grid_conclusion(fast, notebook), FAST_CONCLUSION)
         update_page(args.performance_page, precision_table(RESULTS_ROOT / "precision"), PRECISION_TABLE)
         write_precision_figures(RESULTS_ROOT / "precision")
+    if args.sweep_dir is not None and not publication.changed:
+        stale = sorted(str(path) for path, data in _generated_files(*outputs).items() if before.get(path) != data)
+        print(f"no new run; regenerated {_count(stale, 'file')} that an earlier publish, cut off before it wrote "
+              f"them, had left behind what is published: {', '.join(stale)}" if stale else
+              f"nothing new to publish: {args.to}, its report and {args.readme} are as they were")
+        return
     print(f"updated the reports, the experiments table in {args.readme} and the precision table in "
           f"{args.performance_page}")
 

@@ -172,12 +172,12 @@ def recorded_sweep(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    """A copy of the repository's results/notebook, README and performance page, for ``python -m
-    src.publish`` to publish into: the command's ``--to``, ``--readme`` and ``--performance_page`` flags
-    for it, and a sweep folder to fill."""
+    """A copy of the repository's results/, README and performance page, for ``python -m src.publish``
+    to publish into: the command's ``--to`` (results/notebook), ``--readme`` and ``--performance_page``
+    flags for it, and a sweep folder to fill."""
     notebook, readme = tmp_path / "results" / "notebook", tmp_path / "README.md"
     performance = tmp_path / "docs" / "performance.md"
-    shutil.copytree(ROOT / "results" / "notebook", notebook)
+    shutil.copytree(ROOT / "results", tmp_path / "results")
     shutil.copy(ROOT / "README.md", readme)
     shutil.copytree(ROOT / "docs", performance.parent)
     monkeypatch.setattr(publish, "RESULTS_ROOT", tmp_path / "results")  # whatever it regenerates stays in the copy
