@@ -124,13 +124,15 @@ def read_record(run_dir: str | Path) -> RunRecord | None:
         return None
 
 
-def environment(device: str, precision: str) -> dict[str, Any]:
-    """What a reader needs to trust a number: where, at what precision, with which code."""
+def environment(device: str, precision: str, threads: int) -> dict[str, Any]:
+    """What a reader needs to trust a number: where, on how many of torch's CPU threads (they set the
+    order of float sums, so a seed repeats a run only on as many), at what precision, with which code."""
     commit, dirty = _git_state()
     return {
         "device": device,
         "precision": precision,
         **machine(),
+        "threads": threads,
         "python": platform.python_version(),
         **{name.replace("-", "_"): _version(name) for name in ("torch", "pytorch-lightning", "torchmetrics")},
         "git_commit": commit,

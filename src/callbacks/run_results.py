@@ -119,13 +119,27 @@ class RunResults(pl.Callback):
 
     # A resumed fit continues the record; testing a checkpoint must not rewind it.
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
-        checkpoint[CHECKPOINT_KEY] = {"history": self.history, **self._clock.state()}
+        checkpoint[CHECKPOINT_KEY] = {"history": self.history, **self._clock.state(),
+                                      "threads": torch.get_num_threads()}
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         self._resumed_from = checkpoint.get("stage_from")  # a new stage names its source, not a temp file
         if trainer.state.fn == "fit" and CHECKPOINT_KEY in checkpoint:
             self.history = checkpoint[CHECKPOINT_KEY]["history"]
             self._clock.load(checkpoint[CHECKPOINT_KEY])
+            if trainer.strategy.root_device.type == "cpu" and trainer.is_global_zero:
+                _warn_on_other_threads(checkpoint[CHECKPOINT_KEY].get("threads"))
+
+
+def _warn_on_other_threads(trained_with: int | None) -> None:
+    """A resume on another number of CPU threads adds up floats in another order: as sound a run, but
+    not the one an uninterrupted run would have been, which the user of a seed may expect."""
+    threads = torch.get_num_threads()
+    if trained_with is not None and trained_with != threads:
+        log.warning(
+            "warning: resuming on %d CPU threads, where the run trained on %d: sums come out in another order, "
+            "so from here the run will not repeat, bit for bit, the one it would have been without the stop. "
+            "To resume it exactly, start it with OMP_NUM_THREADS=%d.", threads, trained_with, trained_with)
 
 
 class _Clock:
@@ -186,7 +200,8 @@ def _new_record(
         },
         data=datamodule.summary() if hasattr(datamodule, "summary") else {},
         val_images_evaluated=_evaluated_images(trainer, "val"),
-        environment=environment(_device_name(trainer.strategy.root_device), str(trainer.precision)),
+        environment=environment(_device_name(trainer.strategy.root_device), str(trainer.precision),
+                                torch.get_num_threads()),
         resumed_from=resumed_from,
     )
 

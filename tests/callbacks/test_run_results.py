@@ -2,9 +2,11 @@
 device, code), written by the RunResults callback."""
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
+import torch
 
 from src.results import RunRecord
 
@@ -64,3 +66,24 @@ def test_a_record_a_full_disk_cannot_take_at_the_end_still_names_a_checkpoint_on
     record = RunRecord.read(run.run_dir)
     assert (record.stop_reason, record.epochs, record.best_epoch) == ("running", 1, 1)
     assert (run.run_dir / record.best_checkpoint).is_file()
+
+
+@pytest.mark.parametrize("added_threads", [0, 1])
+def test_a_resume_on_other_cpu_threads_warns_that_the_run_will_not_repeat_exactly(
+        second_epoch, tmp_path, caplog, added_threads):
+    trained_on = torch.get_num_threads()
+    try:
+        with caplog.at_level(logging.WARNING, logger="src"):
+            run = second_epoch(tmp_path, after_copy=lambda: torch.set_num_threads(trained_on + added_threads))
+    finally:
+        torch.set_num_threads(trained_on)
+    warnings = [r.getMessage() for r in caplog.records if "CPU threads" in r.getMessage()]
+    assert run.code == 0
+    assert json.loads((run.run_dir / "results.json").read_text())["environment"]["threads"] == trained_on + added_threads
+    if added_threads:
+        assert warnings == [
+            f"warning: resuming on {trained_on + 1} CPU threads, where the run trained on {trained_on}: sums come out "
+            "in another order, so from here the run will not repeat, bit for bit, the one it would have been without "
+            f"the stop. To resume it exactly, start it with OMP_NUM_THREADS={trained_on}."]
+    else:
+        assert warnings == []
