@@ -192,8 +192,9 @@ def conclusion(float32: dict[str, ConfigRuns], fast: dict[str, ConfigRuns], benc
     outside = [f"`{c.name}`" for c in configs if not c.agrees]
     claims = [c for c in claim_agreements(float32, fast) if c.settled]
     changed = [c.claim.text for c in claims if not c.same]
-    accuracy = (f"every one of the {len(configs)} configs compared has its fast mean inside the float32 runs' 95% "
-                "prediction interval" if not outside else
+    compared = (f"every one of the {len(configs)} configs compared has" if len(configs) > 1 else
+                f"the one config compared so far, `{configs[0].name}`, has")
+    accuracy = (f"{compared} its fast mean inside the float32 runs' 95% prediction interval" if not outside else
                 f"{', '.join(outside)} {'has its' if len(outside) == 1 else 'have their'} fast mean outside the "
                 "float32 runs' 95% prediction interval")
     if changed:

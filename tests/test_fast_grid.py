@@ -40,6 +40,12 @@ def test_the_same_accuracies_three_times_faster_read_as_the_same_answers_and_the
     assert "2 of the notebook's 10 conclusions are settled on both grids so far, and all come out the same" in conclusion(float32, fast)
 
 
+def test_the_first_config_compared_is_named_in_the_sentence():
+    fast = grid({"sgd": [0.776, 0.771], "rmsprop_baseline": [0.744]})
+    assert ("the one config compared so far, `sgd`, has its fast mean inside the float32 runs' 95% prediction "
+            "interval") in conclusion(grid(SGD_BEATS_RMSPROP), fast)
+
+
 def test_a_fast_mean_outside_the_float32_interval_and_a_changed_conclusion_are_named():
     float32 = grid(SGD_BEATS_RMSPROP)
     fast = grid({"sgd": [0.700, 0.702, 0.701], "rmsprop_baseline": [0.744, 0.738, 0.750]})
