@@ -207,7 +207,7 @@ def conclusion(float32: dict[str, ConfigRuns], fast: dict[str, ConfigRuns], benc
                    f"and {'it comes' if len(claims) == 1 else 'all come'} out the same")
     else:
         answers = "none of the notebook's conclusions is settled on both grids yet"
-    return f"With `--fast true` the notebook's grid ({runs} finished runs) {saving}; {accuracy}, and {answers}."
+    return f"With `--fast true` the notebook's grid ({runs} finished runs) {saving}; {accuracy}; {answers}."
 
 
 def _kind(verdict_text: str) -> str:
