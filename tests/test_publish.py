@@ -80,13 +80,13 @@ def test_publishing_the_same_runs_again_is_a_no_op_that_says_so(published, capsy
 def test_publishing_again_after_a_cut_off_publish_brings_the_pages_to_what_a_whole_one_writes(published, capsys):
     rerun(published, "sgd/seed_42", as_run="sgd/seed_45", change=_came_out_lower)
     untouched = published.sweep.parent / "untouched"
-    for path in (published.notebook, published.readme):
-        shutil.copytree(path, untouched / path.name) if path.is_dir() else shutil.copy(path, untouched / path.name)
+    shutil.copytree(published.notebook, untouched / "notebook")
+    shutil.copy(published.readme, untouched / "README.md")
     main([str(published.sweep), *published.flags])
     whole = hashes(published.notebook, published.readme)
     shutil.rmtree(published.notebook)
-    shutil.copytree(untouched / published.notebook.name, published.notebook)
-    shutil.copy(untouched / published.readme.name, published.readme)
+    shutil.copytree(untouched / "notebook", published.notebook)
+    shutil.copy(untouched / "README.md", published.readme)
 
     publish_runs(published.sweep, published.notebook)  # cut off here: the run copied, nothing regenerated
     capsys.readouterr()

@@ -77,13 +77,13 @@ def test_a_resume_on_other_cpu_threads_warns_that_the_run_will_not_repeat_exactl
             run = second_epoch(tmp_path, after_copy=lambda: torch.set_num_threads(trained_on + added_threads))
     finally:
         torch.set_num_threads(trained_on)
-    warnings = [r.getMessage() for r in caplog.records if "CPU threads" in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if "CPU threads" in r.getMessage()]
     assert run.code == 0
     assert json.loads((run.run_dir / "results.json").read_text())["environment"]["threads"] == trained_on + added_threads
     if added_threads:
-        assert warnings == [
+        assert said == [
             f"warning: resuming on {trained_on + 1} CPU threads, where the run trained on {trained_on}: sums come out "
             "in another order, so from here the run will not repeat, bit for bit, the one it would have been without "
             f"the stop. To resume it exactly, start it with OMP_NUM_THREADS={trained_on}."]
     else:
-        assert warnings == []
+        assert said == []
