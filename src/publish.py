@@ -151,10 +151,11 @@ def _copy_runs(runs: list[tuple[Path, Path]], dest: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _generated_files(pages: tuple[Path, ...], folders: tuple[Path, ...]) -> dict[Path, bytes]:
+def _generated_files(pages: tuple[Path, ...], folders: set[Path]) -> dict[Path, bytes]:
     """The pages, and the reports, tables and figures publishing makes in ``folders``, as bytes."""
-    made = (path for folder in folders for path in folder.rglob("*") if path.suffix in {".md", ".csv", ".png"})
-    return {path: path.read_bytes() for path in (*pages, *made) if path.is_file()}
+    made = {path.resolve() for folder in folders for path in folder.rglob("*")
+            if path.suffix in {".md", ".csv", ".png"}}
+    return {path: path.read_bytes() for path in {*(page.resolve() for page in pages), *made} if path.is_file()}
 
 
 def _count(items: Sized, noun: str) -> str:
@@ -190,14 +191,16 @@ def main(argv: list[str] | None = None) -> None:
         # a page it cannot update is refused before any copy
         check_markers(args.readme, (EXPERIMENTS_TABLE, GAP_CONCLUSION, FAST_CONCLUSION))
         check_markers(args.performance_page, (PRECISION_TABLE,))
+        nothing_new = False
         if args.sweep_dir is not None:
             if not args.sweep_dir.is_dir():
                 raise UserInputError(f"{args.sweep_dir} is not a directory; give the --sweep_dir of a sweep.")
             publication = publish_runs(args.sweep_dir, args.to, replace=args.replace)
             print("\n".join(publication.lines(args.to)))
+            nothing_new = not publication.changed
         # regenerated even with no new run: a publish cut off after its copy left them out of date
-        outputs = (args.readme, args.performance_page), (RESULTS_ROOT, args.to)
-        before = _generated_files(*outputs)
+        outputs = (args.readme, args.performance_page), {RESULTS_ROOT, args.to}
+        before = _generated_files(*outputs) if nothing_new else {}
         notebook, fast = RESULTS_ROOT / "notebook", RESULTS_ROOT / "fast"
         for folder in {args.to, notebook, fast}:
             if any(folder.glob(f"*/*/{RESULTS_FILE}")):
@@ -212,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
         update_page(args.readme, fast_grid_conclusion(fast, notebook), FAST_CONCLUSION)
         update_page(args.performance_page, precision_table(RESULTS_ROOT / "precision"), PRECISION_TABLE)
         write_precision_figures(RESULTS_ROOT / "precision")
-    if args.sweep_dir is not None and not publication.changed:
+    if nothing_new:
         stale = sorted(str(path) for path, data in _generated_files(*outputs).items() if before.get(path) != data)
         print(f"no new run; regenerated {_count(stale, 'file')} that an earlier publish, cut off before it wrote "
               f"them, had left behind what is published: {', '.join(stale)}" if stale else
