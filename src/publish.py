@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         outputs = (args.readme, args.performance_page), {RESULTS_ROOT, args.to}
         before = _generated_files(*outputs) if nothing_new else {}
         notebook, fast = RESULTS_ROOT / "notebook", RESULTS_ROOT / "fast"
-        for folder in {args.to, notebook, fast}:
+        for folder in {args.to.resolve(), notebook, fast}:  # --to results/fast is `fast`: one report each
             if any(folder.glob(f"*/*/{RESULTS_FILE}")):
                 write_report(folder)
         if any(notebook.glob(f"*/*/{RESULTS_FILE}")):
