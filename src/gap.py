@@ -125,28 +125,47 @@ def keras_lines(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns]) -
 
 def encoding_lines(rungs: dict[int, ConfigRuns]) -> list[str]:
     """How test accuracy responds to JPEG encoding: ``rungs`` maps a quality to the runs of one config on
-    images at that quality (the shared copy's 75 and the lower rungs of scripts/jpeg_ladder.py), and the
-    slope of a line through every run says how many points ten quality steps are worth."""
+    images at that quality (the shared copy's 75 and the lower rungs of scripts/jpeg_ladder.py). The slope of
+    a line through every run says how many points ten quality steps are worth, each rung's loss against the
+    one above whether the response is a line at all, and the line carried on to quality 100, beside the
+    notebook's lead, how much of the gap encoding could explain if it held above the measured range."""
     rows = {quality: [100 * v for v in group.test_accuracies] for quality, group in sorted(rungs.items(), reverse=True)}
     rows = {quality: values for quality, values in rows.items() if values}
     if len(rows) < 2:
         return ["The JPEG ladder is not published yet: it needs runs at two qualities at least "
                 "(`results/jpeg_ladder/q<Q>`, images from `scripts/jpeg_ladder.py`)."]
     name = next(iter(rungs.values())).name
-    table = ["| JPEG quality | runs | test acc. % (mean ± std) |", "| ---: | ---: | ---: |"]
-    table += [f"| {quality} | {len(values)} | {mean_std(values, digits=2, count=True)} |"
+    means = {quality: float(np.mean(values)) for quality, values in rows.items()}
+    pairs = list(zip(rows, list(rows)[1:]))  # (upper, lower): adjacent rungs
+    lost = {lower: means[upper] - means[lower] for upper, lower in pairs}
+    per_ten = {lower: 10 * lost[lower] / (upper - lower) for upper, lower in pairs}
+    table = ["| JPEG quality | runs | test acc. % (mean ± std) | lost from the rung above, points (per 10 quality steps) |",
+             "| ---: | ---: | ---: | ---: |"]
+    table += [f"| {quality} | {len(values)} | {mean_std(values, digits=2, count=True)} | "
+              + (f"{lost[quality]:.2f} ({per_ten[quality]:.2f})" if quality in lost else "–") + " |"
               for quality, values in rows.items()]
     qualities = [quality for quality, values in rows.items() for _ in values]
     accuracies = [value for values in rows.values() for value in values]
     fit = stats.linregress(qualities, accuracies)
     half = stats.t.ppf(0.975, len(accuracies) - 2) * fit.stderr if len(accuracies) > 2 else float("nan")
     top = max(rows)
-    return [*table, "",
-            f"`{name}`, held-out protocol. A line through all {len(accuracies)} runs rises {10 * fit.slope:+.2f} points "
-            f"per 10 quality steps (95% interval {10 * (fit.slope - half):+.2f} to {10 * (fit.slope + half):+.2f}). "
-            f"The lower rungs are encoded twice (at {top}, then lower), so the slope measures more loss on top of the "
-            f"shared copy's; what quality {top} itself costs against the original PNGs is an extrapolation beyond the "
-            "measured range, not a measurement."]
+    said = [f"`{name}`, held-out protocol. A line through all {len(accuracies)} runs rises {10 * fit.slope:+.2f} "
+            f"points per 10 quality steps (95% interval {10 * (fit.slope - half):+.2f} to {10 * (fit.slope + half):+.2f})."]
+    if len(pairs) > 1:
+        costs = "; ".join(f"{per_ten[lower]:.2f} points from {upper} to {lower}" for upper, lower in pairs)
+        said.append(f"Rung by rung, ten quality steps cost {costs}.")
+    said.append(f"The lower rungs are encoded twice (at {top}, then lower), so the slope measures more loss on top "
+                f"of the shared copy's; what quality {top} itself costs against the original PNGs is an "
+                "extrapolation beyond the measured range, not a measurement.")
+    lines = [*table, "", " ".join(said)]
+    if name in NOTEBOOK and NOTEBOOK[name].value is not None:
+        lead, headroom = 100 * NOTEBOOK[name].value - means[top], 100 - top
+        lines += ["", f"Beside the gap: the notebook's `{name}` figure ({NOTEBOOK[name].text}) lies {lead:+.2f} points "
+                  f"above our runs at quality {top}. Carried on to quality 100, the line would give "
+                  f"{fit.slope * headroom:+.1f} points ({(fit.slope - half) * headroom:+.1f} to "
+                  f"{(fit.slope + half) * headroom:+.1f} across its interval): what encoding could explain if the "
+                  f"response stayed a line above {top}, which these rungs cannot show."]
+    return lines
 
 
 def _span(values: list[float]) -> str:
