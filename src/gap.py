@@ -4,13 +4,15 @@ each explain, measured by the runs published for that purpose (``results/noteboo
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
 
-from src.comparison import ConfigRuns, compare, mean_std, within_seed_noise
+from src.comparison import Comparison, ConfigRuns, compare, mean_std, within_seed_noise
 from src.keras_notebook import NOTEBOOK
+from src.results import RunRecord
 
 
 KERAS = "Keras 3"  # the reference side's name in the comparisons
@@ -55,37 +57,73 @@ def protocol_lines(groups: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns
             f"the lift, {_span(left)} points, is what the protocol does not explain: the other reasons above."]
 
 
-def stopped_epoch_runs(group: ConfigRuns, name: str) -> ConfigRuns:
-    """``group``'s finished runs scored by the test accuracy of the epoch each stopped at, as the notebook's
-    ``evaluate`` scored its run; runs that did not validate on the test set have no such figure and are left out."""
-    return ConfigRuns(name, [replace(run, test_acc=run.stopped_epoch_test_acc) for run in group.finished
-                             if run.stopped_epoch_test_acc is not None])
+def _scored_runs(group: ConfigRuns, name: str, score: Callable[[RunRecord], float | None]) -> ConfigRuns:
+    """``group``'s finished runs, each with ``score`` of it as its test accuracy, so that :func:`compare`
+    tests that score; runs without it are left out."""
+    return ConfigRuns(name, [replace(run, test_acc=value) for run in group.finished
+                             if (value := score(run)) is not None])
 
 
-def keras_comparisons(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns]) -> dict[str, tuple]:
+@dataclass
+class Paired:
+    """One measure of the Keras reference runs and of the project's, and their Welch comparison (None before
+    each side has two runs)."""
+
+    measure: str
+    theirs: ConfigRuns
+    ours: ConfigRuns
+    comparison: Comparison | None
+
+    @property
+    def agree(self) -> bool:
+        return self.comparison is not None and not self.comparison.beyond_noise
+
+
+def _paired(measure: str, keras: ConfigRuns, protocol: ConfigRuns,
+            score: Callable[[RunRecord], float | None]) -> Paired:
+    theirs, ours = _scored_runs(keras, KERAS, score), _scored_runs(protocol, "this project", score)
+    tested = compare([theirs, ours])
+    return Paired(measure, theirs, ours, tested[0] if tested else None)
+
+
+def keras_comparisons(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns]) -> dict[str, Paired]:
     """Per config the Keras reference runs and the project's notebook-protocol runs, both scored at the
-    stopped epoch, and their Welch comparison where each side has two runs (None before)."""
-    paired = {}
-    for name, group in keras.items():
-        ours = stopped_epoch_runs(protocol.get(name, ConfigRuns(name)), "this project")
-        theirs = stopped_epoch_runs(group, KERAS)
-        tested = compare([theirs, ours])
-        paired[name] = (theirs, ours, tested[0] if tested else None)
-    return paired
+    stopped epoch, as the notebook reported."""
+    return {name: _paired("stopped epoch", group, protocol.get(name, ConfigRuns(name)),
+                          lambda run: run.stopped_epoch_test_acc) for name, group in keras.items()}
+
+
+def training_comparisons(keras: ConfigRuns, protocol: ConfigRuns) -> list[Paired]:
+    """How one config's Keras and project runs trained, apart from where early stopping landed: the best
+    epoch's test accuracy, and the mean test accuracy over the epochs every run of both sides trained (the
+    curves compared where all of them exist). Both sides validate on the test set, so each epoch's
+    validation accuracy is its test accuracy."""
+    on_test = [run for group in (keras, protocol) for run in group.finished if run.stopped_epoch_test_acc is not None]
+    common = min((len(run.history) for run in on_test), default=0)
+
+    def best(run: RunRecord) -> float | None:
+        return max(epoch["val_acc"] for epoch in run.history) if run.stopped_epoch_test_acc is not None else None
+
+    def curve(run: RunRecord) -> float | None:
+        if run.stopped_epoch_test_acc is None or not common:
+            return None
+        return float(np.mean([epoch["val_acc"] for epoch in run.history[:common]]))
+
+    return [_paired("the best epoch", keras, protocol, best),
+            _paired(f"mean over epochs 1–{common}, which every run trained", keras, protocol, curve)]
 
 
 def keras_conclusion(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns]) -> str:
     """One sentence: whether the port or the data explains the notebook's lead, from the Keras reference runs."""
     paired = keras_comparisons(keras, protocol)
-    settled = {name: comparison for name, (_, _, comparison) in paired.items() if comparison is not None}
+    settled = {name: pair for name, pair in paired.items() if pair.comparison is not None}
     if not settled:
         return ("Whether the port or the data explains the notebook's lead is not settled yet: it needs two runs of "
                 "Keras 3 and two of this project on the same images, for one config at least "
                 "(`results/keras_reference`, `results/notebook_protocol`).")
-    differ = {name: c for name, c in settled.items() if c.beyond_noise}
-    both_sides = {name: paired[name][0].test_accuracies + paired[name][1].test_accuracies for name in settled}
-    leads = [100 * (NOTEBOOK[name].value - float(np.mean(both_sides[name])))
-             for name in settled if name in NOTEBOOK and NOTEBOOK[name].value is not None]
+    differ = {name: pair.comparison for name, pair in settled.items() if not pair.agree}
+    leads = [100 * (NOTEBOOK[name].value - float(np.mean(pair.theirs.test_accuracies + pair.ours.test_accuracies)))
+             for name, pair in settled.items() if name in NOTEBOOK and NOTEBOOK[name].value is not None]
     lead = f" (the notebook's figures lie {_span(leads)} points above both)" if leads else ""
     same_images = "Keras 3 and this project, trained on the same JPEG images with the notebook's protocol,"
     if not differ:
@@ -94,6 +132,14 @@ def keras_conclusion(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRun
                 f"notebook's lead{lead} lies in the data or in its single runs, not in the port.")
     parts = ", ".join(f"`{name}` ({c.better} ahead by {100 * c.difference:.1f} points, p = {c.p_value:.2g})"
                       for name, c in differ.items())
+    training = {name: training_comparisons(keras[name], protocol[name]) for name in differ}
+    if all(pair.agree for pairs in training.values() for pair in pairs):
+        alike = "; ".join(", ".join(f"{pair.measure.split(',')[0]}: p = {pair.comparison.p_value:.2g}"
+                                    for pair in pairs) for pairs in training.values())
+        return (f"{same_images} differ beyond seed noise at the stopped epoch on {parts}, but not at the best "
+                f"epoch nor along the curves ({alike}): no difference shows in how the two train, only in how far "
+                f"each run had fallen from its best when early stopping ended it, so the port does not explain the "
+                f"notebook's lead{lead}.")
     if any(c.better == KERAS for c in differ.values()):
         return (f"{same_images} differ beyond seed noise on {parts}: part of the notebook's lead there is the port's, "
                 "to be found in it.")
@@ -102,25 +148,40 @@ def keras_conclusion(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRun
             "found yet.")
 
 
+def _verdict(pair: Paired) -> str:
+    """Welch's p and the verdict of one comparison, as two table cells."""
+    if pair.comparison is None:
+        return "– | needs two runs on each side"
+    c = pair.comparison
+    if not c.beyond_noise:
+        return f"{c.p_value:.2g} | agree within seed noise"
+    return f"{c.p_value:.2g} | differ: {c.better} ahead by {100 * c.difference:.1f} points"
+
+
+def _accuracies(pair: Paired) -> str:
+    """Both sides' mean ± std in %, as two table cells."""
+    return " | ".join(mean_std([100 * v for v in group.test_accuracies], digits=2, count=True)
+                      for group in (pair.theirs, pair.ours))
+
+
 def keras_lines(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns]) -> list[str]:
-    """The table of the Keras reference against the project, both on our images with the notebook's protocol."""
+    """The table of the Keras reference against the project, both on our images with the notebook's protocol,
+    and a second that compares how the two trained, apart from where early stopping landed."""
     if not keras:
         return ["No Keras reference run is published yet (`results/keras_reference`, made by "
                 "`scripts/keras_reference.py`)."]
-    lines = ["| config | Keras 3 on our images (stopped epoch, %) | this project on our images (stopped epoch, %) "
-             "| the 2017 notebook | Welch's p | verdict |", "| --- | ---: | ---: | ---: | ---: | --- |"]
-    for name, (theirs, ours, comparison) in keras_comparisons(keras, protocol).items():
-        if comparison is None:
-            p_value, verdict = "–", "needs two runs on each side"
-        else:
-            p_value = f"{comparison.p_value:.2g}"
-            verdict = (f"differ: {comparison.better} ahead by {100 * comparison.difference:.1f} points"
-                       if comparison.beyond_noise else "agree within seed noise")
+    stopped = ["| config | Keras 3 on our images (stopped epoch, %) | this project on our images (stopped epoch, %) "
+               "| the 2017 notebook | Welch's p | verdict |", "| --- | ---: | ---: | ---: | ---: | --- |"]
+    training = ["| config | test acc. % | Keras 3 | this project | Welch's p | verdict |",
+                "| --- | --- | ---: | ---: | ---: | --- |"]
+    for name, pair in keras_comparisons(keras, protocol).items():
         notebook = NOTEBOOK[name].text if name in NOTEBOOK else "–"
-        keras_acc, ours_acc = ([100 * v for v in group.test_accuracies] for group in (theirs, ours))
-        lines.append(f"| `{name}` | {mean_std(keras_acc, digits=2, count=True)} | "
-                     f"{mean_std(ours_acc, digits=2, count=True)} | {notebook} | {p_value} | {verdict} |")
-    return [*lines, "", keras_conclusion(keras, protocol)]
+        stopped.append(f"| `{name}` | {_accuracies(pair)} | {notebook} | {_verdict(pair)} |")
+        training += [f"| `{name}` | {other.measure} | {_accuracies(other)} | {_verdict(other)} |"
+                     for other in training_comparisons(keras[name], protocol.get(name, ConfigRuns(name)))]
+    return [*stopped, "", "How the two trained, apart from where early stopping landed: the best epoch's test "
+            "accuracy, and each run's mean test accuracy over the epochs every run of both sides trained.", "",
+            *training, "", keras_conclusion(keras, protocol)]
 
 
 def encoding_lines(rungs: dict[int, ConfigRuns]) -> list[str]:
@@ -139,7 +200,8 @@ def encoding_lines(rungs: dict[int, ConfigRuns]) -> list[str]:
     pairs = list(zip(rows, list(rows)[1:]))  # (upper, lower): adjacent rungs
     lost = {lower: means[upper] - means[lower] for upper, lower in pairs}
     per_ten = {lower: 10 * lost[lower] / (upper - lower) for upper, lower in pairs}
-    table = ["| JPEG quality | runs | test acc. % (mean ± std) | lost from the rung above, points (per 10 quality steps) |",
+    table = ["| JPEG quality | runs | test acc. % (mean ± std) "
+             "| lost from the rung above, points (per 10 quality steps) |",
              "| ---: | ---: | ---: | ---: |"]
     table += [f"| {quality} | {len(values)} | {mean_std(values, digits=2, count=True)} | "
               + (f"{lost[quality]:.2f} ({per_ten[quality]:.2f})" if quality in lost else "–") + " |"
@@ -150,7 +212,8 @@ def encoding_lines(rungs: dict[int, ConfigRuns]) -> list[str]:
     half = stats.t.ppf(0.975, len(accuracies) - 2) * fit.stderr if len(accuracies) > 2 else float("nan")
     top = max(rows)
     said = [f"`{name}`, held-out protocol. A line through all {len(accuracies)} runs rises {10 * fit.slope:+.2f} "
-            f"points per 10 quality steps (95% interval {10 * (fit.slope - half):+.2f} to {10 * (fit.slope + half):+.2f})."]
+            f"points per 10 quality steps (95% interval {10 * (fit.slope - half):+.2f} to "
+            f"{10 * (fit.slope + half):+.2f})."]
     if len(pairs) > 1:
         costs = "; ".join(f"{per_ten[lower]:.2f} points from {upper} to {lower}" for upper, lower in pairs)
         said.append(f"Rung by rung, ten quality steps cost {costs}.")

@@ -50,12 +50,45 @@ def test_keras_ahead_of_the_project_beyond_seed_noise_puts_part_of_the_gap_in_th
     assert sentence.startswith("Keras 3 and this project") and "differ beyond seed noise on `sgd` (Keras 3 ahead by 3.0 points" in sentence
 
 
-def test_the_project_ahead_of_keras_beyond_seed_noise_does_not_put_the_gap_in_the_port():
-    protocol = {"sgd": protocol_runs("sgd", [0.7794, 0.7799, 0.7858], [0.78, 0.78, 0.79])}
+def test_the_project_ahead_of_keras_in_its_training_too_does_not_put_the_gap_in_the_port():
+    protocol = {"sgd": protocol_runs("sgd", [0.7794, 0.7799, 0.7858], [0.790, 0.791, 0.789])}
     sentence = keras_conclusion({"sgd": keras_runs("sgd", [0.7746, 0.7725])}, protocol)
     assert "differ beyond seed noise on `sgd` (this project ahead by 0.8 points, p = 0.04" in sentence
     assert "the port trains no worse than the notebook's own framework, so it does not explain the notebook's lead" in sentence
     assert "the port's" not in sentence
+
+
+def curve_runs(name, curves):
+    """Runs that validated on the test set, one test accuracy per epoch; each stopped at its last epoch."""
+    return ConfigRuns(name, [
+        RunRecord(config=name, stop_reason="early_stopping", epochs=len(curve), test_acc=max(curve),
+                  data={"validates_on_test": True},
+                  history=[{"epoch": i + 1, "val_acc": v} for i, v in enumerate(curve)])
+        for curve in curves])
+
+
+def test_a_stopped_epoch_difference_that_the_best_epoch_and_the_curves_do_not_share_is_not_put_on_the_port():
+    keras = curve_runs("sgd", [[0.70, 0.785, 0.770], [0.71, 0.775, 0.771], [0.69, 0.780, 0.769]])
+    ours = curve_runs("sgd", [[0.71, 0.781, 0.780], [0.69, 0.783, 0.781], [0.70, 0.779, 0.779, 0.779]])
+    text = sections([runs("sgd", [0.76, 0.77])], [ours], [keras])
+    assert "| `sgd` | 77.00 ± 0.10 (n=3) | 78.00 ± 0.10 (n=3) | 0.8075 |" in text  # the stopped epochs differ
+    assert "| `sgd` | the best epoch | 78.00 ± 0.50 (n=3) | 78.10 ± 0.20 (n=3) |" in text
+    assert "| `sgd` | mean over epochs 1–3, which every run trained |" in text  # the shortest run's 3, not 4
+    sentence = keras_conclusion({"sgd": keras}, {"sgd": ours})
+    assert "differ beyond seed noise at the stopped epoch on `sgd` (this project ahead by 1.0 points" in sentence
+    assert "but not at the best epoch nor along the curves" in sentence
+    assert "so the port does not explain the notebook's lead" in sentence
+
+
+def test_keras_ahead_at_the_best_epoch_and_along_the_curves_too_puts_part_of_the_gap_in_the_port():
+    keras = curve_runs("sgd", [[0.75, 0.800, 0.799], [0.76, 0.801, 0.800], [0.75, 0.802, 0.801]])
+    ours = curve_runs("sgd", [[0.70, 0.771, 0.770], [0.71, 0.772, 0.771], [0.70, 0.770, 0.769]])
+    sentence = keras_conclusion({"sgd": keras}, {"sgd": ours})
+    assert "differ beyond seed noise on `sgd` (Keras 3 ahead by 3.0 points" in sentence
+    assert "part of the notebook's lead there is the port's" in sentence
+    text = sections([runs("sgd", [0.76, 0.77])], [ours], [keras])
+    assert "| `sgd` | the best epoch | 80.10 ± 0.10 (n=3) | 77.10 ± 0.10 (n=3) |" in text
+    assert "differ: Keras 3 ahead by 3.0 points |" in text.split("| `sgd` | the best epoch |")[1].splitlines()[0]
 
 
 def test_the_keras_comparison_waits_for_two_runs_on_each_side():
@@ -77,7 +110,8 @@ def test_each_rung_says_what_it_lost_against_the_one_above_so_a_bend_shows():
     rungs = {75: runs("sgd", [0.774, 0.776, 0.775]), 50: runs("sgd", [0.765, 0.767]), 30: runs("sgd", [0.735, 0.737])}
     text = sections([runs("sgd", [0.76, 0.77])], rungs=rungs)
     assert "| 75 | 3 | 77.50 ± 0.10 (n=3) | – |" in text
-    assert "| 50 | 2 | 76.60 ± 0.14 (n=2) | 0.90 (0.36) |" in text and "| 30 | 2 | 73.60 ± 0.14 (n=2) | 3.00 (1.50) |" in text
+    assert "| 50 | 2 | 76.60 ± 0.14 (n=2) | 0.90 (0.36) |" in text
+    assert "| 30 | 2 | 73.60 ± 0.14 (n=2) | 3.00 (1.50) |" in text
     assert "ten quality steps cost 0.36 points from 75 to 50; 1.50 points from 50 to 30." in text
 
 
