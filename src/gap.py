@@ -110,7 +110,7 @@ def training_comparisons(keras: ConfigRuns, protocol: ConfigRuns) -> list[Paired
         return float(np.mean([epoch["val_acc"] for epoch in run.history[:common]]))
 
     return [_paired("the best epoch", keras, protocol, best),
-            _paired(f"mean over epochs 1–{common}, which every run trained", keras, protocol, curve)]
+            _paired(f"mean over epochs 1–{common}", keras, protocol, curve)]
 
 
 def keras_conclusion(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns]) -> str:
@@ -134,7 +134,7 @@ def keras_conclusion(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRun
                       for name, c in differ.items())
     training = {name: training_comparisons(keras[name], protocol[name]) for name in differ}
     if all(pair.agree for pairs in training.values() for pair in pairs):
-        alike = "; ".join(", ".join(f"{pair.measure.split(',')[0]}: p = {pair.comparison.p_value:.2g}"
+        alike = "; ".join(", ".join(f"{pair.measure}: p = {pair.comparison.p_value:.2g}"
                                     for pair in pairs) for pairs in training.values())
         return (f"{same_images} differ beyond seed noise at the stopped epoch on {parts}, but not at the best "
                 f"epoch nor along the curves ({alike}): no difference shows in how the two train, only in how far "
