@@ -98,17 +98,20 @@ def test_the_keras_comparison_waits_for_two_runs_on_each_side():
     assert "| needs two runs on each side |" in text
 
 
+def ladder(q30=(0.755, 0.757)):
+    """sgd's runs at JPEG quality 75, 50 and 30."""
+    return {75: runs("sgd", [0.774, 0.776, 0.775]), 50: runs("sgd", [0.765, 0.767]), 30: runs("sgd", list(q30))}
+
+
 def test_the_jpeg_ladders_slope_is_a_line_through_every_run_and_says_what_it_cannot_show():
-    rungs = {75: runs("sgd", [0.774, 0.776, 0.775]), 50: runs("sgd", [0.765, 0.767]), 30: runs("sgd", [0.755, 0.757])}
-    text = sections([runs("sgd", [0.76, 0.77])], rungs=rungs)
+    text = sections([runs("sgd", [0.76, 0.77])], rungs=ladder())
     assert "| 75 | 3 | 77.50 ± 0.10 (n=3) |" in text and "| 30 | 2 | 75.60 ± 0.14 (n=2) |" in text
     assert "A line through all 7 runs rises +0.42 points per 10 quality steps" in text
     assert "extrapolation beyond the measured range, not a measurement" in text
 
 
 def test_each_rung_says_what_it_lost_against_the_one_above_so_a_bend_shows():
-    rungs = {75: runs("sgd", [0.774, 0.776, 0.775]), 50: runs("sgd", [0.765, 0.767]), 30: runs("sgd", [0.735, 0.737])}
-    text = sections([runs("sgd", [0.76, 0.77])], rungs=rungs)
+    text = sections([runs("sgd", [0.76, 0.77])], rungs=ladder(q30=[0.735, 0.737]))
     assert "| 75 | 3 | 77.50 ± 0.10 (n=3) | – |" in text
     assert "| 50 | 2 | 76.60 ± 0.14 (n=2) | 0.90 (0.36) |" in text
     assert "| 30 | 2 | 73.60 ± 0.14 (n=2) | 3.00 (1.50) |" in text
@@ -116,8 +119,7 @@ def test_each_rung_says_what_it_lost_against_the_one_above_so_a_bend_shows():
 
 
 def test_the_ladder_stands_beside_the_notebooks_lead_as_an_extrapolation_not_a_measurement():
-    rungs = {75: runs("sgd", [0.774, 0.776, 0.775]), 50: runs("sgd", [0.765, 0.767]), 30: runs("sgd", [0.755, 0.757])}
-    text = sections([runs("sgd", [0.76, 0.77])], rungs=rungs)
+    text = sections([runs("sgd", [0.76, 0.77])], rungs=ladder())
     # 0.8075 − 77.50; the line's +0.0416 points per step carried 25 steps, ± t(0.975, 5)·stderr·25
     assert "the notebook's `sgd` figure (0.8075) lies +3.25 points above our runs at quality 75" in text
     assert "Carried on to quality 100, the line would give +1.0 points (+0.9 to +1.2 across its interval)" in text
