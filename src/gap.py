@@ -35,7 +35,7 @@ def protocol_lines(groups: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns
         held_out_mean = float(np.mean(held_out))
         lift = on_test - held_out_mean
         notebook = ""
-        figure = NOTEBOOK[name].value if name in NOTEBOOK else None
+        figure = _notebook_value(name)
         if figure is not None:
             lifts.append(lift)
             gaps.append(100 * figure - held_out_mean)
@@ -122,8 +122,8 @@ def keras_conclusion(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRun
                 "Keras 3 and two of this project on the same images, for one config at least "
                 "(`results/keras_reference`, `results/notebook_protocol`).")
     differ = {name: pair.comparison for name, pair in settled.items() if not pair.agree}
-    leads = [100 * (NOTEBOOK[name].value - float(np.mean(pair.theirs.test_accuracies + pair.ours.test_accuracies)))
-             for name, pair in settled.items() if name in NOTEBOOK and NOTEBOOK[name].value is not None]
+    leads = [100 * (value - float(np.mean(pair.theirs.test_accuracies + pair.ours.test_accuracies)))
+             for name, pair in settled.items() if (value := _notebook_value(name)) is not None]
     lead = f" (the notebook's figures lie {_span(leads)} points above both)" if leads else ""
     same_images = "Keras 3 and this project, trained on the same JPEG images with the notebook's protocol,"
     if not differ:
@@ -221,14 +221,19 @@ def encoding_lines(rungs: dict[int, ConfigRuns]) -> list[str]:
                 f"of the shared copy's; what quality {top} itself costs against the original PNGs is an "
                 "extrapolation beyond the measured range, not a measurement.")
     lines = [*table, "", " ".join(said)]
-    if name in NOTEBOOK and NOTEBOOK[name].value is not None:
-        lead, headroom = 100 * NOTEBOOK[name].value - means[top], 100 - top
+    if (value := _notebook_value(name)) is not None:
+        lead, headroom = 100 * value - means[top], 100 - top
         lines += ["", f"Beside the gap: the notebook's `{name}` figure ({NOTEBOOK[name].text}) lies {lead:+.2f} points "
                   f"above our runs at quality {top}. Carried on to quality 100, the line would give "
                   f"{fit.slope * headroom:+.1f} points ({(fit.slope - half) * headroom:+.1f} to "
                   f"{(fit.slope + half) * headroom:+.1f} across its interval): what encoding could explain if the "
                   f"response stayed a line above {top}, which these rungs cannot show."]
     return lines
+
+
+def _notebook_value(name: str) -> float | None:
+    """The notebook's figure for config ``name``; None where it ran no such cell or gave no number."""
+    return NOTEBOOK[name].value if name in NOTEBOOK else None
 
 
 def _span(values: list[float]) -> str:
