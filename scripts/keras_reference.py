@@ -216,6 +216,39 @@ def callbacks(keras: Any, run_dir: Path, state: dict[str, Any], stage: int, pati
     ]
 
 
+def run_record(config: dict[str, Any], seed: int, run_dir: Path, state: dict[str, Any], source: Path, *,
+               train_images: int, test_images: int, test_loss: float, test_acc: float, framework: str,
+               threads: int) -> dict[str, Any]:
+    """A finished run in the project's run record format, from what ``train`` kept; apart from TensorFlow,
+    so that the project's tests hold it to the format ``src.publish`` and ``src.report`` read.
+    ``threads`` is TensorFlow's intra-op setting or ``TF_NUM_INTRAOP_THREADS`` (0: its default, every core)."""
+    history = state["history"]
+    best = max(history, key=lambda epoch: epoch["val_acc"])
+    last_fit = [e for e in history if e["stage"] == config["lr_stages"] - 1]
+    return {
+        "config": config["config"],
+        "run_dir": str(run_dir),
+        "stop_reason": "max_epochs" if len(last_fit) == config["epochs_per_fit"] else "early_stopping",
+        "epochs": len(history),
+        "best_epoch": best["epoch"],
+        "best_val_acc": best["val_acc"],
+        "test_loss": float(test_loss),
+        "test_acc": float(test_acc),  # the stopped epoch's weights, as the notebook evaluated them
+        "wall_time_s": round(state["seconds"], 1),
+        "train_images_per_s": round(len(history) * train_images / state["seconds"], 1) if state["seconds"] else None,
+        "hparams": {"framework": "keras", "optimizer": f"keras2.{config['optimizer']}",
+                    "optimizer_args": config["optimizer_args"], "decay": config["decay"], "loss": "cross_entropy",
+                    "batch_size": BATCH, "lr_stages": config["lr_stages"], "lr_factor": config["lr_factor"],
+                    "patience": config["patience"], "seed": seed},
+        "data": {"source": str(source), "train_images": train_images, "val_images": test_images,
+                 "test_images": test_images, "validates_on_test": True},
+        "environment": {**environment("cpu", "32-true", threads or os.cpu_count() or 1), "framework": framework,
+                        "tf_intra_op_threads": threads},
+        "history": [{k: v for k, v in epoch.items() if k != "stage"} for epoch in history],
+        "schema_version": SCHEMA_VERSION,
+    }
+
+
 def train(config_name: str, seed: int, source: Path, data_dir: Path, out: Path,
           epochs_per_fit: int | None = None) -> dict[str, Any]:
     """One run of the notebook's cell for ``config_name``; its record, as written to ``results.json``."""
@@ -249,32 +282,14 @@ def train(config_name: str, seed: int, source: Path, data_dir: Path, out: Path,
         state["seconds"] += time.time() - started
         started = time.time()
         write_json(state_path, state)
+    # evaluate's loss and metric, compiled again: a run resumed after its last fit has not compiled any
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=BATCH, verbose=0)
-    history = state["history"]
-    best = max(history, key=lambda epoch: epoch["val_acc"])
-    last_fit = [e for e in history if e["stage"] == config["lr_stages"] - 1]
-    record = {
-        "config": config_name,
-        "run_dir": str(run_dir),
-        "stop_reason": "max_epochs" if len(last_fit) == config["epochs_per_fit"] else "early_stopping",
-        "epochs": len(history),
-        "best_epoch": best["epoch"],
-        "best_val_acc": best["val_acc"],
-        "test_loss": float(test_loss),
-        "test_acc": float(test_acc),  # the stopped epoch's weights, as the notebook evaluated them
-        "wall_time_s": round(state["seconds"], 1),
-        "train_images_per_s": round(len(history) * len(labels) / state["seconds"], 1) if state["seconds"] else None,
-        "hparams": {"framework": "keras", "optimizer": f"keras2.{config['optimizer']}",
-                    "optimizer_args": config["optimizer_args"], "decay": config["decay"], "loss": "cross_entropy",
-                    "batch_size": BATCH, "lr_stages": config["lr_stages"], "lr_factor": config["lr_factor"],
-                    "patience": config["patience"], "seed": seed},
-        "data": {"source": str(source), "train_images": len(labels), "val_images": len(labels_test),
-                 "test_images": len(labels_test), "validates_on_test": True},
-        "environment": {**environment("cpu", "32-true"), "framework": f"keras {keras.__version__} on tensorflow "
-                        f"{tf.__version__}", "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()},
-        "history": [{k: v for k, v in epoch.items() if k != "stage"} for epoch in history],
-        "schema_version": SCHEMA_VERSION,
-    }
+    record = run_record(config, seed, run_dir, state, source, train_images=len(labels), test_images=len(labels_test),
+                        test_loss=test_loss, test_acc=test_acc,
+                        framework=f"keras {keras.__version__} on tensorflow {tf.__version__}",
+                        threads=tf.config.threading.get_intra_op_parallelism_threads()
+                        or int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0))
     write_json(run_dir / RESULTS_FILE, record)
     return record
 

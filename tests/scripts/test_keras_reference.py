@@ -2,9 +2,11 @@
 (where TensorFlow is installed) Keras 2.0.8's updates as the project's optimizers compute them."""
 
 import io
+import json
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import torch
 from PIL import Image
 
 from src.optim import KerasAdam, KerasRMSprop, KerasSGD, keras_decay
+from src.results import RESULTS_FILE, read_record
 from tests.scripts.conftest import SCRIPTS
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -58,6 +61,25 @@ def test_a_python_without_tensorflow_gets_one_error_line_and_status_2(without_te
     assert run.returncode == 2
     assert [line for line in run.stderr.splitlines() if line.startswith("error: ")]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_finished_run_is_a_complete_project_record_of_its_stopped_epoch(scripts, tmp_path):
+    module = scripts("keras_reference")
+    config = module.read_config("adam_auto_staged")
+    accuracies = [(0, 0.60), (0, 0.70), (1, 0.75), (1, 0.74), (2, 0.76), (2, 0.73)]  # (stage, val_acc) per epoch
+    state = {"fits_done": 3, "seconds": 30.0,
+             "history": [{"epoch": n, "stage": stage, "val_acc": acc, "lr": 1e-3 * 0.1 ** stage}
+                         for n, (stage, acc) in enumerate(accuracies, 1)]}
+    values = module.run_record(config, 43, tmp_path, state, Path("c.tar.gz"), train_images=500, test_images=100,
+                               test_loss=0.9, test_acc=0.7301, framework="keras 9 on tensorflow 9", threads=2)
+    (tmp_path / RESULTS_FILE).write_text(json.dumps(values))
+    record = read_record(tmp_path)
+    assert record is not None and record.is_complete and record.config == "adam_auto_staged"
+    assert (record.stop_reason, record.epochs, record.best_epoch, record.best_val_acc) == ("early_stopping", 6, 5, 0.76)
+    assert record.stopped_epoch_test_acc == 0.73 and record.test_acc == 0.7301  # the epoch it stopped at
+    assert record.train_images_per_s == 6 * 500 / 30.0
+    assert record.environment["threads"] == 2 and record.environment["framework"] == "keras 9 on tensorflow 9"
+    assert "stage" not in record.history[0] and record.hparams["seed"] == 43
 
 
 @pytest.mark.parametrize("name, ours, kwargs", [
