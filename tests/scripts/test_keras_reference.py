@@ -2,7 +2,6 @@
 (where TensorFlow is installed) Keras 2.0.8's updates as the project's optimizers compute them."""
 
 import io
-import json
 import subprocess
 import sys
 import tarfile
@@ -72,7 +71,7 @@ def test_a_finished_run_is_a_complete_project_record_of_its_stopped_epoch(script
                          for n, (stage, acc) in enumerate(accuracies, 1)]}
     values = module.run_record(config, 43, tmp_path, state, Path("c.tar.gz"), train_images=500, test_images=100,
                                test_loss=0.9, test_acc=0.7301, framework="keras 9 on tensorflow 9", threads=2)
-    (tmp_path / RESULTS_FILE).write_text(json.dumps(values))
+    module.write_json(tmp_path / RESULTS_FILE, values)  # as train() writes it
     record = read_record(tmp_path)
     assert record is not None and record.is_complete and record.config == "adam_auto_staged"
     assert (record.stop_reason, record.epochs, record.best_epoch, record.best_val_acc) == ("early_stopping", 6, 5, 0.76)
