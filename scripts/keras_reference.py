@@ -14,7 +14,8 @@ lr_stages`` epochs. It writes ``OUT/<config>/seed_<S>/results.json`` in the proj
 format, so ``src.publish`` and ``src.report`` read these runs as they read the project's own.
 
 Started again after an interruption, a run goes on from its last finished epoch (Keras'
-BackupAndRestore, early stopping's counters rebuilt from the recorded epochs). It never imports
+BackupAndRestore, early stopping's counters rebuilt from the recorded epochs), and its wall time
+counts every finished epoch of every process that trained it. It never imports
 torch; TensorFlow and Keras come from ``pip install -e ".[peer]"``.
 """
 
@@ -26,6 +27,7 @@ import os
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -182,7 +184,22 @@ def write_json(path: Path, value: dict[str, Any]) -> None:
     write_atomic(path, json.dumps(value, indent=2) + "\n")  # a stop mid-write leaves the previous file
 
 
-def callbacks(keras: Any, run_dir: Path, state: dict[str, Any], stage: int, patience: int) -> list[Any]:
+class RunClock:
+    """The run's own seconds, added to its state at every finished epoch: a stop loses only the epoch it cut
+    off, and a resumed run's time counts every process that trained it."""
+
+    def __init__(self, state: dict[str, Any], now: Callable[[], float] = time.monotonic) -> None:
+        self.state, self.now = state, now
+        self.mark = now()
+
+    def lap(self) -> None:
+        moment = self.now()
+        self.state["seconds"] += moment - self.mark
+        self.mark = moment
+
+
+def callbacks(keras: Any, run_dir: Path, state: dict[str, Any], clock: RunClock, stage: int,
+              patience: int) -> list[Any]:
     """Early stopping as Keras 2.0.8 counted, one line and one record per epoch, and a backup for resuming."""
     done = [epoch for epoch in state["history"] if epoch["stage"] == stage]
 
@@ -203,6 +220,7 @@ def callbacks(keras: Any, run_dir: Path, state: dict[str, Any], stage: int, pati
                 "train_acc": float(logs["accuracy"]), "val_loss": float(logs["val_loss"]),
                 "val_acc": float(logs["val_accuracy"]), "lr": lr,
             })
+            clock.lap()
             write_json(run_dir / STATE_FILE, state)
             last = state["history"][-1]
             print(f"epoch {last['epoch']} (fit {stage + 1}) - train_loss {last['train_loss']:.4f} - train_acc "
@@ -271,20 +289,20 @@ def train(config_name: str, seed: int, source: Path, data_dir: Path, out: Path,
     weights = run_dir / "after_fit.weights.h5"
     if state["fits_done"]:
         model.load_weights(weights)
-    started = time.time()
+    clock = RunClock(state)
     for stage in range(state["fits_done"], config["lr_stages"]):
         lr = config["optimizer_args"]["lr"] * config["lr_factor"] ** stage
         model.compile(optimizer=make_optimizer(keras, config, lr), loss="categorical_crossentropy", metrics=["accuracy"])
         model.fit(x, y, batch_size=BATCH, epochs=config["epochs_per_fit"], validation_data=(x_test, y_test),
-                  shuffle=True, verbose=0, callbacks=callbacks(keras, run_dir, state, stage, config["patience"]))
+                  shuffle=True, verbose=0, callbacks=callbacks(keras, run_dir, state, clock, stage, config["patience"]))
         model.save_weights(weights)  # the weights kept for the next fit, as the notebook's recompile kept them
         state["fits_done"] = stage + 1
-        state["seconds"] += time.time() - started
-        started = time.time()
+        clock.lap()
         write_json(state_path, state)
     # evaluate's loss and metric, compiled again: a run resumed after its last fit has not compiled any
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=BATCH, verbose=0)
+    clock.lap()
     record = run_record(config, seed, run_dir, state, source, train_images=len(labels), test_images=len(labels_test),
                         test_loss=test_loss, test_acc=test_acc,
                         framework=f"keras {keras.__version__} on tensorflow {tf.__version__}",

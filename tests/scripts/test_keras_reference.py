@@ -2,6 +2,7 @@
 (where TensorFlow is installed) Keras 2.0.8's updates as the project's optimizers compute them."""
 
 import io
+import json
 import subprocess
 import sys
 import tarfile
@@ -79,6 +80,20 @@ def test_a_finished_run_is_a_complete_project_record_of_its_stopped_epoch(script
     assert record.train_images_per_s == 6 * 500 / 30.0
     assert record.environment["threads"] == 2 and record.environment["framework"] == "keras 9 on tensorflow 9"
     assert "stage" not in record.history[0] and record.hparams["seed"] == 43
+
+
+def test_a_stopped_run_keeps_the_seconds_of_every_finished_epoch(scripts, tmp_path):
+    module = scripts("keras_reference")
+    ticks = iter([100.0, 160.0, 230.0,  # the first process: two epochs, then stopped in its third
+                  500.0, 590.0, 600.0])  # started again: one epoch, then the test
+    state = {"fits_done": 0, "history": [], "seconds": 0.0}
+    clock = module.RunClock(state, now=lambda: next(ticks))
+    clock.lap(), clock.lap()
+    module.write_json(tmp_path / module.STATE_FILE, state)
+    resumed = json.loads((tmp_path / module.STATE_FILE).read_text())
+    clock = module.RunClock(resumed, now=lambda: next(ticks))
+    clock.lap(), clock.lap()
+    assert resumed["seconds"] == 130.0 + 100.0  # the cut-off epoch is lost, not the two before it
 
 
 @pytest.mark.parametrize("name, ours, kwargs", [
