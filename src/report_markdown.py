@@ -89,18 +89,22 @@ def where_they_ran(groups: list[ConfigRuns], when: Activity | None = None) -> li
     header = ("device", "CPU", "cores", "CPU flags", "precision", "torch", "runs", "run time", "per epoch")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for key, members in machines.items():
-        seconds = sum(run.wall_time_s or 0.0 for run in members)
-        epochs = sum(run.epochs for run in members)
-        per_epoch = duration(seconds / epochs if epochs else None)
+        timed = _timed(members)
+        seconds = sum(run.wall_time_s for run in timed) if timed else None
+        epochs = sum(run.epochs for run in timed)
+        per_epoch = duration(seconds / epochs if seconds is not None and epochs else None)
         lines.append("| " + " | ".join(_number(v) if v != "" else "–" for v in key)
                      + f" | {len(members)} | {duration(seconds)} | {per_epoch} |")
-    total = sum(run.wall_time_s or 0.0 for run in runs)
+    timed = _timed(runs)
+    total = sum(run.wall_time_s for run in timed)
+    over = f"all {len(runs)} runs" if len(timed) == len(runs) else (
+        f"the {len(timed)} of {len(runs)} runs whose record kept it (not {_names_without_time(runs)})")
     commits = sorted({str(run.environment.get("git_commit", ""))[:7] for run in runs} - {""})
     data = sorted({_data_description(run.data) for run in runs if run.data})
     run_time = (
         "Run time is the run's own wall time, its resumes included." if len(runs) == 1 else
-        f"Run time is each run's own wall time, its resumes included, {duration(total)} over all {len(runs)} "
-        "runs; runs that shared a machine overlap, so the sweep took less time than that."
+        f"Run time is each run's own wall time, its resumes included, {duration(total)} over {over}; runs that "
+        "shared a machine overlap, so the sweep took less time than that."
     )
     return [
         *lines, "",
@@ -141,6 +145,15 @@ def percent(mean: float | None, std: float | None) -> str:
     if mean is None:
         return "–"
     return f"{100 * mean:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+
+
+def _timed(runs: list[RunRecord]) -> list[RunRecord]:
+    """The runs whose record kept their wall time: run time and time per epoch are theirs alone."""
+    return [run for run in runs if run.wall_time_s is not None]
+
+
+def _names_without_time(runs: list[RunRecord]) -> str:
+    return ", ".join(f"{run.config} seed {run.hparams.get('seed')}" for run in runs if run.wall_time_s is None)
 
 
 def duration(seconds: float | None) -> str:
