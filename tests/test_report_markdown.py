@@ -2,6 +2,7 @@
 
 from src.comparison import collect
 from src.report_markdown import where_they_ran
+from src.results import RunRecord
 from tests.synthetic import write_run_results
 
 
@@ -17,8 +18,10 @@ def test_a_run_without_a_wall_time_is_named_and_left_out_of_run_time_and_time_pe
     cpu = {"device": "cpu", "cpu": "AMD EPYC", "cpu_count": 2}
     for seed in (1, 2, 3):  # wall times 101 + 102 + 103 s, 4 epochs each
         write_run_results(tmp_path, "sgd", seed, 0.8, environment=cpu)
-    record = tmp_path / "sgd" / "seed_3" / "results.json"
-    record.write_text(record.read_text().replace('"wall_time_s": 103.0', '"wall_time_s": null'))
+    run_dir = tmp_path / "sgd" / "seed_3"
+    untimed = RunRecord.read(run_dir)
+    untimed.wall_time_s = None
+    untimed.write(run_dir)
     lines = where_they_ran(collect(tmp_path))
     assert [line for line in lines if line.startswith("| cpu")] == [
         "| cpu | AMD EPYC | 2 | – | – | – | 3 | 3.4 min | 25 s |"]  # 203 s over the 8 epochs of seeds 1 and 2

@@ -88,11 +88,13 @@ def test_a_stopped_run_keeps_the_seconds_of_every_finished_epoch(scripts, tmp_pa
                   500.0, 590.0, 600.0])  # started again: one epoch, then the test
     state = {"fits_done": 0, "history": [], "seconds": 0.0}
     clock = module.RunClock(state, now=lambda: next(ticks))
-    clock.lap(), clock.lap()
+    clock.lap()
+    clock.lap()
     module.write_json(tmp_path / module.STATE_FILE, state)
     resumed = json.loads((tmp_path / module.STATE_FILE).read_text())
     clock = module.RunClock(resumed, now=lambda: next(ticks))
-    clock.lap(), clock.lap()
+    clock.lap()
+    clock.lap()
     assert resumed["seconds"] == 130.0 + 100.0  # the cut-off epoch is lost, not the two before it
 
 
