@@ -255,7 +255,11 @@ def gap_sections(groups: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns],
         "The notebook's cells trained again by Keras 3 on TensorFlow (`scripts/keras_reference.py`: its network and "
         "initialisation, Keras 2.0.8's optimizer updates and decay, its early stopping, the stopped epoch evaluated) "
         "on the same JPEG images and with the same protocol as the project's runs above, float32 on both sides. "
-        "Where the two agree, the port is not what separates us from the notebook.", "",
+        "Where the two agree, the port is not what separates us from the notebook. One difference is by design: "
+        "`adam_auto_staged` here begins each lr stage from the best weights so far and counts patience against the "
+        "best of all stages, while Keras, as the notebook's recompiles did, keeps the last weights and measures each "
+        "fit against itself alone ([Staged learning rates](../../docs/resume-and-stages.md)), so its stages may run "
+        "longer.", "",
         *keras_lines(keras, protocol), "",
         "### What the encoding costs", "",
         "The same config trained on the shared images (JPEG quality 75) and on copies encoded again at lower "
