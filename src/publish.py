@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None) -> None:
             publication = publish_runs(args.sweep_dir, args.to, replace=args.replace)
             print("\n".join(publication.lines(args.to)))
             nothing_new = not publication.changed
-        # regenerated even with no new run: a publish cut off after its copy left them out of date
+        # regenerated even with no new run: a publish cut off after its copy, or a change in the code that writes
+        # them, leaves them out of date
         outputs = (args.readme, args.performance_page), {RESULTS_ROOT, args.to}
         before = _generated_files(*outputs) if nothing_new else {}
         notebook, fast = RESULTS_ROOT / "notebook", RESULTS_ROOT / "fast"
@@ -217,8 +218,8 @@ def main(argv: list[str] | None = None) -> None:
         write_precision_figures(RESULTS_ROOT / "precision")
     if nothing_new:
         stale = sorted(str(path) for path, data in _generated_files(*outputs).items() if before.get(path) != data)
-        print(f"no new run; regenerated {_count(stale, 'file')} that an earlier publish, cut off before it wrote "
-              f"them, had left behind what is published: {', '.join(stale)}" if stale else
+        print(f"no new run; regenerated {_count(stale, 'file')} that no longer matched what is published (a publish "
+              f"cut off before it wrote them, or a change in the code that writes them): {', '.join(stale)}" if stale else
               f"nothing new to publish: {args.to}, its report and {args.readme} are as they were")
         return
     print(f"updated the reports, the experiments table in {args.readme} and the precision table in "
