@@ -13,10 +13,12 @@ afresh and the weights kept, as the notebook's recompiles did; each fit has up t
 lr_stages`` epochs. It writes ``OUT/<config>/seed_<S>/results.json`` in the project's run record
 format, so ``src.publish`` and ``src.report`` read these runs as they read the project's own.
 
-Started again after an interruption, a run goes on from its last finished epoch (Keras'
-BackupAndRestore, early stopping's counters rebuilt from the recorded epochs), and its wall time
-counts every finished epoch of every process that trained it. It never imports
-torch; TensorFlow and Keras come from ``pip install -e ".[peer]"``.
+Started again after an interruption, a run goes on from its last finished epoch exactly as if it
+had not stopped: the weights and the optimizer's state saved after every epoch, early stopping's
+counters rebuilt from the recorded epochs, and each epoch's order of images and dropout masks drawn
+from the epoch's number (a process that began again from the seed would replay the randomness of
+the run's first epochs). Its wall time counts every finished epoch of every process that trained
+it. It never imports torch; TensorFlow and Keras come from ``pip install -e ".[peer]"``.
 """
 
 from __future__ import annotations
@@ -198,9 +200,33 @@ class RunClock:
         self.mark = moment
 
 
-def callbacks(keras: Any, run_dir: Path, state: dict[str, Any], clock: RunClock, stage: int,
-              patience: int) -> list[Any]:
-    """Early stopping as Keras 2.0.8 counted, one line and one record per epoch, and a backup for resuming."""
+def epoch_batches(keras: Any, x: np.ndarray, y: np.ndarray, seed: int, epoch: int) -> Any:
+    """The training images in batches of 32, in an order drawn afresh each epoch from (seed, epoch), as
+    Keras 2.0.8's ``fit(shuffle=True)`` permuted them with numpy: an epoch's order does not depend on how
+    many processes trained the run before it, so a resumed run sees what an uninterrupted one would."""
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.begin(epoch)
+
+        def begin(self, index: int) -> None:
+            self.order = np.random.default_rng([seed, index]).permutation(len(x))
+
+        def __len__(self) -> int:
+            return -(-len(x) // BATCH)
+
+        def __getitem__(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+            rows = self.order[batch * BATCH:(batch + 1) * BATCH]
+            return x[rows], y[rows]
+
+    return Batches()
+
+
+def callbacks(keras: Any, run_dir: Path, state: dict[str, Any], clock: RunClock, stage: int, patience: int,
+              batches: Any, epochs_per_fit: int) -> list[Any]:
+    """Early stopping as Keras 2.0.8 counted; each epoch's randomness drawn from its number; after each epoch,
+    its weights and optimizer state, then its record, one line and the run's state that names them."""
     done = [epoch for epoch in state["history"] if epoch["stage"] == stage]
 
     class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
@@ -209,19 +235,40 @@ def callbacks(keras: Any, run_dir: Path, state: dict[str, Any], clock: RunClock,
             for index, epoch in enumerate(done):  # the counters as they stood when this fit was cut off
                 self.on_epoch_end(index, {"val_accuracy": epoch["val_acc"]})
 
+    class EpochRandomness(keras.callbacks.Callback):
+        """The epoch's order of images and its dropout masks, both functions of the epoch's number: the
+        dropout layers' counters stand where an uninterrupted run's would (one draw per step)."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            number = len(state["history"])
+            batches.begin(number)
+            for layer in self.model.layers:
+                if isinstance(layer, keras.layers.Dropout):
+                    generator = layer.seed_generator.state
+                    generator.assign(np.array([int(generator.numpy()[0]), number * len(batches)],
+                                              dtype=generator.numpy().dtype))
+
     class Record(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
             optimizer = self.model.optimizer
             rate = optimizer.learning_rate
             lr = float(rate(optimizer.iterations) if callable(rate) else rate)
+            number = len(state["history"]) + 1
+            weights = f"epoch_{number}.weights.h5"  # written whole before the state names it
+            self.model.save_weights(run_dir / weights)
             state["history"].append({
-                "epoch": len(state["history"]) + 1, "stage": stage, "train_loss": float(logs["loss"]),
+                "epoch": number, "stage": stage, "train_loss": float(logs["loss"]),
                 "train_acc": float(logs["accuracy"]), "val_loss": float(logs["val_loss"]),
                 "val_acc": float(logs["val_accuracy"]), "lr": lr,
+                "ends_fit": bool(self.model.stop_training) or epoch + 1 == epochs_per_fit,  # early stopping ran first
             })
+            state["weights"] = weights
             clock.lap()
             write_json(run_dir / STATE_FILE, state)
+            for older in run_dir.glob("epoch_*.weights.h5"):
+                if older.name != weights:
+                    older.unlink()
             last = state["history"][-1]
             print(f"epoch {last['epoch']} (fit {stage + 1}) - train_loss {last['train_loss']:.4f} - train_acc "
                   f"{last['train_acc']:.4f} - val_loss {last['val_loss']:.4f} - val_acc {last['val_acc']:.4f} - "
@@ -229,7 +276,7 @@ def callbacks(keras: Any, run_dir: Path, state: dict[str, Any], clock: RunClock,
 
     return [
         ResumedEarlyStopping(monitor="val_accuracy", mode="max", patience=patience + 1, min_delta=0),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup" / f"fit_{stage}")),
+        EpochRandomness(),
         Record(),
     ]
 
@@ -262,7 +309,7 @@ def run_record(config: dict[str, Any], seed: int, run_dir: Path, state: dict[str
                  "test_images": test_images, "validates_on_test": True},
         "environment": {**environment("cpu", "32-true", threads or os.cpu_count() or 1), "framework": framework,
                         "tf_intra_op_threads": threads},
-        "history": [{k: v for k, v in epoch.items() if k != "stage"} for epoch in history],
+        "history": [{k: v for k, v in epoch.items() if k not in ("stage", "ends_fit")} for epoch in history],
         "schema_version": SCHEMA_VERSION,
     }
 
@@ -277,28 +324,34 @@ def train(config_name: str, seed: int, source: Path, data_dir: Path, out: Path,
     run_dir = out / config_name / f"seed_{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / STATE_FILE
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {"fits_done": 0, "history": [], "seconds": 0.0}
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {"history": [], "seconds": 0.0}
     data = load_images(source, data_dir)
     (x, labels), (x_test, labels_test) = data["train"], data["test"]
     y, y_test = keras.utils.to_categorical(labels, CLASSES), keras.utils.to_categorical(labels_test, CLASSES)
 
-    keras.utils.set_random_seed(seed + 1000 * state["fits_done"])
+    keras.utils.set_random_seed(seed)  # the same initial weights and dropout seeds in every process of a run
     model = build_model(keras)
     if model.count_params() != PARAMS:
         raise AssertionError(f"the Keras model has {model.count_params():,} parameters, not {PARAMS:,}")
-    weights = run_dir / "after_fit.weights.h5"
-    if state["fits_done"]:
-        model.load_weights(weights)
+    ended = {epoch["stage"] for epoch in state["history"] if epoch["ends_fit"]}
+    stages = [stage for stage in range(config["lr_stages"]) if stage not in ended]
+    batches = epoch_batches(keras, x, y, seed, len(state["history"]))
     clock = RunClock(state)
-    for stage in range(state["fits_done"], config["lr_stages"]):
+    for stage in stages:
+        done = [epoch for epoch in state["history"] if epoch["stage"] == stage]
         lr = config["optimizer_args"]["lr"] * config["lr_factor"] ** stage
+        if state["history"] and not done and stage == stages[0]:
+            model.load_weights(run_dir / state["weights"])  # the weights a finished fit kept, not its optimizer
         model.compile(optimizer=make_optimizer(keras, config, lr), loss="categorical_crossentropy", metrics=["accuracy"])
-        model.fit(x, y, batch_size=BATCH, epochs=config["epochs_per_fit"], validation_data=(x_test, y_test),
-                  shuffle=True, verbose=0, callbacks=callbacks(keras, run_dir, state, clock, stage, config["patience"]))
-        model.save_weights(weights)  # the weights kept for the next fit, as the notebook's recompile kept them
-        state["fits_done"] = stage + 1
-        clock.lap()
-        write_json(state_path, state)
+        if done:  # cut off in the middle of this fit: its weights and its optimizer's state as they were
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(run_dir / state["weights"])
+        model.fit(batches, epochs=config["epochs_per_fit"], initial_epoch=len(done), validation_data=(x_test, y_test),
+                  shuffle=False, verbose=0,
+                  callbacks=callbacks(keras, run_dir, state, clock, stage, config["patience"], batches,
+                                      config["epochs_per_fit"]))
+    if not stages:  # every fit had ended: only the evaluation was left
+        model.load_weights(run_dir / state["weights"])
     # evaluate's loss and metric, compiled again: a run resumed after its last fit has not compiled any
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=BATCH, verbose=0)

@@ -3,6 +3,7 @@
 
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -17,6 +18,8 @@ from src.optim import KerasAdam, KerasRMSprop, KerasSGD, keras_decay
 from src.results import RESULTS_FILE, read_record
 from tests.scripts.conftest import SCRIPTS
 
+# a python with TensorFlow (the [peer] extra), apart from this one, which imports torch: the two crash in one process
+PEER_PYTHON = os.environ.get("HPARAM_LAB_PEER_PYTHON")
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -96,6 +99,45 @@ def test_a_stopped_run_keeps_the_seconds_of_every_finished_epoch(scripts, tmp_pa
     clock.lap()
     clock.lap()
     assert resumed["seconds"] == 130.0 + 100.0  # the cut-off epoch is lost, not the two before it
+
+
+STOPPING_RUN = """
+import os, sys
+from pathlib import Path
+scripts, source, out, stop_after = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+sys.path.insert(0, scripts)
+import keras_reference as reference
+make_callbacks = reference.callbacks
+def callbacks(keras, run_dir, state, *args):
+    class Stop(keras.callbacks.Callback):  # the process killed once this epoch is recorded
+        def on_epoch_end(self, epoch, logs=None):
+            if len(state["history"]) == stop_after:
+                os._exit(3)
+    return [*make_callbacks(keras, run_dir, state, *args), Stop()]
+reference.callbacks = callbacks
+reference.train("adam_auto_staged", 43, source, out / "data", out, epochs_per_fit=3)
+"""
+
+
+@pytest.mark.skipif(not PEER_PYTHON, reason="set HPARAM_LAB_PEER_PYTHON to a python with the [peer] extra")
+def test_a_run_stopped_and_started_again_trains_exactly_as_one_that_never_stopped(tmp_path):
+    archive(tmp_path / "c.tar.gz", per_class=6)
+    (tmp_path / "run.py").write_text(STOPPING_RUN)
+    env = {**os.environ, "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+
+    def train(out, stop_after):
+        return subprocess.run([PEER_PYTHON, str(tmp_path / "run.py"), str(SCRIPTS), str(tmp_path / "c.tar.gz"),
+                               str(tmp_path / out), str(stop_after)], env=env, capture_output=True, text=True,
+                              timeout=300).returncode
+
+    assert train("whole", 0) == 0
+    # stopped inside the first fit, one epoch into the second, and right as the second ends: 3 epochs a fit
+    assert [train("stopped", after) for after in (2, 4, 6, 0)] == [3, 3, 3, 0]
+    whole, stopped = (json.loads((tmp_path / out / "adam_auto_staged" / "seed_43" / RESULTS_FILE).read_text())
+                      for out in ("whole", "stopped"))
+    assert len(whole["history"]) == 9 and [e["lr"] for e in whole["history"]][::3] == pytest.approx([1e-3, 1e-4, 1e-5])
+    assert stopped["history"] == whole["history"]  # every epoch's losses and accuracies, to the last bit
+    assert (stopped["test_loss"], stopped["test_acc"]) == (whole["test_loss"], whole["test_acc"])
 
 
 @pytest.mark.parametrize("name, ours, kwargs", [
