@@ -308,7 +308,7 @@ def run_record(config: dict[str, Any], seed: int, run_dir: Path, state: dict[str
         "data": {"source": str(source), "train_images": train_images, "val_images": test_images,
                  "test_images": test_images, "validates_on_test": True},
         "environment": {**environment("cpu", "32-true", threads or os.cpu_count() or 1), "framework": framework,
-                        "tf_intra_op_threads": threads},
+                        "tf_intra_op_threads": threads, "processes": state["processes"]},
         "history": [{k: v for k, v in epoch.items() if k not in ("stage", "ends_fit")} for epoch in history],
         "schema_version": SCHEMA_VERSION,
     }
@@ -325,6 +325,7 @@ def train(config_name: str, seed: int, source: Path, data_dir: Path, out: Path,
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / STATE_FILE
     state = json.loads(state_path.read_text()) if state_path.is_file() else {"history": [], "seconds": 0.0}
+    state["processes"] = state.get("processes", 0) + 1  # saved with the first epoch this process finishes
     data = load_images(source, data_dir)
     (x, labels), (x_test, labels_test) = data["train"], data["test"]
     y, y_test = keras.utils.to_categorical(labels, CLASSES), keras.utils.to_categorical(labels_test, CLASSES)

@@ -181,7 +181,20 @@ def keras_lines(keras: dict[str, ConfigRuns], protocol: dict[str, ConfigRuns]) -
                      for other in training_comparisons(keras[name], protocol.get(name, ConfigRuns(name)))]
     return [*stopped, "", "How the two trained, apart from where early stopping landed: the best epoch's test "
             "accuracy, and each run's mean test accuracy over the epochs every run of both sides trained.", "",
-            *training, "", keras_conclusion(keras, protocol)]
+            *training, "", keras_conclusion(keras, protocol), *_replay_note(keras)]
+
+
+def _replay_note(keras: dict[str, ConfigRuns]) -> list[str]:
+    """Runs recorded before ``scripts/keras_reference.py`` resumed exactly (their records do not count the
+    processes that trained them): one started again there replayed its first epochs' randomness."""
+    runs = [run for group in keras.values() for run in group.runs]
+    earlier = [run for run in runs if "processes" not in run.environment]
+    if not earlier:
+        return []
+    return ["", f"{len(earlier)} of these {len(runs)} Keras runs were recorded by an earlier "
+            "`scripts/keras_reference.py`: a run of it stopped and started again began its randomness afresh from "
+            "the seed, so the epochs after a restart saw the order of images and the dropout masks of the run's "
+            "first epochs again. The script now resumes exactly, and these runs are being trained again with it."]
 
 
 def encoding_lines(rungs: dict[int, ConfigRuns]) -> list[str]:

@@ -7,11 +7,13 @@ from src.results import RunRecord
 from tests.test_findings import protocol_runs, runs
 
 
-def keras_runs(name, stopped):
-    """Keras reference runs: the stopped epoch is the one evaluated, and it validated on the test set."""
+def keras_runs(name, stopped, processes=(1, 2, 1)):
+    """Keras reference runs: the stopped epoch is the one evaluated, and it validated on the test set; a run
+    whose process count is None was recorded before the script counted them."""
     return ConfigRuns(name, [
         RunRecord(config=name, stop_reason="early_stopping", epochs=30, test_acc=s, data={"validates_on_test": True},
-                  history=[{"epoch": 30, "val_acc": s}]) for s in stopped])
+                  history=[{"epoch": 30, "val_acc": s}], environment={} if count is None else {"processes": count})
+        for s, count in zip(stopped, processes)])
 
 
 def sections(groups, protocol=(), keras=(), rungs=None):
@@ -89,6 +91,15 @@ def test_keras_ahead_at_the_best_epoch_and_along_the_curves_too_puts_part_of_the
     text = sections([runs("sgd", [0.76, 0.77])], [ours], [keras])
     assert "| `sgd` | the best epoch | 80.10 ± 0.10 (n=3) | 77.10 ± 0.10 (n=3) |" in text
     assert "differ: Keras 3 ahead by 3.0 points |" in text.split("| `sgd` | the best epoch |")[1].splitlines()[0]
+
+
+def test_keras_runs_recorded_before_the_script_resumed_exactly_are_counted_in_a_note():
+    protocol = [protocol_runs("sgd", [0.779, 0.781, 0.776], [0.79, 0.79, 0.79])]
+    earlier = keras_runs("sgd", [0.780, 0.777, 0.782], processes=(None, 3, None))
+    text = sections([runs("sgd", [0.76, 0.77, 0.78])], protocol, [earlier])
+    assert "2 of these 3 Keras runs were recorded by an earlier `scripts/keras_reference.py`" in text
+    assert "recorded by an earlier" not in sections([runs("sgd", [0.76, 0.77, 0.78])], protocol,
+                                                    [keras_runs("sgd", [0.780, 0.777, 0.782])])
 
 
 def test_the_keras_comparison_waits_for_two_runs_on_each_side():

@@ -70,7 +70,7 @@ def test_a_finished_run_is_a_complete_project_record_of_its_stopped_epoch(script
     module = scripts("keras_reference")
     config = module.read_config("adam_auto_staged")
     accuracies = [(0, 0.60), (0, 0.70), (1, 0.75), (1, 0.74), (2, 0.76), (2, 0.73)]  # (stage, val_acc) per epoch
-    state = {"fits_done": 3, "seconds": 30.0,
+    state = {"seconds": 30.0, "processes": 2,
              "history": [{"epoch": n, "stage": stage, "val_acc": acc, "lr": 1e-3 * 0.1 ** stage}
                          for n, (stage, acc) in enumerate(accuracies, 1)]}
     values = module.run_record(config, 43, tmp_path, state, Path("c.tar.gz"), train_images=500, test_images=100,
@@ -82,6 +82,7 @@ def test_a_finished_run_is_a_complete_project_record_of_its_stopped_epoch(script
     assert record.stopped_epoch_test_acc == 0.73 and record.test_acc == 0.7301  # the epoch it stopped at
     assert record.train_images_per_s == 6 * 500 / 30.0
     assert record.environment["threads"] == 2 and record.environment["framework"] == "keras 9 on tensorflow 9"
+    assert record.environment["processes"] == 2  # trained by two processes: stopped once and started again
     assert "stage" not in record.history[0] and record.hparams["seed"] == 43
 
 
@@ -89,7 +90,7 @@ def test_a_stopped_run_keeps_the_seconds_of_every_finished_epoch(scripts, tmp_pa
     module = scripts("keras_reference")
     ticks = iter([100.0, 160.0, 230.0,  # the first process: two epochs, then stopped in its third
                   500.0, 590.0, 600.0])  # started again: one epoch, then the test
-    state = {"fits_done": 0, "history": [], "seconds": 0.0}
+    state = {"history": [], "seconds": 0.0}
     clock = module.RunClock(state, now=lambda: next(ticks))
     clock.lap()
     clock.lap()
@@ -138,6 +139,7 @@ def test_a_run_stopped_and_started_again_trains_exactly_as_one_that_never_stoppe
     assert len(whole["history"]) == 9 and [e["lr"] for e in whole["history"]][::3] == pytest.approx([1e-3, 1e-4, 1e-5])
     assert stopped["history"] == whole["history"]  # every epoch's losses and accuracies, to the last bit
     assert (stopped["test_loss"], stopped["test_acc"]) == (whole["test_loss"], whole["test_acc"])
+    assert (whole["environment"]["processes"], stopped["environment"]["processes"]) == (1, 4)
 
 
 @pytest.mark.parametrize("name, ours, kwargs", [
