@@ -200,31 +200,22 @@ class RunClock:
         self.mark = moment
 
 
-def epoch_batches(keras: Any, x: np.ndarray, y: np.ndarray, seed: int, epoch: int) -> Any:
-    """The training images in batches of 32, in an order drawn afresh each epoch from (seed, epoch), as
-    Keras 2.0.8's ``fit(shuffle=True)`` permuted them with numpy: an epoch's order does not depend on how
-    many processes trained the run before it, so a resumed run sees what an uninterrupted one would."""
-
-    class Batches(keras.utils.PyDataset):
-        def __init__(self) -> None:
-            super().__init__()
-            self.begin(epoch)
-
-        def begin(self, index: int) -> None:
-            self.order = np.random.default_rng([seed, index]).permutation(len(x))
-
-        def __len__(self) -> int:
-            return -(-len(x) // BATCH)
-
-        def __getitem__(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-            rows = self.order[batch * BATCH:(batch + 1) * BATCH]
-            return x[rows], y[rows]
-
-    return Batches()
+def epoch_batches(tf: Any, x: np.ndarray, y: np.ndarray, seed: int, first_epoch: int, epochs: int) -> Any:
+    """The training images in batches of 32 for ``epochs`` epochs from run epoch ``first_epoch`` on, each
+    epoch in an order drawn afresh from (seed, epoch), as Keras 2.0.8's ``fit(shuffle=True)`` permuted them
+    with numpy: an epoch's order does not depend on how many processes trained the run before it, so a
+    resumed run sees what an uninterrupted one would."""
+    orders = np.stack([np.random.default_rng([seed, epoch]).permutation(len(x))
+                       for epoch in range(first_epoch, first_epoch + epochs)])
+    images, targets = tf.constant(x), tf.constant(y)
+    return (tf.data.Dataset.from_tensor_slices(orders)
+            .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(BATCH))
+            .map(lambda rows: (tf.gather(images, rows), tf.gather(targets, rows)))
+            .prefetch(2))
 
 
 def callbacks(keras: Any, run_dir: Path, state: dict[str, Any], clock: RunClock, stage: int, patience: int,
-              batches: Any, epochs_per_fit: int) -> list[Any]:
+              steps_per_epoch: int, epochs_per_fit: int) -> list[Any]:
     """Early stopping as Keras 2.0.8 counted; each epoch's randomness drawn from its number; after each epoch,
     its weights and optimizer state, then its record, one line and the run's state that names them."""
     done = [epoch for epoch in state["history"] if epoch["stage"] == stage]
@@ -235,17 +226,16 @@ def callbacks(keras: Any, run_dir: Path, state: dict[str, Any], clock: RunClock,
             for index, epoch in enumerate(done):  # the counters as they stood when this fit was cut off
                 self.on_epoch_end(index, {"val_accuracy": epoch["val_acc"]})
 
-    class EpochRandomness(keras.callbacks.Callback):
-        """The epoch's order of images and its dropout masks, both functions of the epoch's number: the
-        dropout layers' counters stand where an uninterrupted run's would (one draw per step)."""
+    class DropoutCounters(keras.callbacks.Callback):
+        """The epoch's dropout masks, a function of the epoch's number: the dropout layers' counters stand
+        where an uninterrupted run's would (one draw per step)."""
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             number = len(state["history"])
-            batches.begin(number)
             for layer in self.model.layers:
                 if isinstance(layer, keras.layers.Dropout):
                     generator = layer.seed_generator.state
-                    generator.assign(np.array([int(generator.numpy()[0]), number * len(batches)],
+                    generator.assign(np.array([int(generator.numpy()[0]), number * steps_per_epoch],
                                               dtype=generator.numpy().dtype))
 
     class Record(keras.callbacks.Callback):
@@ -276,7 +266,7 @@ def callbacks(keras: Any, run_dir: Path, state: dict[str, Any], clock: RunClock,
 
     return [
         ResumedEarlyStopping(monitor="val_accuracy", mode="max", patience=patience + 1, min_delta=0),
-        EpochRandomness(),
+        DropoutCounters(),
         Record(),
     ]
 
@@ -336,7 +326,7 @@ def train(config_name: str, seed: int, source: Path, data_dir: Path, out: Path,
         raise AssertionError(f"the Keras model has {model.count_params():,} parameters, not {PARAMS:,}")
     ended = {epoch["stage"] for epoch in state["history"] if epoch["ends_fit"]}
     stages = [stage for stage in range(config["lr_stages"]) if stage not in ended]
-    batches = epoch_batches(keras, x, y, seed, len(state["history"]))
+    steps_per_epoch = -(-len(x) // BATCH)
     clock = RunClock(state)
     for stage in stages:
         done = [epoch for epoch in state["history"] if epoch["stage"] == stage]
@@ -347,9 +337,10 @@ def train(config_name: str, seed: int, source: Path, data_dir: Path, out: Path,
         if done:  # cut off in the middle of this fit: its weights and its optimizer's state as they were
             model.optimizer.build(model.trainable_variables)
             model.load_weights(run_dir / state["weights"])
-        model.fit(batches, epochs=config["epochs_per_fit"], initial_epoch=len(done), validation_data=(x_test, y_test),
-                  shuffle=False, verbose=0,
-                  callbacks=callbacks(keras, run_dir, state, clock, stage, config["patience"], batches,
+        batches = epoch_batches(tf, x, y, seed, len(state["history"]), config["epochs_per_fit"] - len(done))
+        model.fit(batches, epochs=config["epochs_per_fit"], initial_epoch=len(done), steps_per_epoch=steps_per_epoch,
+                  validation_data=(x_test, y_test), verbose=0,
+                  callbacks=callbacks(keras, run_dir, state, clock, stage, config["patience"], steps_per_epoch,
                                       config["epochs_per_fit"]))
     if not stages:  # every fit had ended: only the evaluation was left
         model.load_weights(run_dir / state["weights"])
