@@ -234,9 +234,9 @@ def callbacks(keras: Any, run_dir: Path, state: dict[str, Any], clock: RunClock,
             number = len(state["history"])
             for layer in self.model.layers:
                 if isinstance(layer, keras.layers.Dropout):
-                    generator = layer.seed_generator.state
-                    generator.assign(np.array([int(generator.numpy()[0]), number * steps_per_epoch],
-                                              dtype=generator.numpy().dtype))
+                    layer_seed = layer.seed_generator.state.numpy()[0]  # set by the run's seed, never changed
+                    layer.seed_generator.state.assign(np.array([layer_seed, number * steps_per_epoch],
+                                                               dtype=layer_seed.dtype))
 
     class Record(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:

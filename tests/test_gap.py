@@ -7,13 +7,15 @@ from src.results import RunRecord
 from tests.test_findings import protocol_runs, runs
 
 
-def keras_runs(name, stopped, processes=(1, 2, 1)):
+def keras_runs(name, stopped, processes=None):
     """Keras reference runs: the stopped epoch is the one evaluated, and it validated on the test set; a run
-    whose process count is None was recorded before the script counted them."""
+    whose process count is None was recorded before the script counted them (default: each trained by one)."""
+    counts = processes or [1] * len(stopped)
+    assert len(counts) == len(stopped)
     return ConfigRuns(name, [
         RunRecord(config=name, stop_reason="early_stopping", epochs=30, test_acc=s, data={"validates_on_test": True},
                   history=[{"epoch": 30, "val_acc": s}], environment={} if count is None else {"processes": count})
-        for s, count in zip(stopped, processes)])
+        for s, count in zip(stopped, counts)])
 
 
 def sections(groups, protocol=(), keras=(), rungs=None):
