@@ -9,13 +9,18 @@ message shows it with the password as ``***``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import warnings
+from collections.abc import Iterator
+from typing import Any
 
 import optuna
+import sqlalchemy
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
 
 from src.errors import UserInputError
 
@@ -23,6 +28,7 @@ ENV_PREFIX = "env:"
 STORAGE_VARIABLE = "HPARAM_LAB_STORAGE"  # the trials' processes find the study's URL here
 CONNECT_TIMEOUT = 5  # seconds a PostgreSQL server has to answer (libpq's own default: forever)
 MAX_RETRY = 3  # times a trial whose worker died is run again
+SCHEMA_LOCK = 0x68706172616D  # "hparam": the PostgreSQL advisory lock a worker holds while Optuna sets up its tables
 
 
 def storage_url(storage: str) -> str:
@@ -72,5 +78,27 @@ def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.RDBS
                 retry["heartbeat_stale_trial_callback"] = optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRY)
             else:
                 retry["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(MAX_RETRY)
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat or None,
-                                          **retry)
+        with schema_lock(url, engine_kwargs):
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat or None,
+                                              **retry)
+
+
+@contextlib.contextmanager
+def schema_lock(url: str, engine_kwargs: dict[str, Any]) -> Iterator[None]:
+    """Hold :data:`SCHEMA_LOCK` on a PostgreSQL server, one worker at a time.
+
+    Optuna creates and stamps its tables without a lock, so workers that open a new database at
+    the same moment (one search started on several machines, as docs/beyond-one-machine.md shows)
+    race, and all but one fail with "duplicate key value violates unique constraint". Other databases pass
+    through: a SQLite study has one search process, and its trials open the study once it exists
+    (SQLite races the same way, so two searches must not start a new SQLite file together)."""
+    if make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool, **engine_kwargs)
+    try:
+        with engine.connect() as connection:  # a session-level lock: closing the connection releases it
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
+            yield
+    finally:
+        engine.dispose()

@@ -13,8 +13,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import optuna
 import pytest
@@ -108,6 +109,51 @@ def test_two_workers_share_a_study_and_run_no_trial_twice(postgres_url, study, t
     for run in runs:  # one fit each: the run's log has one command line
         assert (study["dir"] / run / "seed_42" / "train.log").read_text().count("\n$ ") == 1
     assert all(t.value == pytest.approx(results_of(Path(t.user_attrs["run_dir"]))["best_val_acc"]) for t in trials)
+
+
+@pytest.fixture
+def empty_schema(postgres_url: str) -> Iterator[Callable[[], str]]:
+    """Makes schemas of its own on the server, each a new database as far as Optuna can tell, and
+    returns URLs that work in them; drops them afterwards."""
+    schemas = []
+
+    def make() -> str:
+        schemas.append(f"test_{uuid.uuid4().hex[:12]}")
+        with psycopg.connect(postgres_url, autocommit=True) as connection:
+            connection.execute(f"CREATE SCHEMA {schemas[-1]}")
+        return f"{postgres_url}?options={quote(f'-csearch_path={schemas[-1]}')}"
+
+    yield make
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        for schema in schemas:
+            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+OPEN_EACH_URL = """
+import sys
+from src.storage import open_storage
+print("ready", flush=True)
+for url in iter(sys.stdin.readline, ""):
+    open_storage(url.strip())
+    print("opened", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_workers_that_open_a_new_database_at_the_same_moment_all_open_it(empty_schema):
+    # without a lock, Optuna's table creation races: most rounds, some of four workers failed
+    workers = [subprocess.Popen([sys.executable, "-c", OPEN_EACH_URL], cwd=ROOT, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+               for _ in range(4)]
+    with cleaned_up(*workers):
+        assert [w.stdout.readline() for w in workers] == ["ready\n"] * 4, [w.communicate()[1] for w in workers]
+        for _ in range(5):
+            url = empty_schema()
+            for worker in workers:  # all at once: each has imported Optuna and waits for the line
+                worker.stdin.write(url + "\n")
+                worker.stdin.flush()
+            answers = [w.stdout.readline() for w in workers]
+            assert answers == ["opened\n"] * 4, [w.communicate()[1] for w, a in zip(workers, answers) if not a]
 
 
 @pytest.mark.slow
