@@ -59,15 +59,17 @@ def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.RDBS
     """Optuna's storage on the database at ``url``.
 
     A PostgreSQL server gets :data:`CONNECT_TIMEOUT` seconds to answer (unless the URL sets its
-    own ``connect_timeout``), so that a wrong host or a hung server is an error, not a hang.
+    own ``connect_timeout``), so that a wrong host or a hung server is an error, not a hang, and
+    workers that open a new one together set up its tables one at a time (:func:`schema_lock`).
     With ``heartbeat`` (seconds), each running trial records that its worker is alive that often;
     a trial that has not for twice as long (Optuna's grace period: its worker was killed, its
     machine lost) is failed by the next worker that asks for a trial and run again, up to
     :data:`MAX_RETRY` times. Only workers that call ``fail_stale_trials`` and keep a heartbeat,
     as :func:`src.search.search` does, take part."""
     parsed = make_url(url)
+    postgres = parsed.get_backend_name() == "postgresql"
     engine_kwargs = {}
-    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+    if postgres and "connect_timeout" not in parsed.query:
         engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     with warnings.catch_warnings():  # the heartbeat and its retry callback are "experimental" since Optuna 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -78,23 +80,20 @@ def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.RDBS
                 retry["heartbeat_stale_trial_callback"] = optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRY)
             else:
                 retry["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(MAX_RETRY)
-        with schema_lock(url, engine_kwargs):
+        with schema_lock(url, engine_kwargs) if postgres else contextlib.nullcontext():
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat or None,
                                               **retry)
 
 
 @contextlib.contextmanager
 def schema_lock(url: str, engine_kwargs: dict[str, Any]) -> Iterator[None]:
-    """Hold :data:`SCHEMA_LOCK` on a PostgreSQL server, one worker at a time.
+    """Hold :data:`SCHEMA_LOCK` on the PostgreSQL server at ``url``, one worker at a time.
 
     Optuna creates and stamps its tables without a lock, so workers that open a new database at
     the same moment (one search started on several machines, as docs/beyond-one-machine.md shows)
-    race, and all but one fail with "duplicate key value violates unique constraint". Other databases pass
-    through: a SQLite study has one search process, and its trials open the study once it exists
-    (SQLite races the same way, so two searches must not start a new SQLite file together)."""
-    if make_url(url).get_backend_name() != "postgresql":
-        yield
-        return
+    race, and all but one fail with "duplicate key value violates unique constraint". SQLite
+    races the same way but goes without: a SQLite study has one search process, and its trials
+    open the study once it exists."""
     engine = sqlalchemy.create_engine(url, poolclass=NullPool, **engine_kwargs)
     try:
         with engine.connect() as connection:  # a session-level lock: closing the connection releases it
